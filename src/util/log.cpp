@@ -17,7 +17,7 @@ namespace {
 Format g_format = Format::Text;
 
 // "<32 hex trace id> <16 hex span id>" or empty when no span is current.
-thread_local char t_span[49] = {0};
+thread_local char t_span[50] = {0};
 
 constexpr const char* kLevelNames[] = {"trace", "debug", "info", "warn", "error", "off"};
 constexpr const char* kLevelText[] = {"TRACE", "DEBUG", "INFO ", "WARN ", "ERROR", "OFF  "};
@@ -200,7 +200,7 @@ ScopedLogSpan::ScopedLogSpan(const uint8_t trace_id[16], const uint8_t span_id[8
     t_span[33 + 2 * i] = kHex[span_id[i] >> 4];
     t_span[34 + 2 * i] = kHex[span_id[i] & 15];
   }
-  t_span[48] = 0;
+  t_span[49] = 0;
 }
 
 ScopedLogSpan::~ScopedLogSpan() { std::memcpy(t_span, saved_, sizeof saved_); }

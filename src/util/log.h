@@ -68,7 +68,7 @@ class ScopedLogSpan {
   ScopedLogSpan& operator=(const ScopedLogSpan&) = delete;
 
  private:
-  char saved_[49];
+  char saved_[50];
 };
 
 namespace detail {
