@@ -1,0 +1,229 @@
+#include "protocol/protocol.h"
+
+#include <simdjson.h>
+
+#include <charconv>
+#include <cstdlib>
+
+#include "protocol/json_writer.h"
+
+namespace wstrace::protocol {
+namespace {
+
+constexpr std::string_view kTypeNames[] = {"Ping", "Subscribe", "Unsubscribe", "Message"};
+
+constexpr std::string_view kErrorNames[] = {
+#define WSTRACE_X(e, name) name,
+    WSTRACE_ERROR_CODES(WSTRACE_X)
+#undef WSTRACE_X
+};
+
+constexpr auto kChannelChars = [] {
+  struct Table {
+    bool ok[256];
+  } t{};
+  for (int c = 'a'; c <= 'z'; ++c) t.ok[c] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) t.ok[c] = true;
+  for (int c = '0'; c <= '9'; ++c) t.ok[c] = true;
+  for (char c : std::string_view("_.:/-")) t.ok[static_cast<unsigned char>(c)] = true;
+  return t;
+}();
+
+void append_literal(Buffer& out, std::string_view s) { out.append(s.data(), s.size()); }
+
+void append_id(Buffer& out, const Id& id) {
+  if (id.kind == Id::Kind::None) return;
+  append_literal(out, ",\"id\":");
+  char buf[32];
+  std::to_chars_result r{};
+  switch (id.kind) {
+    case Id::Kind::String:
+      append_json_string(out, id.str);
+      return;
+    case Id::Kind::Int:
+      r = std::to_chars(buf, buf + sizeof buf, id.i);
+      break;
+    case Id::Kind::Uint:
+      r = std::to_chars(buf, buf + sizeof buf, id.u);
+      break;
+    case Id::Kind::Double:
+      r = std::to_chars(buf, buf + sizeof buf, id.d);
+      break;
+    case Id::Kind::None:
+      return;
+  }
+  out.append(buf, static_cast<size_t>(r.ptr - buf));
+}
+
+}  // namespace
+
+std::string_view type_name(Type t) { return kTypeNames[static_cast<int>(t)]; }
+std::string_view error_code_name(ErrorCode c) { return kErrorNames[static_cast<int>(c)]; }
+
+bool valid_channel(std::string_view name) {
+  if (name.empty() || name.size() > kMaxChannelLength) return false;
+  for (char c : name) {
+    if (!kChannelChars.ok[static_cast<unsigned char>(c)]) return false;
+  }
+  return true;
+}
+
+struct Parser::Impl {
+  simdjson::dom::parser dom;
+};
+
+Parser::Parser(size_t max_message_size) : impl_(std::make_unique<Impl>()) {
+  // Allocate once for the largest message, so parsing never allocates.
+  if (impl_->dom.allocate(max_message_size < 4096 ? 4096 : max_message_size) !=
+      simdjson::SUCCESS) {
+    std::abort();  // out of memory at start-up
+  }
+}
+
+Parser::~Parser() = default;
+
+bool Parser::parse(const uint8_t* data, size_t len, ClientMessage& out, ParseError& err) {
+  using simdjson::dom::element_type;
+  err.id = Id{};
+  simdjson::dom::element root;
+  if (impl_->dom.parse(data, len, false).get(root) != simdjson::SUCCESS) {
+    err = {ErrorCode::InvalidJson, "message is not valid JSON", {}};
+    return false;
+  }
+  simdjson::dom::object obj;
+  if (root.get_object().get(obj) != simdjson::SUCCESS) {
+    err = {ErrorCode::InvalidJson, "message must be a JSON object", {}};
+    return false;
+  }
+
+  out = ClientMessage{};
+  std::string_view type;
+  bool has_type = false, has_channel = false, has_content = false;
+  for (auto field : obj) {
+    std::string_view key = field.key;
+    simdjson::dom::element v = field.value;
+    if (key == "type") {
+      if (v.get_string().get(type) != simdjson::SUCCESS) {
+        err = {ErrorCode::InvalidJson, "field 'type' must be a string", {}};
+        return false;
+      }
+      has_type = true;
+    } else if (key == "channel") {
+      if (v.get_string().get(out.channel) != simdjson::SUCCESS) {
+        err = {ErrorCode::InvalidJson, "field 'channel' must be a string", {}};
+        return false;
+      }
+      has_channel = true;
+    } else if (key == "content") {
+      if (v.get_string().get(out.content) != simdjson::SUCCESS) {
+        err = {ErrorCode::InvalidJson, "field 'content' must be a string", {}};
+        return false;
+      }
+      has_content = true;
+    } else if (key == "traceparent") {
+      if (v.get_string().get(out.traceparent) != simdjson::SUCCESS) {
+        err = {ErrorCode::InvalidJson, "field 'traceparent' must be a string", {}};
+        return false;
+      }
+    } else if (key == "id") {
+      switch (v.type()) {
+        case element_type::STRING:
+          out.id.kind = Id::Kind::String;
+          if (v.get_string().get(out.id.str) != simdjson::SUCCESS) out.id.kind = Id::Kind::None;
+          break;
+        case element_type::INT64:
+          out.id.kind = Id::Kind::Int;
+          if (v.get_int64().get(out.id.i) != simdjson::SUCCESS) out.id.kind = Id::Kind::None;
+          break;
+        case element_type::UINT64:
+          out.id.kind = Id::Kind::Uint;
+          if (v.get_uint64().get(out.id.u) != simdjson::SUCCESS) out.id.kind = Id::Kind::None;
+          break;
+        case element_type::DOUBLE:
+          out.id.kind = Id::Kind::Double;
+          if (v.get_double().get(out.id.d) != simdjson::SUCCESS) out.id.kind = Id::Kind::None;
+          break;
+        default:
+          err = {ErrorCode::InvalidJson, "field 'id' must be a string or a number", {}};
+          return false;
+      }
+    }
+    // Other fields are ignored, so clients may add their own.
+  }
+  err.id = out.id;
+  if (!has_type) {
+    err.code = ErrorCode::MissingField;
+    err.message = "field 'type' is required";
+    return false;
+  }
+  if (type == "Ping") {
+    out.type = Type::Ping;
+    return true;
+  }
+  if (type == "Subscribe") {
+    out.type = Type::Subscribe;
+  } else if (type == "Unsubscribe") {
+    out.type = Type::Unsubscribe;
+  } else if (type == "Message") {
+    out.type = Type::Message;
+  } else {
+    err.code = ErrorCode::UnknownType;
+    err.message = "unknown message type (expected Ping, Subscribe, Unsubscribe or Message)";
+    return false;
+  }
+  if (!has_channel) {
+    err.code = ErrorCode::MissingField;
+    err.message = "field 'channel' is required";
+    return false;
+  }
+  if (!valid_channel(out.channel)) {
+    err.code = ErrorCode::InvalidChannel;
+    err.message = "channel names are 1-128 bytes of A-Z a-z 0-9 _ . : / -";
+    return false;
+  }
+  if (out.type == Type::Message && !has_content) {
+    err.code = ErrorCode::MissingField;
+    err.message = "field 'content' is required";
+    return false;
+  }
+  return true;
+}
+
+void encode_pong(Buffer& out, const Id& id) {
+  append_literal(out, "{\"type\":\"Pong\"");
+  append_id(out, id);
+  out.push_back('}');
+}
+
+void encode_subscribed(Buffer& out, std::string_view channel, const Id& id) {
+  append_literal(out, "{\"type\":\"Subscribed\",\"channel\":");
+  append_json_string(out, channel);
+  append_id(out, id);
+  out.push_back('}');
+}
+
+void encode_unsubscribed(Buffer& out, std::string_view channel, const Id& id) {
+  append_literal(out, "{\"type\":\"Unsubscribed\",\"channel\":");
+  append_json_string(out, channel);
+  append_id(out, id);
+  out.push_back('}');
+}
+
+void encode_error(Buffer& out, ErrorCode code, std::string_view message, const Id& id) {
+  append_literal(out, "{\"type\":\"Error\",\"code\":\"");
+  append_literal(out, error_code_name(code));
+  append_literal(out, "\",\"message\":");
+  append_json_string(out, message);
+  append_id(out, id);
+  out.push_back('}');
+}
+
+void encode_message(Buffer& out, std::string_view channel, std::string_view content) {
+  append_literal(out, "{\"type\":\"Message\",\"channel\":");
+  append_json_string(out, channel);
+  append_literal(out, ",\"content\":");
+  append_json_string(out, content);
+  out.push_back('}');
+}
+
+}  // namespace wstrace::protocol

@@ -1,0 +1,26 @@
+#include "pubsub/frame.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+namespace wstrace::pubsub {
+
+Frame* Frame::make(ws::Opcode op, const uint8_t* payload, size_t n, bool rsv1) {
+  const size_t header = ws::header_size_for(n);
+  void* mem = std::malloc(sizeof(Frame) + header + n);
+  if (mem == nullptr) std::abort();  // out of memory
+  auto* f = new (mem) Frame();
+  ws::write_header(f->bytes_, op, n, true, rsv1);
+  if (n > 0) std::memcpy(f->bytes_ + header, payload, n);
+  f->size_ = static_cast<uint32_t>(header + n);
+  f->payload_size_ = static_cast<uint32_t>(n);
+  return f;
+}
+
+void Frame::destroy() {
+  this->~Frame();
+  std::free(this);
+}
+
+}  // namespace wstrace::pubsub

@@ -1,0 +1,65 @@
+#include "pubsub/publication.h"
+
+#include "protocol/protocol.h"
+
+namespace wstrace::pubsub {
+
+ws::Deflater& DeflaterSet::get(uint8_t window_bits) {
+  auto& slot = by_bits_[window_bits & 15];
+  if (!slot) slot = std::make_unique<ws::Deflater>(window_bits);
+  return *slot;
+}
+
+Publication* Publication::make(std::string_view channel, std::string_view content,
+                               uint64_t published_unix_ns, const TraceContext& trace,
+                               uint64_t origin_node, Buffer& scratch) {
+  auto* p = new Publication();
+  p->channel_.assign(channel);
+  p->content_.assign(content);
+  p->content_size_ = content.size();
+  p->published_unix_ns_ = published_unix_ns;
+  p->trace_ = trace;
+  p->origin_node_ = origin_node;
+  scratch.clear();
+  protocol::encode_message(scratch, channel, content);
+  p->plain_ = Frame::make(ws::Opcode::Text, scratch.data(), scratch.size());
+  return p;
+}
+
+Publication::~Publication() {
+  plain_->unref();
+  for (auto& slot : deflated_) {
+    if (Frame* f = slot.load(std::memory_order_relaxed)) f->unref();
+  }
+}
+
+Frame* Publication::deflated(uint8_t client_window_bits, DeflaterSet& deflaters) {
+  const size_t n = plain_->payload_size();
+  if (n < kCompressMin) return plain_;
+  // Without context takeover each message is its own deflate stream, so a
+  // stream made with a 32 KiB window only refers back within the message: a
+  // message no longer than the client's window can share the 15-bit variant.
+  uint8_t bits = client_window_bits;
+  if (bits < 9) bits = 9;
+  if (bits > 15 || n <= (size_t{1} << bits)) bits = 15;
+  auto& slot = deflated_[bits - 8];
+  Frame* f = slot.load(std::memory_order_acquire);
+  if (f != nullptr) return f;
+
+  Buffer& out = deflaters.scratch();
+  out.clear();
+  const uint8_t* payload = plain_->data() + (plain_->size() - n);
+  Frame* made;
+  if (deflaters.get(bits).compress(payload, n, out) && out.size() < n) {
+    made = Frame::make(ws::Opcode::Text, out.data(), out.size(), /*rsv1=*/true);
+  } else {
+    made = plain_;
+    made->ref();
+  }
+  Frame* expected = nullptr;
+  if (slot.compare_exchange_strong(expected, made, std::memory_order_acq_rel)) return made;
+  made->unref();  // another thread built it first
+  return expected;
+}
+
+}  // namespace wstrace::pubsub

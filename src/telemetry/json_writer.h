@@ -1,0 +1,83 @@
+// Minimal JSON output helpers shared by the OTLP/JSON encoder and the admin
+// renderers.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+namespace wstrace::telemetry::json {
+
+inline void append_string(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          out += "\\u00";
+          out.push_back(kHex[c >> 4]);
+          out.push_back(kHex[c & 0xf]);
+        } else {
+          out.push_back(ch);
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+inline void append_uint(std::string& out, uint64_t v) {
+  char buf[24];
+  int n = std::snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(v));
+  out.append(buf, static_cast<size_t>(n));
+}
+
+inline void append_int(std::string& out, int64_t v) {
+  char buf[24];
+  int n = std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(v));
+  out.append(buf, static_cast<size_t>(n));
+}
+
+// 64-bit integers as decimal strings (OTLP/JSON, proto3 JSON mapping).
+inline void append_uint_string(std::string& out, uint64_t v) {
+  out.push_back('"');
+  append_uint(out, v);
+  out.push_back('"');
+}
+inline void append_int_string(std::string& out, int64_t v) {
+  out.push_back('"');
+  append_int(out, v);
+  out.push_back('"');
+}
+
+// Shortest round-trip form; non-finite values as the proto3 JSON strings
+// "NaN", "Infinity", "-Infinity".
+inline void append_double(std::string& out, double v) {
+  if (std::isnan(v)) {
+    out += "\"NaN\"";
+    return;
+  }
+  if (std::isinf(v)) {
+    out += v > 0 ? "\"Infinity\"" : "\"-Infinity\"";
+    return;
+  }
+  char buf[32];
+  for (int prec = 15; prec <= 17; ++prec) {
+    std::snprintf(buf, sizeof buf, "%.*g", prec, v);
+    if (std::strtod(buf, nullptr) == v) {
+      break;
+    }
+  }
+  out += buf;
+}
+
+}  // namespace wstrace::telemetry::json

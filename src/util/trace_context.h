@@ -1,0 +1,23 @@
+// The identity of a span as it travels with data (a publication, a Redis
+// envelope): W3C trace id, span id and flags. The telemetry layer parses,
+// formats and creates these; lower layers only carry them.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+namespace wstrace {
+
+struct TraceContext {
+  uint8_t trace_id[16] = {};
+  uint8_t span_id[8] = {};
+  uint8_t flags = 0;  // bit 0: sampled
+
+  bool valid() const {
+    static constexpr uint8_t kZero[16] = {};
+    return std::memcmp(trace_id, kZero, 16) != 0 && std::memcmp(span_id, kZero, 8) != 0;
+  }
+  bool sampled() const { return (flags & 1) != 0; }
+};
+
+}  // namespace wstrace

@@ -1,0 +1,211 @@
+// The receiving half of the RFC 6455 engine, with no I/O: the owner feeds it
+// the bytes it read and it calls back with complete messages and control
+// frames, or with the first protocol error.
+//
+//   size_t used = receiver.feed(data, len, handler);
+//
+// feed() consumes whole frames only; the owner keeps the unconsumed tail and
+// feeds it again with more bytes appended (pending_frame_size() tells how
+// large that frame is once its header has arrived). Payloads are unmasked in
+// place, so `data` must be writable. The handler is a template parameter
+// (inlined, no virtual calls) with these members:
+//
+//   void on_message(Opcode op, uint8_t* data, size_t len); // Text (valid UTF-8) or Binary
+//   void on_ping(const uint8_t* data, size_t len);
+//   void on_pong(const uint8_t* data, size_t len);
+//   void on_close(uint16_t code, std::string_view reason); // 1005: no code sent
+//   void on_error(Error error);                            // then feed() stops for good
+//   bool keep_reading();           // false stops feed() after the current frame
+//   bool deflate_negotiated();     // permessage-deflate in use (RSV1 allowed)
+//   Inflater* inflater();          // called only when deflate_negotiated()
+//   bool inflate_reset();          // client_no_context_takeover: reset after each message
+//   Buffer& scratch();             // where inflated messages are written
+//
+// The handler must not destroy the receiver from inside a callback.
+#pragma once
+
+#include <memory>
+#include <string_view>
+
+#include "util/buffer.h"
+#include "ws/close_code.h"
+#include "ws/deflate.h"
+#include "ws/frame.h"
+#include "ws/utf8.h"
+
+namespace wstrace::ws {
+
+class Receiver {
+ public:
+  explicit Receiver(uint64_t max_message_size = 1 << 20) : max_message_(max_message_size) {}
+
+  void set_max_message_size(uint64_t n) { max_message_ = n; }
+
+  template <class H>
+  size_t feed(uint8_t* data, size_t len, H& h);
+
+  // Size of the incomplete frame feed() stopped at (header + payload), or 0
+  // when not even its header has arrived.
+  uint64_t pending_frame_size() const { return pending_; }
+  bool failed() const { return done_; }
+  bool in_fragmented_message() const { return assembly_ != nullptr; }
+
+ private:
+  // State of a fragmented message; exists only while one is in progress.
+  struct Assembly {
+    Buffer payload;
+    Utf8Validator utf8;
+    uint8_t opcode = 0;
+    bool compressed = false;
+  };
+
+  template <class H>
+  Error check_header(const FrameHeader& fh, H& h) const;
+  template <class H>
+  bool handle_frame(const FrameHeader& fh, uint8_t* payload, H& h);
+  template <class H>
+  bool deliver(uint8_t opcode, bool compressed, bool utf8_checked, uint8_t* data, size_t len,
+               H& h);
+  template <class H>
+  bool fail(Error e, H& h) {
+    done_ = true;
+    assembly_.reset();
+    h.on_error(e);
+    return false;
+  }
+
+  std::unique_ptr<Assembly> assembly_;
+  uint64_t max_message_;
+  uint64_t pending_ = 0;
+  bool done_ = false;
+};
+
+template <class H>
+Error Receiver::check_header(const FrameHeader& fh, H& h) const {
+  if (!fh.masked) return Error::UnmaskedFrame;
+  if (fh.rsv2 || fh.rsv3) return Error::ReservedBits;
+  const uint8_t op = fh.opcode;
+  if (is_control(op)) {
+    if (op != 0x8 && op != 0x9 && op != 0xA) return Error::ReservedOpcode;
+    if (fh.rsv1) return Error::ReservedBits;
+    if (!fh.fin) return Error::FragmentedControl;
+    if (fh.payload_size > kMaxControlPayload) return Error::ControlTooLong;
+    return Error::None;
+  }
+  if (op > 0x2) return Error::ReservedOpcode;
+  if (op == 0x0) {
+    if (!assembly_) return Error::UnexpectedContinuation;
+    if (fh.rsv1) return Error::ReservedBits;  // RSV1 only on the first frame (RFC 7692 §6.1)
+    if (assembly_->payload.size() + fh.payload_size > max_message_) return Error::MessageTooBig;
+    return Error::None;
+  }
+  if (assembly_) return Error::ExpectedContinuation;
+  if (fh.rsv1 && !h.deflate_negotiated()) return Error::ReservedBits;
+  if (fh.payload_size > max_message_) return Error::MessageTooBig;
+  return Error::None;
+}
+
+template <class H>
+size_t Receiver::feed(uint8_t* data, size_t len, H& h) {
+  size_t pos = 0;
+  pending_ = 0;
+  while (!done_ && pos < len) {
+    FrameHeader fh;
+    HeaderStatus hs = parse_header(data + pos, len - pos, fh);
+    if (hs == HeaderStatus::NeedMore) break;
+    if (hs == HeaderStatus::BadLength) {
+      fail(Error::BadLength, h);
+      break;
+    }
+    // Reject as soon as the header is known: never buffer a frame we refuse.
+    Error e = check_header(fh, h);
+    if (e != Error::None) {
+      fail(e, h);
+      break;
+    }
+    uint64_t frame_size = fh.header_size + fh.payload_size;
+    if (len - pos < frame_size) {
+      pending_ = frame_size;
+      break;
+    }
+    uint8_t* payload = data + pos + fh.header_size;
+    apply_mask(payload, static_cast<size_t>(fh.payload_size), fh.mask);
+    pos += static_cast<size_t>(frame_size);
+    if (!handle_frame(fh, payload, h)) break;
+    if (!h.keep_reading()) break;
+  }
+  return pos;
+}
+
+template <class H>
+bool Receiver::handle_frame(const FrameHeader& fh, uint8_t* payload, H& h) {
+  const size_t n = static_cast<size_t>(fh.payload_size);
+  switch (fh.opcode) {
+    case 0x9:
+      h.on_ping(payload, n);
+      return true;
+    case 0xA:
+      h.on_pong(payload, n);
+      return true;
+    case 0x8: {
+      if (n == 0) {
+        done_ = true;
+        h.on_close(close_code::kNoStatus, {});
+        return false;
+      }
+      if (n == 1) return fail(Error::BadClosePayload, h);
+      uint16_t code = static_cast<uint16_t>((payload[0] << 8) | payload[1]);
+      if (!is_valid_received_close_code(code)) return fail(Error::InvalidCloseCode, h);
+      if (!is_valid_utf8(payload + 2, n - 2)) return fail(Error::InvalidUtf8, h);
+      done_ = true;
+      h.on_close(code, std::string_view(reinterpret_cast<char*>(payload + 2), n - 2));
+      return false;
+    }
+    default:
+      break;
+  }
+
+  if (fh.opcode != 0x0) {
+    if (fh.fin) return deliver(fh.opcode, fh.rsv1, false, payload, n, h);
+    assembly_ = std::make_unique<Assembly>();
+    assembly_->opcode = fh.opcode;
+    assembly_->compressed = fh.rsv1;
+  }
+  Assembly& a = *assembly_;
+  a.payload.append(payload, n);
+  // Fail a bad text message at its first bad byte, not at its last fragment.
+  if (a.opcode == 0x1 && !a.compressed && !a.utf8.feed(payload, n)) {
+    return fail(Error::InvalidUtf8, h);
+  }
+  if (!fh.fin) return true;
+  if (a.opcode == 0x1 && !a.compressed && !a.utf8.complete()) return fail(Error::InvalidUtf8, h);
+  std::unique_ptr<Assembly> done = std::move(assembly_);
+  return deliver(done->opcode, done->compressed, !done->compressed, done->payload.data(),
+                 done->payload.size(), h);
+}
+
+template <class H>
+bool Receiver::deliver(uint8_t opcode, bool compressed, bool utf8_checked, uint8_t* data,
+                       size_t len, H& h) {
+  if (compressed) {
+    Buffer& out = h.scratch();
+    out.clear();
+    switch (h.inflater()->inflate_message(data, len, out, max_message_, h.inflate_reset())) {
+      case Inflater::Result::Ok:
+        break;
+      case Inflater::Result::TooBig:
+        return fail(Error::MessageTooBig, h);
+      case Inflater::Result::Error:
+        return fail(Error::CompressionError, h);
+    }
+    data = out.data();
+    len = out.size();
+  }
+  if (opcode == 0x1 && !utf8_checked && !is_valid_utf8(data, len)) {
+    return fail(Error::InvalidUtf8, h);
+  }
+  h.on_message(static_cast<Opcode>(opcode), data, len);
+  return true;
+}
+
+}  // namespace wstrace::ws
