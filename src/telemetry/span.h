@@ -30,7 +30,8 @@ class Text {
   Text() = default;
   template <size_t N>
   consteval Text(const char (&s)[N]) : ptr_(s), len_(N - 1) {}  // NOLINT: implicit on purpose
-  Text(std::string s) : owned_(std::move(s)) {}                  // NOLINT
+  Text(std::string s)  // NOLINT: implicit on purpose
+      : owned_(std::make_shared<const std::string>(std::move(s))) {}
   // The caller promises `s` outlives every copy of this Text (e.g. a
   // `static constexpr std::string_view`).
   static Text literal(std::string_view s) {
@@ -41,14 +42,16 @@ class Text {
   }
   static Text copy(std::string_view s) { return Text(std::string(s)); }
 
-  std::string_view view() const { return ptr_ ? std::string_view(ptr_, len_) : owned_; }
+  std::string_view view() const {
+    return ptr_ ? std::string_view(ptr_, len_) : owned_ ? std::string_view(*owned_) : std::string_view();
+  }
   bool empty() const { return view().empty(); }
   friend bool operator==(const Text& a, const Text& b) { return a.view() == b.view(); }
 
  private:
   const char* ptr_ = nullptr;
   size_t len_ = 0;
-  std::string owned_;
+  std::shared_ptr<const std::string> owned_;  // null for literals (copies share it)
 };
 
 using AttrValue = std::variant<bool, int64_t, double, std::string>;

@@ -1,0 +1,32 @@
+// Prometheus text exposition format 0.0.4 from a metrics snapshot, with the
+// usual OpenTelemetry-to-Prometheus translation:
+//   * name: characters outside [a-zA-Z0-9_:] become '_' (dots included),
+//     repeated '_' collapse;
+//   * unit suffix from the UCUM unit: s -> _seconds, By -> _bytes, ms ->
+//     _milliseconds, "1" on a gauge -> _ratio, "{...}" annotations -> none,
+//     a/b -> a_per_b; not added twice;
+//   * monotonic sums are counters with _total; non-monotonic sums and gauges
+//     are gauges; histograms give _bucket{le=...} (cumulative, with +Inf),
+//     _sum and _count;
+//   * label names sanitised the same way, values escaped (\\, \", \n).
+// Every family gets # HELP and # TYPE. Passes `promtool check metrics`.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "telemetry/metrics.h"
+#include "telemetry/otlp_encode.h"
+
+namespace wstrace::telemetry {
+
+std::string prometheus_name(std::string_view otel_name, std::string_view unit, MetricType type,
+                            bool monotonic);
+std::string prometheus_label_name(std::string_view key);
+
+// `resource` non-null adds a target_info gauge carrying the resource attributes.
+std::string render_prometheus(const MetricsSnapshot& snapshot, const Resource* resource = nullptr);
+
+inline constexpr std::string_view kPrometheusContentType = "text/plain; version=0.0.4; charset=utf-8";
+
+}  // namespace wstrace::telemetry
