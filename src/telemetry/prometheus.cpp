@@ -198,8 +198,14 @@ std::string prometheus_name(std::string_view otel_name, std::string_view unit, M
     }
     name += suffix;
   }
-  if (type == MetricType::Sum && monotonic && !ends_with(name, "_total")) {
-    name += "_total";
+  if (type == MetricType::Sum && monotonic) {
+    if (!ends_with(name, "_total")) {
+      name += "_total";
+    }
+  } else if (type != MetricType::Histogram &&
+             (ends_with(name, "_count") || ends_with(name, "_sum") || ends_with(name, "_bucket"))) {
+    // Those suffixes belong to histogram and summary series in Prometheus.
+    name += "_value";
   }
   return name;
 }

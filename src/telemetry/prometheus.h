@@ -6,7 +6,8 @@
 //     _milliseconds, "1" on a gauge -> _ratio, "{...}" annotations -> none,
 //     a/b -> a_per_b; not added twice;
 //   * monotonic sums are counters with _total; non-monotonic sums and gauges
-//     are gauges; histograms give _bucket{le=...} (cumulative, with +Inf),
+//     are gauges (a gauge name ending in _count/_sum/_bucket, reserved for
+//     histograms, gets _value appended); histograms give _bucket{le=...} (cumulative, with +Inf),
 //     _sum and _count;
 //   * label names sanitised the same way, values escaped (\\, \", \n).
 // Every family gets # HELP and # TYPE. Passes `promtool check metrics`.
