@@ -18,6 +18,16 @@ Frame* Frame::make(ws::Opcode op, const uint8_t* payload, size_t n, bool rsv1) {
   return f;
 }
 
+Frame* Frame::make_raw(std::string_view bytes) {
+  void* mem = std::malloc(sizeof(Frame) + bytes.size());
+  if (mem == nullptr) std::abort();  // out of memory
+  auto* f = new (mem) Frame();
+  std::memcpy(f->bytes_, bytes.data(), bytes.size());
+  f->size_ = static_cast<uint32_t>(bytes.size());
+  f->payload_size_ = static_cast<uint32_t>(bytes.size());
+  return f;
+}
+
 void Frame::destroy() {
   this->~Frame();
   std::free(this);

@@ -20,6 +20,9 @@ class Frame {
     return make(op, reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), rsv1);
   }
 
+  // Raw bytes sent as they are (an HTTP response before the upgrade).
+  static Frame* make_raw(std::string_view bytes);
+
   void ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
   void unref() {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy();

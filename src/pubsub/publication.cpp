@@ -33,13 +33,14 @@ Publication::~Publication() {
   }
 }
 
-Frame* Publication::deflated(uint8_t client_window_bits, DeflaterSet& deflaters) {
+Frame* Publication::deflated(uint8_t window_bits, DeflaterSet& deflaters) {
   const size_t n = plain_->payload_size();
   if (n < kCompressMin) return plain_;
   // Without context takeover each message is its own deflate stream, so a
   // stream made with a 32 KiB window only refers back within the message: a
   // message no longer than the client's window can share the 15-bit variant.
-  uint8_t bits = client_window_bits;
+  // Most clients accept 15 bits, so usually there is exactly one variant.
+  uint8_t bits = window_bits;
   if (bits < 9) bits = 9;
   if (bits > 15 || n <= (size_t{1} << bits)) bits = 15;
   auto& slot = deflated_[bits - 8];

@@ -43,14 +43,32 @@ class Publication {
 
   void ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
   void unref() {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      if (completion_hook_ != nullptr) completion_hook_(*this);
+      delete this;
+    }
   }
 
   std::string_view channel() const { return channel_; }
   Frame* plain() const { return plain_; }
-  // The frame for a subscriber whose client window is `client_window_bits`
-  // (9..15). May be plain() when compression would not help.
-  Frame* deflated(uint8_t client_window_bits, DeflaterSet& deflaters);
+  // The frame for a subscriber that negotiated permessage-deflate with
+  // server_max_window_bits = `window_bits` (9..15). May be plain() when
+  // compression would not help.
+  Frame* deflated(uint8_t window_bits, DeflaterSet& deflaters);
+
+  // Delivery accounting, summed over the threads that deliver it; read by
+  // the completion hook when the last reference goes.
+  void add_delivered(uint32_t recipients, uint32_t dropped) {
+    recipients_.fetch_add(recipients, std::memory_order_relaxed);
+    dropped_.fetch_add(dropped, std::memory_order_relaxed);
+  }
+  uint32_t recipients() const { return recipients_.load(std::memory_order_relaxed); }
+  uint32_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+
+  // Called once per publication, on the thread that releases it last (after
+  // every thread of this node delivered it). Set once at start-up.
+  using CompletionHook = void (*)(const Publication&);
+  static void set_completion_hook(CompletionHook hook) { completion_hook_ = hook; }
 
   uint64_t published_unix_ns() const { return published_unix_ns_; }
   const TraceContext& trace() const { return trace_; }
@@ -74,6 +92,9 @@ class Publication {
   uint64_t origin_node_ = 0;
   size_t content_size_ = 0;
   TraceContext trace_;
+  std::atomic<uint32_t> recipients_{0};
+  std::atomic<uint32_t> dropped_{0};
+  static inline CompletionHook completion_hook_ = nullptr;
 };
 
 }  // namespace wstrace::pubsub

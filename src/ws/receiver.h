@@ -2,11 +2,12 @@
 // the bytes it read and it calls back with complete messages and control
 // frames, or with the first protocol error.
 //
-//   size_t used = receiver.feed(data, len, handler);
+//   uint64_t pending;
+//   size_t used = receiver.feed(data, len, handler, pending);
 //
 // feed() consumes whole frames only; the owner keeps the unconsumed tail and
-// feeds it again with more bytes appended (pending_frame_size() tells how
-// large that frame is once its header has arrived). Payloads are unmasked in
+// feeds it again with more bytes appended (`pending` tells how large that
+// frame is once its header has arrived, 0 before). Payloads are unmasked in
 // place, so `data` must be writable. The handler is a template parameter
 // (inlined, no virtual calls) with these members:
 //
@@ -20,6 +21,7 @@
 //   Inflater* inflater();          // called only when deflate_negotiated()
 //   bool inflate_reset();          // client_no_context_takeover: reset after each message
 //   Buffer& scratch();             // where inflated messages are written
+//   uint64_t max_message_size();   // larger messages fail with MessageTooBig
 //
 // The handler must not destroy the receiver from inside a callback.
 #pragma once
@@ -37,17 +39,11 @@ namespace wstrace::ws {
 
 class Receiver {
  public:
-  explicit Receiver(uint64_t max_message_size = 1 << 20) : max_message_(max_message_size) {}
-
-  void set_max_message_size(uint64_t n) { max_message_ = n; }
-
   template <class H>
-  size_t feed(uint8_t* data, size_t len, H& h);
+  size_t feed(uint8_t* data, size_t len, H& h, uint64_t& pending);
 
-  // Size of the incomplete frame feed() stopped at (header + payload), or 0
-  // when not even its header has arrived.
-  uint64_t pending_frame_size() const { return pending_; }
-  bool failed() const { return done_; }
+  // After an error or a Close frame nothing more is accepted.
+  bool done() const { return done_; }
   bool in_fragmented_message() const { return assembly_ != nullptr; }
 
  private:
@@ -75,8 +71,6 @@ class Receiver {
   }
 
   std::unique_ptr<Assembly> assembly_;
-  uint64_t max_message_;
-  uint64_t pending_ = 0;
   bool done_ = false;
 };
 
@@ -96,19 +90,21 @@ Error Receiver::check_header(const FrameHeader& fh, H& h) const {
   if (op == 0x0) {
     if (!assembly_) return Error::UnexpectedContinuation;
     if (fh.rsv1) return Error::ReservedBits;  // RSV1 only on the first frame (RFC 7692 §6.1)
-    if (assembly_->payload.size() + fh.payload_size > max_message_) return Error::MessageTooBig;
+    if (assembly_->payload.size() + fh.payload_size > h.max_message_size()) {
+      return Error::MessageTooBig;
+    }
     return Error::None;
   }
   if (assembly_) return Error::ExpectedContinuation;
   if (fh.rsv1 && !h.deflate_negotiated()) return Error::ReservedBits;
-  if (fh.payload_size > max_message_) return Error::MessageTooBig;
+  if (fh.payload_size > h.max_message_size()) return Error::MessageTooBig;
   return Error::None;
 }
 
 template <class H>
-size_t Receiver::feed(uint8_t* data, size_t len, H& h) {
+size_t Receiver::feed(uint8_t* data, size_t len, H& h, uint64_t& pending) {
   size_t pos = 0;
-  pending_ = 0;
+  pending = 0;
   while (!done_ && pos < len) {
     FrameHeader fh;
     HeaderStatus hs = parse_header(data + pos, len - pos, fh);
@@ -125,7 +121,7 @@ size_t Receiver::feed(uint8_t* data, size_t len, H& h) {
     }
     uint64_t frame_size = fh.header_size + fh.payload_size;
     if (len - pos < frame_size) {
-      pending_ = frame_size;
+      pending = frame_size;
       break;
     }
     uint8_t* payload = data + pos + fh.header_size;
@@ -190,7 +186,8 @@ bool Receiver::deliver(uint8_t opcode, bool compressed, bool utf8_checked, uint8
   if (compressed) {
     Buffer& out = h.scratch();
     out.clear();
-    switch (h.inflater()->inflate_message(data, len, out, max_message_, h.inflate_reset())) {
+    switch (h.inflater()->inflate_message(data, len, out, h.max_message_size(),
+                                          h.inflate_reset())) {
       case Inflater::Result::Ok:
         break;
       case Inflater::Result::TooBig:

@@ -1,0 +1,113 @@
+// The state of one client connection. Kept small on purpose (an idle
+// connection is mostly this struct: see the static_assert below): anything
+// needed only sometimes lives behind `extra`, partial input in `in`, queued
+// output in `out`, and all of them are freed again when the connection idles.
+// A connection belongs to one worker thread and is touched only by it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "net/event_loop.h"
+#include "net/timer_wheel.h"
+#include "pubsub/out_queue.h"
+#include "pubsub/registry.h"
+#include "util/buffer.h"
+#include "util/trace_context.h"
+#include "ws/deflate.h"
+#include "ws/receiver.h"
+
+namespace wstrace::server {
+
+class Worker;
+
+enum class ConnState : uint8_t {
+  Handshake,  // reading the HTTP upgrade request
+  Open,       // WebSocket open
+  Closing,    // we sent Close and wait for the client's
+  Draining,   // close handshake over (or failed): flush what is queued, then close
+  Dead,       // socket closed; freed at the end of the loop iteration
+};
+
+// Who ended the connection (the span's close initiator attribute).
+enum class Initiator : uint8_t { None, Client, Server, Timeout, Error, Shutdown };
+const char* initiator_name(Initiator i);
+
+// Rarely needed state, allocated on demand.
+struct ConnExtra {
+  std::unique_ptr<ws::Inflater> inflater;  // only with client context takeover
+  std::string user_id;                     // from a verified token
+  std::string close_reason;                // the reason of the Close frame sent or received
+  std::string traceparent;                 // handshake traceparent (kept until the span ends)
+};
+
+struct ConnStats {
+  uint64_t bytes_sent = 0;
+  uint64_t bytes_received = 0;
+  uint32_t messages_sent = 0;
+  uint32_t messages_received = 0;
+  uint32_t errors = 0;
+};
+
+// IPv4/IPv6 peer address in 20 bytes.
+struct PeerAddress {
+  uint8_t addr[16] = {};
+  uint16_t port = 0;
+  uint8_t family = 0;  // AF_INET or AF_INET6
+  std::string to_string() const;
+};
+
+class Connection final : public net::IoHandler, public pubsub::Subscriber {
+ public:
+  Connection(Worker& worker, int fd) : worker_(&worker), fd(fd) {}
+  void on_io(uint32_t events) override;
+
+  bool is_open() const { return state == ConnState::Open; }
+  ConnExtra& ext() {
+    if (!extra) extra = std::make_unique<ConnExtra>();
+    return *extra;
+  }
+
+  Worker* worker_;
+  int fd;
+  ConnState state = ConnState::Handshake;
+  Initiator initiator = Initiator::None;
+  uint8_t endpoint = 0;  // ws::Endpoint
+
+  // Flags.
+  bool deflate : 1 = false;                     // permessage-deflate negotiated
+  bool client_no_context_takeover : 1 = false;  // client resets its window per message
+  bool blocked : 1 = false;                     // socket full: wait for EPOLLOUT
+  bool in_flush_list : 1 = false;               // corked output to send this iteration
+  bool in_read_list : 1 = false;                // more input to read next iteration
+  bool authenticated : 1 = false;               // a valid token was presented
+  bool close_sent : 1 = false;
+  bool sampled : 1 = false;                     // head sampling kept the connection span
+  uint8_t server_window_bits : 4 = 15;          // window we compress with
+  uint8_t client_window_bits : 4 = 15;          // window the client compresses with
+
+  uint16_t close_code = 0;
+  uint16_t rate_count = 0;       // messages in the current rate-limit second
+  uint32_t rate_second = 0;      // which second rate_count counts
+  uint32_t last_activity = 0;    // wheel tick of the last frame received
+  uint32_t last_ping = 0;        // wheel tick of the last Ping sent
+  uint32_t rtt_us = 0;           // last heartbeat round trip
+  uint32_t live_index = 0;       // position in the worker's list of connections
+  uint64_t id = 0;
+  uint64_t opened_unix_ns = 0;
+
+  net::WheelNode timer;
+  ws::Receiver receiver;
+  Buffer in;                     // unconsumed input (a partial frame or request)
+  pubsub::OutQueue out;
+  std::unique_ptr<ConnExtra> extra;
+  ConnStats stats;
+  PeerAddress peer;
+
+  // Trace identity: the connection span and its parent (the upgrade span).
+  TraceContext span;             // trace id + this connection's span id
+  uint8_t upgrade_span_id[8] = {};
+};
+
+}  // namespace wstrace::server

@@ -1,0 +1,103 @@
+// Every metric the server records, declared once (PRODUCT.md §4). Series
+// indexes below match the order of each instrument's label sets.
+#pragma once
+
+#include "telemetry/metrics.h"
+
+namespace wstrace::server {
+
+// websocket.connections{outcome, reason}
+enum class ConnOutcome : uint32_t {
+  Accepted,
+  BadRequest,
+  Version,
+  NotFound,
+  Origin,
+  HeadersTooLarge,
+  Capacity,
+  HandshakeTimeout,
+  FdLimit,
+  Count
+};
+
+// websocket.messages.received{type}
+enum class InType : uint32_t { Ping, Subscribe, Unsubscribe, Message, Invalid, Binary, Echo, Count };
+// websocket.messages.sent{type}
+enum class OutType : uint32_t { Pong, Subscribed, Unsubscribed, Message, Error, Echo, Count };
+// websocket.errors{error.type}
+enum class ErrorKind : uint32_t { Protocol, InvalidUtf8, MessageTooBig, Compression, Client, Socket, Count };
+// websocket.messages.dropped{reason}
+enum class DropReason : uint32_t { SlowConsumer, RateLimited, Closing, Count };
+
+inline const std::vector<telemetry::LabelSet>& conn_outcome_series() {
+  static const std::vector<telemetry::LabelSet> s = {
+      {{"outcome", "accepted"}},
+      {{"outcome", "rejected"}, {"reason", "bad_request"}},
+      {{"outcome", "rejected"}, {"reason", "version"}},
+      {{"outcome", "rejected"}, {"reason", "not_found"}},
+      {{"outcome", "rejected"}, {"reason", "origin"}},
+      {{"outcome", "rejected"}, {"reason", "headers_too_large"}},
+      {{"outcome", "rejected"}, {"reason", "capacity"}},
+      {{"outcome", "rejected"}, {"reason", "handshake_timeout"}},
+      {{"outcome", "rejected"}, {"reason", "fd_limit"}},
+  };
+  return s;
+}
+
+inline std::vector<telemetry::LabelSet> one_label(const char* key,
+                                                  std::initializer_list<const char*> values) {
+  std::vector<telemetry::LabelSet> out;
+  for (const char* v : values) out.push_back({{key, v}});
+  return out;
+}
+
+inline std::vector<double> latency_bounds() {
+  return {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+          0.025,   0.05,   0.1,     0.25,   0.5,   1,      2.5,    5,    10};
+}
+
+#define WSTRACE_SERVER_METRICS(M)                                                                 \
+  M(UpDownCounter, connections_active, "websocket.connections.active",                            \
+    "Open WebSocket connections", "{connection}")                                                 \
+  M(Counter, connections, "websocket.connections",                                                \
+    "Connection attempts by outcome (accepted, or rejected with a reason)", "{connection}",       \
+    conn_outcome_series())                                                                        \
+  M(Histogram, connection_duration, "websocket.connection.duration",                              \
+    "How long WebSocket connections lasted", "s",                                                 \
+    std::vector<double>{0.1, 1, 5, 30, 60, 300, 900, 3600, 14400, 86400})                         \
+  M(Counter, messages_received, "websocket.messages.received", "Messages received from clients",  \
+    "{message}",                                                                                  \
+    one_label("type", {"Ping", "Subscribe", "Unsubscribe", "Message", "invalid", "binary",        \
+                       "echo"}))                                                                  \
+  M(Counter, messages_sent, "websocket.messages.sent", "Messages sent to clients", "{message}",    \
+    one_label("type", {"Pong", "Subscribed", "Unsubscribed", "Message", "Error", "echo"}))         \
+  M(Counter, bytes_received, "websocket.bytes.received", "Bytes read from client sockets", "By")  \
+  M(Counter, bytes_sent, "websocket.bytes.sent", "Bytes of frames sent to clients", "By")         \
+  M(Counter, channel_subscriptions, "websocket.channel.subscriptions",                            \
+    "Subscribe operations that added a subscription", "{subscription}")                           \
+  M(UpDownCounter, subscriptions_active, "websocket.subscriptions.active",                        \
+    "Current subscriptions (connection, channel pairs)", "{subscription}")                        \
+  M(Counter, messages_broadcasted, "websocket.messages.broadcasted",                              \
+    "Messages published by clients of this node", "{message}")                                    \
+  M(Histogram, broadcast_recipients, "websocket.broadcast.recipients",                            \
+    "Local subscribers that received each publication", "{connection}",                           \
+    std::vector<double>{0, 1, 10, 100, 1000, 10000, 100000})                                      \
+  M(Histogram, delivery_latency, "websocket.delivery.latency",                                    \
+    "From a publication's arrival at the publishing node to its frame written to a subscriber",   \
+    "s", latency_bounds())                                                                        \
+  M(Histogram, heartbeat_rtt, "websocket.heartbeat.rtt", "Ping to Pong round trip", "s",          \
+    latency_bounds())                                                                             \
+  M(Counter, heartbeat_timeouts, "websocket.heartbeat.timeouts",                                  \
+    "Connections closed for silence (4408)", "{connection}")                                      \
+  M(Counter, slow_consumer_disconnects, "websocket.slow_consumer.disconnects",                    \
+    "Connections closed for too much queued output (4429)", "{connection}")                       \
+  M(Counter, errors, "websocket.errors", "Errors by kind", "{error}",                             \
+    one_label("error.type", {"protocol", "invalid_utf8", "message_too_big", "compression",        \
+                             "client", "socket"}))                                                \
+  M(Counter, messages_dropped, "websocket.messages.dropped",                                      \
+    "Messages not delivered, by reason", "{message}",                                             \
+    one_label("reason", {"slow_consumer", "rate_limited", "closing"}))
+
+WSTRACE_METRICS_STRUCT(ServerMetrics, WSTRACE_SERVER_METRICS);
+
+}  // namespace wstrace::server

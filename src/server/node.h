@@ -1,0 +1,45 @@
+// What all workers of one process share: configuration, the metrics
+// registry, the node-wide channel directory and the connection counter.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "pubsub/directory.h"
+#include "pubsub/publication.h"
+#include "server/config.h"
+#include "server/metrics.h"
+#include "telemetry/metrics.h"
+#include "telemetry/telemetry.h"
+#include "ws/handshake.h"
+
+namespace wstrace::server {
+
+class Worker;
+
+struct Node {
+  explicit Node(const Config& c) : cfg(c) {}
+
+  const Config& cfg;
+  ws::HandshakePolicy policy;
+  uint64_t node_hash = 0;            // identifies this node in cluster envelopes
+  uint64_t max_connections = 0;      // effective limit (config or fd limit)
+  std::unique_ptr<telemetry::Telemetry> telemetry;
+  telemetry::MetricRegistry& registry() { return telemetry->metrics(); }
+  ServerMetrics metrics;
+  pubsub::Directory directory;
+  std::vector<Worker*> workers;
+  std::atomic<int64_t> websockets{0};      // established WebSocket connections
+  std::atomic<uint64_t> next_connection_id{1};
+  std::atomic<bool> draining{false};        // shutting down: /readyz says no
+  uint64_t started_unix_ns = 0;
+
+  // Publications made on this node, after local delivery was arranged; the
+  // cluster bridge forwards them to other nodes. Called on worker threads.
+  std::function<void(pubsub::Publication*)> on_local_publish;
+};
+
+}  // namespace wstrace::server

@@ -1,0 +1,393 @@
+#include "server/server.h"
+
+#include <unistd.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "net/socket.h"
+#include "telemetry/json_writer.h"
+#include "util/clock.h"
+#include "util/log.h"
+#include "util/units.h"
+#include "version.h"
+
+namespace wstrace::server {
+namespace json = telemetry::json;
+namespace {
+
+// Runs on whichever worker releases a publication last.
+void on_publication_done(const pubsub::Publication& p) {
+  Worker* w = Worker::current();
+  if (w == nullptr) return;
+  w->node().metrics.broadcast_recipients.record(w->shard(), p.recipients());
+}
+
+uint64_t make_node_hash(const std::string& node_id) {
+  std::random_device rd;
+  uint64_t h = (uint64_t{rd()} << 32) ^ rd();
+  for (char c : node_id) h = (h ^ static_cast<uint8_t>(c)) * 0x100000001b3ull;
+  return h == 0 ? 1 : h;
+}
+
+uint64_t metric_int(const telemetry::MetricsSnapshot& s, std::string_view name) {
+  const telemetry::MetricData* m = s.find(name);
+  if (m == nullptr) return 0;
+  int64_t total = 0;
+  for (const auto& p : m->points) total += p.type == telemetry::Point::Type::Histogram
+                                               ? static_cast<int64_t>(p.count)
+                                               : p.as_int;
+  return total < 0 ? 0 : static_cast<uint64_t>(total);
+}
+
+}  // namespace
+
+Server::Server(Config cfg) : cfg_(std::move(cfg)) {}
+
+Server::~Server() { shutdown(); }
+
+bool Server::start() {
+  log::configure(cfg_.log_level, cfg_.log_format);
+  node_ = std::make_unique<Node>(cfg_);
+  Node& node = *node_;
+  node.started_unix_ns = unix_ns();
+  node.node_hash = make_node_hash(cfg_.node_id);
+
+  const uint64_t fd_limit = net::raise_fd_limit();
+  // Keep some descriptors for listeners, Redis, the admin API and exports.
+  const uint64_t fd_capacity = fd_limit > 64 ? fd_limit - 64 : fd_limit;
+  node.max_connections = cfg_.max_connections;
+  if (node.max_connections == 0 || node.max_connections > fd_capacity) {
+    if (cfg_.max_connections > fd_capacity) {
+      WS_LOG(Warn, "--max-connections is above what the open-files limit allows",
+             {"max_connections", cfg_.max_connections}, {"rlimit_nofile", fd_limit});
+    }
+    node.max_connections = fd_capacity;
+  }
+
+  unsigned threads = cfg_.threads;
+  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+
+  telemetry::TelemetryOptions topts;
+  topts.service_version = WSTRACE_VERSION;
+  topts.node_id = cfg_.node_id;
+  topts.span_ring_size = cfg_.trace_buffer;
+  node.telemetry = std::make_unique<telemetry::Telemetry>(topts);
+  node.metrics.register_all(node.registry());
+  node.registry().add_observable_gauge(
+      "websocket.channels.active", "Channels with at least one subscriber on this node",
+      "{channel}", [&node](std::vector<telemetry::Point>& out) {
+        out.push_back(telemetry::Point::of_int(static_cast<int64_t>(node.directory.size())));
+      });
+  pubsub::Publication::set_completion_hook(&on_publication_done);
+
+  node.policy.pubsub_path = "/ws";
+  if (cfg_.echo) node.policy.echo_path = "/echo";
+  node.policy.allowed_origins = cfg_.allowed_origins;
+  node.policy.compression = cfg_.compression;
+
+  // One listening socket per worker on the same port (SO_REUSEPORT): the
+  // kernel spreads new connections over the threads.
+  std::string error;
+  auto addr = net::Address::parse(cfg_.listen, &error);
+  if (!addr) {
+    WS_LOG(Error, "bad --listen address", {"listen", cfg_.listen}, {"error", error});
+    return false;
+  }
+  std::vector<int> fds;
+  for (unsigned i = 0; i < threads; ++i) {
+    net::Address a = *addr;
+    if (i > 0) {
+      // Port 0 picked a free port for the first socket; the others share it.
+      auto* sin = reinterpret_cast<sockaddr_in*>(&a.storage);
+      auto* sin6 = reinterpret_cast<sockaddr_in6*>(&a.storage);
+      if (a.storage.ss_family == AF_INET) sin->sin_port = htons(port_);
+      if (a.storage.ss_family == AF_INET6) sin6->sin6_port = htons(port_);
+    }
+    int fd = net::listen_on(a, true);
+    if (fd < 0) {
+      WS_LOG(Error, "cannot listen", {"listen", cfg_.listen}, {"error", strerror(-fd)});
+      for (int f : fds) ::close(f);
+      return false;
+    }
+    if (i == 0) port_ = net::local_address(fd)->port();
+    fds.push_back(fd);
+  }
+
+  if (cfg_.admin_enabled()) {
+    auto admin_addr = net::Address::parse(cfg_.admin, &error);
+    if (!admin_addr) {
+      WS_LOG(Error, "bad --admin address", {"admin", cfg_.admin}, {"error", error});
+      for (int f : fds) ::close(f);
+      return false;
+    }
+    admin_ = std::make_unique<http::Server>([this](const http::Request& r) { return handle_admin(r); });
+    if (!admin_->start(*admin_addr, &error)) {
+      WS_LOG(Error, "cannot listen (admin)", {"admin", cfg_.admin}, {"error", error});
+      admin_.reset();
+      for (int f : fds) ::close(f);
+      return false;
+    }
+  }
+
+  for (unsigned i = 0; i < threads; ++i) {
+    workers_.push_back(std::make_unique<Worker>(node, i, fds[i]));
+    node.workers.push_back(workers_.back().get());
+  }
+  node.telemetry->start();
+  for (auto& w : workers_) w->start();
+
+  std::string where = addr->host() + ":" + std::to_string(port_);
+  WS_LOG(Info, "wstrace listening", {"ws", "ws://" + where + "/ws"},
+         {"admin", admin_ ? cfg_.admin.substr(0, cfg_.admin.rfind(':')) + ":" +
+                                std::to_string(admin_->port())
+                          : std::string("off")},
+         {"port", port_}, {"admin_port", admin_port()}, {"threads", threads},
+         {"node_id", cfg_.node_id}, {"version", WSTRACE_VERSION});
+  WS_LOG(Info, "capacity", {"rlimit_nofile", fd_limit},
+         {"max_connections", node.max_connections},
+         {"max_message_size", format_size(cfg_.max_message_size)},
+         {"max_backpressure", format_size(cfg_.max_backpressure)},
+         {"compression", cfg_.compression}, {"echo", cfg_.echo});
+  return true;
+}
+
+void Server::shutdown() {
+  if (stopped_ || !node_) return;
+  stopped_ = true;
+  Node& node = *node_;
+  node.draining.store(true);
+  const uint64_t start = mono_ns();
+  const uint64_t deadline = start + cfg_.shutdown_timeout_ns;
+  // Leave part of the budget for flushing telemetry.
+  const uint64_t reserve = std::min<uint64_t>(cfg_.shutdown_timeout_ns / 4, 2'000'000'000ull);
+  const uint64_t close_deadline = deadline - reserve;
+  size_t open = 0;
+  for (auto& w : workers_) open += w->socket_count();
+  WS_LOG(Info, "shutting down", {"connections", open},
+         {"timeout", format_duration_ns(cfg_.shutdown_timeout_ns)});
+
+  for (auto& w : workers_) w->begin_shutdown();
+  for (;;) {
+    size_t left = 0;
+    for (auto& w : workers_) left += w->socket_count();
+    if (left == 0 || mono_ns() >= close_deadline) {
+      if (left > 0) WS_LOG(Warn, "closing the remaining connections", {"connections", left});
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  for (auto& w : workers_) w->stop();
+  for (auto& w : workers_) w->join();
+  if (admin_) admin_->stop();
+  node.telemetry->shutdown(deadline);
+  WS_LOG(Info, "stopped", {"seconds", static_cast<double>(mono_ns() - start) / 1e9});
+}
+
+void Server::on_every_worker(const std::function<void(Worker&)>& fn) {
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t done = 0;
+  for (auto& w : workers_) {
+    Worker* worker = w.get();
+    worker->loop().post([&, worker] {
+      fn(*worker);
+      std::lock_guard lock(mu);
+      ++done;
+      cv.notify_one();
+    });
+  }
+  std::unique_lock lock(mu);
+  // A worker answers within one loop iteration; the bound only matters when
+  // a worker has already stopped during shutdown.
+  if (!cv.wait_for(lock, std::chrono::seconds(2), [&] { return done == workers_.size(); })) {
+    // Posted tasks still reference the locals: wait for them regardless.
+    cv.wait(lock, [&] { return done == workers_.size(); });
+  }
+}
+
+std::string Server::stats_json() {
+  Node& node = *node_;
+  telemetry::MetricsSnapshot s = node.registry().collect();
+  std::string out = "{\"node_id\":";
+  json::append_string(out, cfg_.node_id);
+  out += ",\"version\":";
+  json::append_string(out, WSTRACE_VERSION);
+  out += ",\"uptime_seconds\":";
+  json::append_double(out, static_cast<double>(unix_ns() - node.started_unix_ns) / 1e9);
+  out += ",\"threads\":";
+  json::append_uint(out, workers_.size());
+  out += ",\"draining\":";
+  out += node.draining.load() ? "true" : "false";
+  out += ",\"connections\":{\"active\":";
+  json::append_int(out, node.websockets.load());
+  out += ",\"max\":";
+  json::append_uint(out, node.max_connections);
+  size_t sockets = 0;
+  for (auto& w : workers_) sockets += w->socket_count();
+  out += ",\"sockets\":";
+  json::append_uint(out, sockets);
+  out += ",\"accepted_total\":";
+  const telemetry::MetricData* conns = s.find("websocket.connections");
+  uint64_t accepted = 0, rejected = 0;
+  if (conns != nullptr) {
+    for (const auto& p : conns->points) {
+      bool is_accepted = !p.labels.empty() && p.labels[0].second == "accepted";
+      (is_accepted ? accepted : rejected) += static_cast<uint64_t>(p.as_int);
+    }
+  }
+  json::append_uint(out, accepted);
+  out += ",\"rejected_total\":";
+  json::append_uint(out, rejected);
+  out += "},\"channels\":";
+  json::append_uint(out, node.directory.size());
+  out += ",\"subscriptions\":";
+  json::append_uint(out, metric_int(s, "websocket.subscriptions.active"));
+  out += ",\"messages\":{\"received_total\":";
+  json::append_uint(out, metric_int(s, "websocket.messages.received"));
+  out += ",\"sent_total\":";
+  json::append_uint(out, metric_int(s, "websocket.messages.sent"));
+  out += ",\"broadcasted_total\":";
+  json::append_uint(out, metric_int(s, "websocket.messages.broadcasted"));
+  out += ",\"dropped_total\":";
+  json::append_uint(out, metric_int(s, "websocket.messages.dropped"));
+  out += "},\"bytes\":{\"received_total\":";
+  json::append_uint(out, metric_int(s, "websocket.bytes.received"));
+  out += ",\"sent_total\":";
+  json::append_uint(out, metric_int(s, "websocket.bytes.sent"));
+  out += "},\"heartbeat_timeouts_total\":";
+  json::append_uint(out, metric_int(s, "websocket.heartbeat.timeouts"));
+  out += ",\"slow_consumer_disconnects_total\":";
+  json::append_uint(out, metric_int(s, "websocket.slow_consumer.disconnects"));
+  out += ",\"errors_total\":";
+  json::append_uint(out, metric_int(s, "websocket.errors"));
+  out += "}";
+  return out;
+}
+
+std::string Server::connections_json(const http::Request& req) {
+  size_t limit = 100, offset = 0;
+  if (auto v = http::query_param(req.query, "limit")) limit = std::strtoull(v->c_str(), nullptr, 10);
+  if (auto v = http::query_param(req.query, "offset")) offset = std::strtoull(v->c_str(), nullptr, 10);
+  limit = std::clamp<size_t>(limit, 1, 1000);
+  std::mutex mu;
+  std::vector<Worker::ConnInfo> all;
+  on_every_worker([&](Worker& w) {
+    std::vector<Worker::ConnInfo> mine;
+    w.collect_connections(mine);
+    std::lock_guard lock(mu);
+    all.insert(all.end(), std::make_move_iterator(mine.begin()), std::make_move_iterator(mine.end()));
+  });
+  std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+  std::string out = "{\"total\":";
+  json::append_uint(out, all.size());
+  out += ",\"offset\":";
+  json::append_uint(out, offset);
+  out += ",\"limit\":";
+  json::append_uint(out, limit);
+  out += ",\"connections\":[";
+  for (size_t i = offset; i < all.size() && i < offset + limit; ++i) {
+    const auto& c = all[i];
+    if (i > offset) out += ',';
+    out += "{\"id\":";
+    json::append_uint(out, c.id);
+    out += ",\"peer\":";
+    json::append_string(out, c.peer);
+    out += ",\"state\":";
+    json::append_string(out, c.state);
+    if (!c.user_id.empty()) {
+      out += ",\"user_id\":";
+      json::append_string(out, c.user_id);
+    }
+    out += ",\"connected_seconds\":";
+    json::append_double(out, static_cast<double>(unix_ns() - c.opened_unix_ns) / 1e9);
+    out += ",\"subscriptions\":";
+    json::append_uint(out, c.subscriptions);
+    out += ",\"rtt_ms\":";
+    json::append_double(out, c.rtt_us / 1000.0);
+    out += ",\"queued_bytes\":";
+    json::append_uint(out, c.queued_bytes);
+    out += ",\"compression\":";
+    out += c.deflate ? "true" : "false";
+    out += ",\"messages_sent\":";
+    json::append_uint(out, c.stats.messages_sent);
+    out += ",\"messages_received\":";
+    json::append_uint(out, c.stats.messages_received);
+    out += ",\"bytes_sent\":";
+    json::append_uint(out, c.stats.bytes_sent);
+    out += ",\"bytes_received\":";
+    json::append_uint(out, c.stats.bytes_received);
+    out += ",\"errors\":";
+    json::append_uint(out, c.stats.errors);
+    out += '}';
+  }
+  out += "]}";
+  return out;
+}
+
+std::string Server::channels_json() {
+  std::mutex mu;
+  std::unordered_map<std::string, size_t> counts;
+  on_every_worker([&](Worker& w) {
+    std::vector<std::pair<std::string, size_t>> mine;
+    w.collect_channels(mine);
+    std::lock_guard lock(mu);
+    for (auto& [name, n] : mine) counts[name] += n;
+  });
+  std::vector<std::pair<std::string, size_t>> sorted(counts.begin(), counts.end());
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
+    return a.second != b.second ? a.second > b.second : a.first < b.first;
+  });
+  std::string out = "{\"total\":";
+  json::append_uint(out, sorted.size());
+  out += ",\"channels\":[";
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    if (i > 0) out += ',';
+    out += "{\"name\":";
+    json::append_string(out, sorted[i].first);
+    out += ",\"subscribers\":";
+    json::append_uint(out, sorted[i].second);
+    out += '}';
+  }
+  out += "]}";
+  return out;
+}
+
+http::Response Server::handle_admin(const http::Request& req) {
+  const std::string_view path = req.path;
+  constexpr const char* kJson = "application/json";
+  if (path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n", {}};
+  if (path == "/readyz") {
+    if (node_->draining.load()) return {503, "text/plain; charset=utf-8", "draining\n", {}};
+    return {200, "text/plain; charset=utf-8", "ready\n", {}};
+  }
+  if (path == "/metrics") {
+    return {200, "text/plain; version=0.0.4; charset=utf-8", node_->telemetry->prometheus_text(), {}};
+  }
+  if (path == "/api/stats") return {200, kJson, stats_json(), {}};
+  if (path == "/api/connections") return {200, kJson, connections_json(req), {}};
+  if (path == "/api/channels") return {200, kJson, channels_json(), {}};
+  if (path == "/api/traces") {
+    size_t limit = 100;
+    if (auto v = http::query_param(req.query, "limit")) limit = std::strtoull(v->c_str(), nullptr, 10);
+    std::string trace_id = http::query_param(req.query, "trace_id").value_or("");
+    return {200, kJson, node_->telemetry->recent_spans_json(trace_id, limit), {}};
+  }
+  if (path == "/") {
+    std::string body =
+        "<!doctype html><html><head><meta charset=utf-8><title>wstrace</title></head><body>"
+        "<h1>wstrace " WSTRACE_VERSION "</h1><p>The dashboard is not built yet. Endpoints:</p><ul>"
+        "<li><a href=/metrics>/metrics</a> Prometheus</li>"
+        "<li><a href=/api/stats>/api/stats</a></li>"
+        "<li><a href=/api/connections>/api/connections</a>?limit=&amp;offset=</li>"
+        "<li><a href=/api/channels>/api/channels</a></li>"
+        "<li><a href=/api/traces>/api/traces</a>?trace_id=&amp;limit=</li>"
+        "<li><a href=/healthz>/healthz</a>, <a href=/readyz>/readyz</a></li></ul></body></html>";
+    return {200, "text/html; charset=utf-8", body, {}};
+  }
+  return {404, "text/plain; charset=utf-8", "not found\n", {}};
+}
+
+}  // namespace wstrace::server

@@ -1,0 +1,50 @@
+// The wstrace server: worker threads, the admin API, telemetry, signals and
+// graceful shutdown. main() is a thin wrapper around this class, and the
+// tests run it in-process the same way.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "http/server.h"
+#include "server/config.h"
+#include "server/node.h"
+#include "server/worker.h"
+
+namespace wstrace::server {
+
+class Server {
+ public:
+  explicit Server(Config cfg);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds the listeners and starts every thread. False (logged) on failure.
+  bool start();
+  // Stops accepting, closes every client with 1001, flushes telemetry and
+  // joins the threads, all within --shutdown-timeout.
+  void shutdown();
+
+  uint16_t port() const { return port_; }
+  uint16_t admin_port() const { return admin_ ? admin_->port() : 0; }
+  Node& node() { return *node_; }
+  const Config& config() const { return cfg_; }
+
+ private:
+  http::Response handle_admin(const http::Request& req);
+  std::string stats_json();
+  std::string connections_json(const http::Request& req);
+  std::string channels_json();
+  // Runs fn(worker) on every worker's thread and waits (bounded) for all.
+  void on_every_worker(const std::function<void(Worker&)>& fn);
+
+  Config cfg_;
+  std::unique_ptr<Node> node_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<http::Server> admin_;
+  uint16_t port_ = 0;
+  bool stopped_ = false;
+};
+
+}  // namespace wstrace::server

@@ -1,0 +1,166 @@
+// One event-loop thread and the connections it owns. Workers share nothing
+// mutable on the hot path: each has its own channel registry, buffers,
+// compressors and metrics shard; publications cross threads as reference-
+// counted, immutable objects posted once per loop iteration in a batch.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "net/event_loop.h"
+#include "net/listener.h"
+#include "net/timer_wheel.h"
+#include "protocol/protocol.h"
+#include "pubsub/publication.h"
+#include "pubsub/registry.h"
+#include "server/connection.h"
+#include "server/node.h"
+
+namespace wstrace::server {
+
+struct UpgradeInfo;
+
+class Worker {
+ public:
+  Worker(Node& node, unsigned index, int listen_fd);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  void start();
+  void join();
+
+  unsigned index() const { return index_; }
+  // The worker running on this thread, or null.
+  static Worker* current();
+  Node& node() { return node_; }
+  telemetry::Shard& shard() { return shard_; }
+  net::EventLoop& loop() { return loop_; }
+
+  // From any thread: publications from another worker or from the cluster.
+  // Takes over one reference of each.
+  void post_publications(std::vector<pubsub::Publication*> batch);
+  // From any thread: stop accepting, Close 1001 to every client.
+  void begin_shutdown();
+  // From any thread: drop whatever is left and end the loop.
+  void stop();
+  // Number of sockets this worker holds (read from any thread, approximate).
+  size_t socket_count() const { return sockets_.load(std::memory_order_relaxed); }
+
+  // --- used by Connection (same thread only) ---
+  void on_io(Connection& c, uint32_t events);
+
+  // A snapshot row for /api/connections.
+  struct ConnInfo {
+    uint64_t id;
+    std::string peer;
+    std::string state;
+    std::string user_id;
+    uint64_t opened_unix_ns;
+    uint32_t subscriptions;
+    uint32_t rtt_us;
+    uint64_t queued_bytes;
+    ConnStats stats;
+    bool deflate;
+  };
+  // Runs on the worker thread (post it there).
+  void collect_connections(std::vector<ConnInfo>& out) const;
+  void collect_channels(std::vector<std::pair<std::string, size_t>>& out) const;
+
+ private:
+  friend struct FrameHandler;
+
+  // Accept and input.
+  void accept(int fd, const net::Address& peer);
+  void read(Connection& c);
+  void process(Connection& c, uint8_t* data, size_t len, bool from_conn_buffer);
+  size_t process_handshake(Connection& c, uint8_t* data, size_t len);
+  void upgrade(Connection& c, const UpgradeInfo& info);
+  void reject(Connection& c, int rejection, std::string_view reason);
+  void on_text(Connection& c, uint8_t* data, size_t len);
+  void on_echo(Connection& c, ws::Opcode op, const uint8_t* data, size_t len);
+  void on_pong(Connection& c, const uint8_t* data, size_t len);
+  void on_close_frame(Connection& c, uint16_t code, std::string_view reason);
+  void on_protocol_error(Connection& c, ws::Error e);
+  void on_eof(Connection& c);
+  void socket_error(Connection& c, int err);
+
+  // Output.
+  void send_frame(Connection& c, pubsub::Frame* f, OutType type);  // takes a reference
+  void send_control(Connection& c, pubsub::Frame* f);              // Ping/Pong; takes a reference
+  void send_reply(Connection& c, OutType type);  // sends reply_ as a text frame
+  void send_error(Connection& c, protocol::ErrorCode code, std::string_view message,
+                  const protocol::Id& id);
+  void flush(Connection& c);
+  void check_backpressure(Connection& c);
+
+  // Closing.
+  void close(Connection& c, uint16_t code, std::string_view reason, Initiator who,
+             bool wait_for_client);
+  void finalize(Connection& c);
+
+  // Publications.
+  void publish(Connection& c, const protocol::ClientMessage& m);
+  void deliver(std::vector<pubsub::Publication*>& pubs);
+  void deliver_run(pubsub::Channel& ch, pubsub::Publication* const* pubs, size_t k);
+
+  // Per-iteration work.
+  void before_sleep();
+  void on_tick();
+  void on_timer(Connection& c);
+  void schedule_heartbeat(Connection& c);
+
+  Connection* alloc_connection(int fd);
+  void free_connection(Connection* c);
+
+  Node& node_;
+  const Config& cfg_;
+  unsigned index_;
+  telemetry::Shard& shard_;
+  net::EventLoop loop_;
+  std::unique_ptr<net::Listener> listener_;
+  net::TimerWheel wheel_;
+  uint32_t hb_ticks_ = 0;        // heartbeat interval in ticks (0: off)
+  uint32_t timeout_ticks_ = 0;   // client timeout in ticks (0: off)
+  uint32_t ticks_per_second_ = 1;
+  pubsub::Registry registry_;
+  protocol::Parser parser_;
+  pubsub::DeflaterSet deflaters_;
+  std::unique_ptr<ws::Inflater> shared_inflater_;  // for clients without context takeover
+  std::thread thread_;
+  std::atomic<size_t> sockets_{0};
+  bool shutting_down_ = false;
+  bool stop_when_empty_ = false;
+
+  // Buffers shared by all connections of this thread.
+  Buffer read_buf_;
+  Buffer inflate_buf_;
+  Buffer reply_;
+  pubsub::Frame* ping_frame_ = nullptr;  // this tick's Ping, shared by all pinged
+  uint32_t ping_frame_tick_ = 0;
+
+  std::vector<Connection*> flush_list_;
+  std::vector<Connection*> read_list_;
+  std::vector<Connection*> graveyard_;
+  std::vector<pubsub::Publication*> published_;  // by this thread's clients, this iteration
+  std::vector<pubsub::Publication*> incoming_;   // from other threads and the cluster
+  std::vector<pubsub::Publication*> delivering_;
+  std::vector<pubsub::Publication*> run_pubs_;
+  std::vector<pubsub::Frame*> frames_plain_;
+  std::vector<pubsub::Frame*> frames_deflate_;
+  std::vector<iovec> iov_plain_;
+  std::vector<iovec> iov_deflate_;
+  std::vector<std::pair<pubsub::Channel*, pubsub::Publication*>> runs_;
+
+  // Connection storage: fixed-size slots carved from 64 KiB blocks.
+  std::vector<void*> blocks_;
+  void* free_slots_ = nullptr;
+  std::vector<Connection*> live_;  // for listing and shutdown; index kept in the pool
+};
+
+}  // namespace wstrace::server
