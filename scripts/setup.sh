@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what wstrace needs to build and test, on Debian 12. Safe to re-run:
+# only missing packages are installed. Uses sudo when not root.
+set -euo pipefail
+
+BUILD_PKGS=(build-essential cmake ninja-build pkg-config libssl-dev zlib1g-dev libsimdjson-dev
+            libhiredis-dev libcli11-dev libtomlplusplus-dev libcurl4-openssl-dev)
+TEST_PKGS=(libgtest-dev libbenchmark-dev python3 python3-websockets redis-server prometheus
+           clang-14 libclang-rt-14-dev curl procps util-linux)
+
+want=("${BUILD_PKGS[@]}")
+if [[ "${1:-}" == "--test" ]]; then
+  want+=("${TEST_PKGS[@]}")
+  command -v node >/dev/null 2>&1 || want+=(nodejs npm)
+fi
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  SUDO=""
+  [[ $(id -u) -eq 0 ]] || SUDO=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Packages installed for the tests must not run as services: the tests start
+# their own redis-server/prometheus on free ports.
+if [[ "${1:-}" == "--test" ]]; then
+  for d in tests/integration/node tests/integration/otlp bench/peers/node-ws; do
+    if [[ -f "$d/package-lock.json" && ! -d "$d/node_modules" ]]; then
+      echo "setup: npm ci in $d" >&2
+      (cd "$d" && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+  done
+fi
