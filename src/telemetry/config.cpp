@@ -91,7 +91,9 @@ KeyValueList headers(const Env& env, const char* signal_var) {
              {"variable", name});
       continue;
     }
-    for (auto& [k, val] : *list) {
+    for (auto& kv : *list) {
+      const std::string& k = kv.first;
+      const std::string& val = kv.second;
       bool bad = false;
       for (char c : k + val) {
         if (c == '\r' || c == '\n' || c == '\0') {
@@ -103,7 +105,7 @@ KeyValueList headers(const Env& env, const char* signal_var) {
         continue;
       }
       std::erase_if(out, [&](const auto& e) { return e.first == k; });  // signal overrides
-      out.emplace_back(k, val);
+      out.push_back(std::move(kv));
     }
   }
   return out;

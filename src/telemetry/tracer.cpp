@@ -51,6 +51,7 @@ SpanData Tracer::record(const SpanStart& start, Text name, SpanKind kind) const 
   d.name = std::move(name);
   d.kind = kind;
   d.start_unix_ns = start.start_unix_ns;
+  d.attributes.reserve(8);
   return d;
 }
 

@@ -8,14 +8,16 @@
 //
 //   SpanStart conn = tracer.start(&upgrade_ctx);                 // at open
 //   ...
-//   if (conn.sampled() || abnormal) {                            // at close
+//   if (tracer.will_export(conn, /*force=*/abnormal)) {           // at close
 //     SpanData d = tracer.record(conn, "websocket.connection", SpanKind::Server);
 //     d.set("websocket.close.code", 1006).set_status(StatusCode::Error, "timeout");
 //     tracer.end(std::move(d), 0, /*force=*/abnormal);
 //   }
 //
 // `force` exports a span that head sampling dropped (its trace flags still say
-// not sampled; its ids exist since they are always generated).
+// not sampled; its ids exist since they are always generated). Check
+// will_export() before building a record: with the SDK disabled it is false
+// even for a sampled parent, so a disabled tracer costs a branch.
 #pragma once
 
 #include <atomic>
@@ -58,6 +60,11 @@ class Tracer {
   // trace). start_unix_ns 0 = now. Disabled: no ids are generated; a valid
   // parent's context is passed through so propagation still works.
   SpanStart start(const SpanContext* parent, uint64_t start_unix_ns = 0) const noexcept;
+
+  // True when end() would keep the span: enabled, and sampled or forced.
+  bool will_export(const SpanStart& s, bool force = false) const {
+    return enabled_ && (s.sampled() || force) && s.valid();
+  }
 
   // The record of a span begun with start(): ids, flags, start time, name, kind.
   SpanData record(const SpanStart& start, Text name, SpanKind kind) const;

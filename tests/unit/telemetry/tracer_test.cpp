@@ -65,6 +65,7 @@ TEST(Tracer, DisabledIsNoOpButPropagates) {
   SpanStart child = t.start(&*parent);
   EXPECT_EQ(child.trace_id, parent->trace_id);
   EXPECT_EQ(format_traceparent(child.context()), format_traceparent(*parent));
+  EXPECT_FALSE(t.will_export(child, true));
   t.end(t.record(child, "x", SpanKind::Internal), 0, true);
   EXPECT_EQ(t.spans_ended(), 0u);
 }
@@ -107,6 +108,8 @@ TEST(Tracer, UnsampledDroppedUnlessForced) {
   SpanStart s = t.start(nullptr);
   EXPECT_FALSE(s.sampled());
   EXPECT_TRUE(s.valid());
+  EXPECT_FALSE(t.will_export(s));
+  EXPECT_TRUE(t.will_export(s, true));
   t.end(t.record(s, "normal", SpanKind::Server));
   EXPECT_TRUE(ring.recent().empty());
   t.end(t.record(s, "abnormal", SpanKind::Server), 0, /*force=*/true);
