@@ -44,7 +44,7 @@ class Publication {
   void ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
   void unref() {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      if (completion_hook_ != nullptr) completion_hook_(*this);
+      if (completion_hook_ != nullptr) completion_hook_(*this, completion_context_);
       delete this;
     }
   }
@@ -65,10 +65,20 @@ class Publication {
   uint32_t recipients() const { return recipients_.load(std::memory_order_relaxed); }
   uint32_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
 
+  // When this node started delivering it (the first thread to get to it).
+  void mark_delivery_start(uint64_t unix_ns) {
+    uint64_t zero = 0;
+    delivery_start_.compare_exchange_strong(zero, unix_ns, std::memory_order_relaxed);
+  }
+  uint64_t delivery_start_unix_ns() const { return delivery_start_.load(std::memory_order_relaxed); }
+
   // Called once per publication, on the thread that releases it last (after
   // every thread of this node delivered it). Set once at start-up.
-  using CompletionHook = void (*)(const Publication&);
-  static void set_completion_hook(CompletionHook hook) { completion_hook_ = hook; }
+  using CompletionHook = void (*)(const Publication&, void* context);
+  static void set_completion_hook(CompletionHook hook, void* context) {
+    completion_hook_ = hook;
+    completion_context_ = context;
+  }
 
   uint64_t published_unix_ns() const { return published_unix_ns_; }
   const TraceContext& trace() const { return trace_; }
@@ -94,7 +104,9 @@ class Publication {
   TraceContext trace_;
   std::atomic<uint32_t> recipients_{0};
   std::atomic<uint32_t> dropped_{0};
+  std::atomic<uint64_t> delivery_start_{0};
   static inline CompletionHook completion_hook_ = nullptr;
+  static inline void* completion_context_ = nullptr;
 };
 
 }  // namespace wstrace::pubsub

@@ -8,13 +8,15 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "net/event_loop.h"
 #include "net/timer_wheel.h"
 #include "pubsub/out_queue.h"
 #include "pubsub/registry.h"
 #include "util/buffer.h"
-#include "util/trace_context.h"
+#include "telemetry/span.h"
+#include "telemetry/tracer.h"
 #include "ws/deflate.h"
 #include "ws/receiver.h"
 
@@ -39,7 +41,9 @@ struct ConnExtra {
   std::unique_ptr<ws::Inflater> inflater;  // only with client context takeover
   std::string user_id;                     // from a verified token
   std::string close_reason;                // the reason of the Close frame sent or received
-  std::string traceparent;                 // handshake traceparent (kept until the span ends)
+  std::vector<telemetry::Event> events;    // span events (timeouts, errors), kept for the end
+  telemetry::SpanId client_parent;         // the handshake traceparent's span, if any
+  bool upgrade_sampled = false;            // the upgrade span was exported at the time
 };
 
 struct ConnStats {
@@ -95,7 +99,6 @@ class Connection final : public net::IoHandler, public pubsub::Subscriber {
   uint32_t rtt_us = 0;           // last heartbeat round trip
   uint32_t live_index = 0;       // position in the worker's list of connections
   uint64_t id = 0;
-  uint64_t opened_unix_ns = 0;
 
   net::WheelNode timer;
   ws::Receiver receiver;
@@ -105,9 +108,9 @@ class Connection final : public net::IoHandler, public pubsub::Subscriber {
   ConnStats stats;
   PeerAddress peer;
 
-  // Trace identity: the connection span and its parent (the upgrade span).
-  TraceContext span;             // trace id + this connection's span id
-  uint8_t upgrade_span_id[8] = {};
+  // The connection span, kept compact until it ends: ids, parent (the
+  // upgrade span), start time (during the handshake: the accept time).
+  telemetry::SpanStart span;
 };
 
 }  // namespace wstrace::server

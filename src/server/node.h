@@ -20,6 +20,11 @@ namespace wstrace::server {
 
 class Worker;
 
+// The metrics shard of the calling thread (workers and the cluster bridge
+// each own one), or null on threads that do not record.
+telemetry::Shard* thread_shard();
+void set_thread_shard(telemetry::Shard* shard);
+
 struct Node {
   explicit Node(const Config& c) : cfg(c) {}
 

@@ -1,5 +1,7 @@
 #include "server/server.h"
 
+#include "server/tracing.h"
+
 #include <unistd.h>
 
 #include <condition_variable>
@@ -17,13 +19,6 @@
 namespace wstrace::server {
 namespace json = telemetry::json;
 namespace {
-
-// Runs on whichever worker releases a publication last.
-void on_publication_done(const pubsub::Publication& p) {
-  Worker* w = Worker::current();
-  if (w == nullptr) return;
-  w->node().metrics.broadcast_recipients.record(w->shard(), p.recipients());
-}
 
 uint64_t make_node_hash(const std::string& node_id) {
   std::random_device rd;
@@ -81,7 +76,7 @@ bool Server::start() {
       "{channel}", [&node](std::vector<telemetry::Point>& out) {
         out.push_back(telemetry::Point::of_int(static_cast<int64_t>(node.directory.size())));
       });
-  pubsub::Publication::set_completion_hook(&on_publication_done);
+  pubsub::Publication::set_completion_hook(&on_publication_done, &node);
 
   node.policy.pubsub_path = "/ws";
   if (cfg_.echo) node.policy.echo_path = "/echo";

@@ -12,6 +12,7 @@
 
 #include "http/request.h"
 #include "server/auth.h"
+#include "server/tracing.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "ws/handshake.h"
@@ -123,8 +124,8 @@ struct FrameHandler {
 };
 
 struct UpgradeInfo {
+  const http::Request* request = nullptr;
   ws::HandshakeResult result;
-  std::string traceparent;
   std::string token;
 };
 
@@ -133,6 +134,7 @@ Worker::Worker(Node& node, unsigned index, int listen_fd)
       cfg_(node.cfg),
       index_(index),
       shard_(node.registry().shard(index + 1)),
+      tracer_(&node.telemetry->tracer()),
       wheel_(mono_ns(), choose_tick(node.cfg), 4096),
       parser_(node.cfg.max_message_size) {
   const uint64_t tick = wheel_.tick_ns();
@@ -173,6 +175,7 @@ Worker::~Worker() {
 void Worker::start() {
   thread_ = std::thread([this] {
     t_worker = this;
+    set_thread_shard(&shard_);
     loop_.run();
     t_worker = nullptr;
   });
@@ -240,7 +243,7 @@ void Worker::accept(int fd, const net::Address& peer) {
   }
   c->peer.family = static_cast<uint8_t>(sa->sa_family);
   c->id = node_.next_connection_id.fetch_add(1, std::memory_order_relaxed);
-  c->opened_unix_ns = unix_ns();
+  c->span.start_unix_ns = unix_ns();  // the upgrade span starts at accept
   c->last_activity = wheel_.current();
   sockets_.fetch_add(1, std::memory_order_relaxed);
   int rc = loop_.add(fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, c);
@@ -360,29 +363,25 @@ size_t Worker::process_handshake(Connection& c, uint8_t* data, size_t len) {
       break;
   }
   UpgradeInfo info;
+  info.request = &req;
   info.result = ws::evaluate_upgrade(req, node_.policy);
   if (info.result.rejection != ws::Rejection::None) {
-    reject(c, static_cast<int>(info.result.rejection), info.result.reason);
+    reject(c, static_cast<int>(info.result.rejection), info.result.reason, &req);
     return len;
   }
   if (shutting_down_) {
-    reject(c, static_cast<int>(ws::Rejection::Capacity), "server is shutting down");
+    reject(c, static_cast<int>(ws::Rejection::Capacity), "server is shutting down", &req);
     return len;
   }
   if (node_.max_connections > 0 &&
       node_.websockets.fetch_add(1, std::memory_order_relaxed) >=
           static_cast<int64_t>(node_.max_connections)) {
     node_.websockets.fetch_sub(1, std::memory_order_relaxed);
-    reject(c, static_cast<int>(ws::Rejection::Capacity), "server at --max-connections");
+    reject(c, static_cast<int>(ws::Rejection::Capacity), "server at --max-connections", &req);
     return len;
   }
   if (node_.max_connections == 0) node_.websockets.fetch_add(1, std::memory_order_relaxed);
 
-  if (auto tp = req.header("traceparent")) {
-    info.traceparent = std::string(*tp);
-  } else if (auto q = http::query_param(req.query, "traceparent")) {
-    info.traceparent = std::move(*q);
-  }
   if (!cfg_.auth_secret.empty()) {
     if (auto q = http::query_param(req.query, "token")) {
       info.token = std::move(*q);
@@ -395,7 +394,8 @@ size_t Worker::process_handshake(Connection& c, uint8_t* data, size_t len) {
   return head;
 }
 
-void Worker::reject(Connection& c, int rejection, std::string_view reason) {
+void Worker::reject(Connection& c, int rejection, std::string_view reason,
+                    const http::Request* req) {
   auto r = static_cast<ws::Rejection>(rejection);
   std::string response = ws::rejection_response(r, reason);
   // Best effort: the client may already be gone.
@@ -412,6 +412,7 @@ void Worker::reject(Connection& c, int rejection, std::string_view reason) {
     case ws::Rejection::None: break;
   }
   node_.metrics.connections.add(shard_, 1, static_cast<uint32_t>(outcome));
+  trace_upgrade(*this, c, req, ws::rejection_status(r), reason);
   WS_LOG(Debug, "upgrade rejected", {"peer", c.peer.to_string()},
          {"status", ws::rejection_status(r)}, {"reason", reason});
   finalize(c);
@@ -426,7 +427,6 @@ void Worker::upgrade(Connection& c, const UpgradeInfo& info) {
     c.server_window_bits = r.deflate->server_window_bits & 15;
     c.client_window_bits = r.deflate->client_window_bits & 15;
   }
-  if (!info.traceparent.empty()) c.ext().traceparent = info.traceparent;
   std::string auth_error;
   if (!info.token.empty()) {
     AuthResult a = verify_jwt(info.token, cfg_.auth_secret, static_cast<int64_t>(unix_ns() / 1'000'000'000ull));
@@ -438,6 +438,7 @@ void Worker::upgrade(Connection& c, const UpgradeInfo& info) {
     }
   }
   c.state = ConnState::Open;
+  trace_upgrade(*this, c, info.request, 101, {});
   c.out.push(pubsub::Frame::make_raw(r.response));
   if (!c.in_flush_list) {
     c.in_flush_list = true;
@@ -458,14 +459,40 @@ void Worker::upgrade(Connection& c, const UpgradeInfo& info) {
 }
 
 void Worker::on_text(Connection& c, uint8_t* data, size_t len) {
+  const bool traced = tracer_->enabled();
+  const uint64_t start = traced ? unix_ns() : 0;
   protocol::ClientMessage m;
   protocol::ParseError err;
   if (!parser_.parse(data, len, m, err)) {
     node_.metrics.messages_received.add(shard_, 1, static_cast<uint32_t>(InType::Invalid));
+    if (traced) handle_ = begin_handle(*this, {}, start);
     send_error(c, err.code, err.message, err.id);
+    if (traced) end_handle(*this, c, handle_, "invalid", {}, len, protocol::error_code_name(err.code));
+    handle_ = {};
     return;
   }
   node_.metrics.messages_received.add(shard_, 1, static_cast<uint32_t>(m.type));
+  if (traced) handle_ = begin_handle(*this, m.traceparent, start);
+  std::optional<log::ScopedLogSpan> log_span;
+  if (handle_.sampled() && log::enabled(log::Level::Debug)) {
+    log_span.emplace(handle_.trace_id.bytes.data(), handle_.span_id.bytes.data());
+  }
+  protocol::ErrorCode error{};
+  bool failed = handle_message(c, m, error);
+  if (traced) {
+    end_handle(*this, c, handle_, protocol::type_name(m.type), m.channel, len,
+               failed ? protocol::error_code_name(error) : std::string_view{});
+  }
+  handle_ = {};
+}
+
+bool Worker::handle_message(Connection& c, const protocol::ClientMessage& m,
+                            protocol::ErrorCode& error) {
+  auto fail = [&](protocol::ErrorCode code, std::string_view message) {
+    error = code;
+    send_error(c, code, message, m.id);
+    return true;
+  };
   if (cfg_.rate_limit > 0) {
     uint32_t second = wheel_.current() / ticks_per_second_;
     if (second != c.rate_second) {
@@ -474,30 +501,26 @@ void Worker::on_text(Connection& c, uint8_t* data, size_t len) {
     }
     if (c.rate_count >= cfg_.rate_limit) {
       node_.metrics.messages_dropped.add(shard_, 1, static_cast<uint32_t>(DropReason::RateLimited));
-      send_error(c, protocol::ErrorCode::RateLimited,
-                 "too many messages; the limit is --rate-limit per second", m.id);
-      return;
+      return fail(protocol::ErrorCode::RateLimited,
+                  "too many messages; the limit is --rate-limit per second");
     }
     ++c.rate_count;
   }
   if (!cfg_.auth_secret.empty() && !c.authenticated && m.type != protocol::Type::Ping) {
-    send_error(c, protocol::ErrorCode::Unauthorized,
-               "authentication required: connect with ?token=<JWT> or an Authorization header",
-               m.id);
-    return;
+    return fail(protocol::ErrorCode::Unauthorized,
+                "authentication required: connect with ?token=<JWT> or an Authorization header");
   }
   switch (m.type) {
     case protocol::Type::Ping:
       reply_.clear();
       protocol::encode_pong(reply_, m.id);
       send_reply(c, OutType::Pong);
-      return;
+      return false;
     case protocol::Type::Subscribe: {
       auto r = registry_.subscribe(c, m.channel, cfg_.max_subscriptions);
       if (r == pubsub::Registry::SubscribeResult::TooMany) {
-        send_error(c, protocol::ErrorCode::TooManySubscriptions,
-                   "subscription limit reached (--max-subscriptions)", m.id);
-        return;
+        return fail(protocol::ErrorCode::TooManySubscriptions,
+                    "subscription limit reached (--max-subscriptions)");
       }
       if (r == pubsub::Registry::SubscribeResult::Subscribed) {
         node_.metrics.channel_subscriptions.add(shard_, 1);
@@ -506,27 +529,25 @@ void Worker::on_text(Connection& c, uint8_t* data, size_t len) {
       reply_.clear();
       protocol::encode_subscribed(reply_, m.channel, m.id);
       send_reply(c, OutType::Subscribed);
-      return;
+      return false;
     }
     case protocol::Type::Unsubscribe:
       if (!registry_.unsubscribe(c, m.channel)) {
-        send_error(c, protocol::ErrorCode::NotSubscribed, "not subscribed to this channel", m.id);
-        return;
+        return fail(protocol::ErrorCode::NotSubscribed, "not subscribed to this channel");
       }
       node_.metrics.subscriptions_active.add(shard_, -1);
       reply_.clear();
       protocol::encode_unsubscribed(reply_, m.channel, m.id);
       send_reply(c, OutType::Unsubscribed);
-      return;
+      return false;
     case protocol::Type::Message:
       if (m.content.size() > cfg_.max_content_size) {
-        send_error(c, protocol::ErrorCode::MessageTooLarge,
-                   "content larger than --max-content-size", m.id);
-        return;
+        return fail(protocol::ErrorCode::MessageTooLarge, "content larger than --max-content-size");
       }
       publish(c, m);
-      return;
+      return false;
   }
+  return false;
 }
 
 void Worker::on_echo(Connection& c, ws::Opcode op, const uint8_t* data, size_t len) {
@@ -587,6 +608,10 @@ void Worker::on_protocol_error(Connection& c, ws::Error e) {
   if (e == ws::Error::CompressionError) kind = ErrorKind::Compression;
   node_.metrics.errors.add(shard_, 1, static_cast<uint32_t>(kind));
   WS_LOG(Debug, "protocol error", {"id", c.id}, {"error", ws::describe(e)});
+  trace_event(*this, c, "websocket.protocol_error",
+              {{"error.type", std::string(ws::error_kind(e))},
+               {"exception.message", std::string(ws::describe(e))},
+               {"websocket.close.code", static_cast<int64_t>(ws::close_code_for(e))}});
   close(c, ws::close_code_for(e), ws::describe(e), Initiator::Error, false);
 }
 
@@ -646,6 +671,9 @@ void Worker::send_control(Connection& c, pubsub::Frame* f) {
 }
 
 void Worker::send_reply(Connection& c, OutType type) {
+  static constexpr std::string_view kNames[] = {"Pong", "Subscribed", "Unsubscribed",
+                                                "Message", "Error", "echo"};
+  if (handle_.sampled()) trace_send(*this, c, handle_, kNames[static_cast<int>(type)], reply_.size());
   send_frame(c, pubsub::Frame::make(ws::Opcode::Text, reply_.data(), reply_.size()), type);
 }
 
@@ -690,6 +718,10 @@ void Worker::check_backpressure(Connection& c) {
   node_.metrics.slow_consumer_disconnects.add(shard_, 1);
   WS_LOG(Info, "slow consumer disconnected", {"id", c.id}, {"peer", c.peer.to_string()},
          {"dropped_frames", dropped});
+  trace_event(*this, c, "websocket.slow_consumer",
+              {{"websocket.queued_bytes", static_cast<int64_t>(c.out.bytes())},
+               {"websocket.dropped_frames", static_cast<int64_t>(dropped)},
+               {"websocket.max_backpressure", static_cast<int64_t>(cfg_.max_backpressure)}});
   close(c, ws::close_code::kSlowConsumer, "slow consumer: too much data queued",
         Initiator::Server, false);
 }
@@ -730,8 +762,9 @@ void Worker::finalize(Connection& c) {
     node_.metrics.connections_active.add(shard_, -1);
     node_.metrics.subscriptions_active.add(shard_, -static_cast<int64_t>(c.subscription_count()));
     if (c.close_code == 0) c.close_code = ws::close_code::kAbnormal;
-    const double seconds = static_cast<double>(unix_ns() - c.opened_unix_ns) / 1e9;
+    const double seconds = static_cast<double>(unix_ns() - c.span.start_unix_ns) / 1e9;
     node_.metrics.connection_duration.record(shard_, seconds);
+    trace_connection_end(*this, c);
     WS_LOG(Debug, "connection closed", {"id", c.id}, {"code", c.close_code},
            {"initiator", initiator_name(c.initiator)}, {"seconds", seconds},
            {"messages_received", c.stats.messages_received},
@@ -746,7 +779,8 @@ void Worker::finalize(Connection& c) {
 
 void Worker::publish(Connection& c, const protocol::ClientMessage& m) {
   (void)c;
-  TraceContext trace;  // filled by the telemetry layer when tracing is on
+  TraceContext trace;
+  if (handle_.valid()) trace = trace_broadcast(*this, handle_, m.channel, m.content.size());
   pubsub::Publication* p = pubsub::Publication::make(m.channel, m.content, unix_ns(), trace,
                                                      node_.node_hash, reply_);
   node_.metrics.messages_broadcasted.add(shard_, 1);
@@ -761,7 +795,9 @@ void Worker::post_publications(std::vector<pubsub::Publication*> batch) {
 
 void Worker::deliver(std::vector<pubsub::Publication*>& pubs) {
   runs_.clear();
+  const uint64_t now = unix_ns();
   for (pubsub::Publication* p : pubs) {
+    p->mark_delivery_start(now);
     pubsub::Channel* ch = registry_.find(p->channel());
     if (ch != nullptr && ch->size() > 0) runs_.emplace_back(ch, p);
   }
@@ -965,6 +1001,9 @@ void Worker::on_timer(Connection& c) {
   if (timeout_ticks_ > 0 && static_cast<int32_t>(now - c.last_activity) >= static_cast<int32_t>(timeout_ticks_)) {
     node_.metrics.heartbeat_timeouts.add(shard_, 1);
     WS_LOG(Debug, "heartbeat timeout", {"id", c.id}, {"peer", c.peer.to_string()});
+    trace_event(*this, c, "websocket.heartbeat_timeout",
+                {{"websocket.silent_ms", static_cast<double>(now - c.last_activity) *
+                                             static_cast<double>(wheel_.tick_ns()) / 1e6}});
     // The client is silent, likely gone: do not wait for its Close.
     close(c, ws::close_code::kHeartbeatTimeout, "heartbeat timeout", Initiator::Timeout, false);
     return;
@@ -1054,7 +1093,7 @@ void Worker::collect_connections(std::vector<ConnInfo>& out) const {
     info.peer = c->peer.to_string();
     info.state = kStates[static_cast<int>(c->state)];
     if (c->extra) info.user_id = c->extra->user_id;
-    info.opened_unix_ns = c->opened_unix_ns;
+    info.opened_unix_ns = c->span.start_unix_ns;
     info.subscriptions = c->subscription_count();
     info.rtt_us = c->rtt_us;
     info.queued_bytes = c->out.bytes();

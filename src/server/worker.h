@@ -15,6 +15,7 @@
 #include "net/event_loop.h"
 #include "net/listener.h"
 #include "net/timer_wheel.h"
+#include "http/request.h"
 #include "protocol/protocol.h"
 #include "pubsub/publication.h"
 #include "pubsub/registry.h"
@@ -40,6 +41,7 @@ class Worker {
   static Worker* current();
   Node& node() { return node_; }
   telemetry::Shard& shard() { return shard_; }
+  telemetry::Tracer& tracer() { return *tracer_; }
   net::EventLoop& loop() { return loop_; }
 
   // From any thread: publications from another worker or from the cluster.
@@ -81,8 +83,11 @@ class Worker {
   void process(Connection& c, uint8_t* data, size_t len, bool from_conn_buffer);
   size_t process_handshake(Connection& c, uint8_t* data, size_t len);
   void upgrade(Connection& c, const UpgradeInfo& info);
-  void reject(Connection& c, int rejection, std::string_view reason);
+  void reject(Connection& c, int rejection, std::string_view reason,
+              const http::Request* req = nullptr);
   void on_text(Connection& c, uint8_t* data, size_t len);
+  // True when the message was refused with an Error (its code in `error`).
+  bool handle_message(Connection& c, const protocol::ClientMessage& m, protocol::ErrorCode& error);
   void on_echo(Connection& c, ws::Opcode op, const uint8_t* data, size_t len);
   void on_pong(Connection& c, const uint8_t* data, size_t len);
   void on_close_frame(Connection& c, uint16_t code, std::string_view reason);
@@ -122,6 +127,8 @@ class Worker {
   const Config& cfg_;
   unsigned index_;
   telemetry::Shard& shard_;
+  telemetry::Tracer* tracer_;
+  telemetry::SpanStart handle_;  // span of the message being handled (on_text)
   net::EventLoop loop_;
   std::unique_ptr<net::Listener> listener_;
   net::TimerWheel wheel_;
