@@ -32,6 +32,6 @@ std::string PeerAddress::to_string() const {
   return "unknown";
 }
 
-void Connection::on_io(uint32_t events) { worker_->on_io(*this, events); }
+void Connection::on_io(uint32_t events) { Worker::current()->on_io(*this, events); }
 
 }  // namespace wstrace::server

@@ -46,7 +46,8 @@ struct ConnExtra {
   bool upgrade_sampled = false;            // the upgrade span was exported at the time
 };
 
-struct ConnStats {
+// The seed's ConnectionStats. Packed: it lives in every connection.
+struct __attribute__((packed, aligned(4))) ConnStats {
   uint64_t bytes_sent = 0;
   uint64_t bytes_received = 0;
   uint32_t messages_sent = 0;
@@ -63,8 +64,12 @@ struct PeerAddress {
 };
 
 class Connection final : public net::IoHandler, public pubsub::Subscriber {
+  // See the static_assert after the class: an idle connection is this struct.
+
  public:
-  Connection(Worker& worker, int fd) : worker_(&worker), fd(fd) {}
+  explicit Connection(int fd) : fd(fd) {}
+  // Dispatches to the worker of the calling thread (the connection's own:
+  // a connection is only ever registered with its worker's event loop).
   void on_io(uint32_t events) override;
 
   bool is_open() const { return state == ConnState::Open; }
@@ -73,7 +78,6 @@ class Connection final : public net::IoHandler, public pubsub::Subscriber {
     return *extra;
   }
 
-  Worker* worker_;
   int fd;
   ConnState state = ConnState::Handshake;
   Initiator initiator = Initiator::None;
@@ -93,7 +97,7 @@ class Connection final : public net::IoHandler, public pubsub::Subscriber {
 
   uint16_t close_code = 0;
   uint16_t rate_count = 0;       // messages in the current rate-limit second
-  uint32_t rate_second = 0;      // which second rate_count counts
+  uint16_t rate_second = 0;      // which second rate_count counts (mod 65536)
   uint32_t last_activity = 0;    // wheel tick of the last frame received
   uint32_t last_ping = 0;        // wheel tick of the last Ping sent
   uint32_t rtt_us = 0;           // last heartbeat round trip
@@ -113,4 +117,10 @@ class Connection final : public net::IoHandler, public pubsub::Subscriber {
   telemetry::SpanStart span;
 };
 
+}  // namespace wstrace::server
+
+namespace wstrace::server {
+// Userland memory per idle connection is this struct (pooled, no malloc
+// header) and nothing else: the target is 256 bytes with telemetry on.
+static_assert(sizeof(Connection) <= 256, "Connection grew past the 256-byte budget");
 }  // namespace wstrace::server

@@ -191,7 +191,7 @@ Worker* Worker::current() { return t_worker; }
 // Connection storage
 
 Connection* Worker::alloc_connection(int fd) {
-  constexpr size_t kSlot = (sizeof(Connection) + 15) & ~size_t{15};
+  constexpr size_t kSlot = (sizeof(Connection) + alignof(Connection) - 1) & ~(alignof(Connection) - 1);
   if (free_slots_ == nullptr) {
     void* block = std::aligned_alloc(64, kBlockSize);
     if (block == nullptr) std::abort();  // out of memory
@@ -204,7 +204,7 @@ Connection* Worker::alloc_connection(int fd) {
   }
   void* slot = free_slots_;
   free_slots_ = *static_cast<void**>(slot);
-  auto* c = new (slot) Connection(*this, fd);
+  auto* c = new (slot) Connection(fd);
   c->live_index = static_cast<uint32_t>(live_.size());
   live_.push_back(c);
   return c;
@@ -494,7 +494,7 @@ bool Worker::handle_message(Connection& c, const protocol::ClientMessage& m,
     return true;
   };
   if (cfg_.rate_limit > 0) {
-    uint32_t second = wheel_.current() / ticks_per_second_;
+    auto second = static_cast<uint16_t>(wheel_.current() / ticks_per_second_);
     if (second != c.rate_second) {
       c.rate_second = second;
       c.rate_count = 0;
