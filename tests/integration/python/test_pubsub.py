@@ -1,0 +1,153 @@
+"""Subscribe/publish across event-loop threads with hundreds of real
+clients (Python websockets), PRODUCT.md §2."""
+
+import asyncio
+import json
+import unittest
+
+from wstrace_harness import (IO_TIMEOUT, AsyncTestCase, WstraceServer, recv_json, request, subscribe,
+                             wait_until, ws_connect)
+
+SUBSCRIBERS = 300
+CHANNELS = ["room.0", "room.1", "room.2"]
+PUBLISHERS = 6
+PER_CHANNEL = 20  # messages each publisher sends to each channel
+
+
+async def connect_many(url, n, **kw):
+    # In waves, so the listen backlog never overflows on a busy machine.
+    out = []
+    for i in range(0, n, 100):
+        out += await asyncio.gather(*(ws_connect(url, **kw) for _ in range(min(100, n - i))))
+    return out
+
+
+async def collect(ws, publishers, timeout=IO_TIMEOUT):
+    """Reads Messages until every publisher's "done" has arrived on every
+    channel this client listens to; returns {(channel, publisher): [seq...]}.
+    `publishers` is the set of (channel, publisher) pairs to wait for."""
+    got = {}
+    pending = set(publishers)
+    while pending:
+        m = await recv_json(ws, timeout)
+        assert m.get("type") == "Message", m
+        pub, _, seq = m["content"].partition(":")
+        key = (m["channel"], pub)
+        if seq == "done":
+            assert key in pending, f"duplicate or unexpected done {key}"
+            pending.discard(key)
+        else:
+            got.setdefault(key, []).append(int(seq))
+    return got
+
+
+class PubSubTest(AsyncTestCase):
+
+    async def test_fanout_to_hundreds_across_threads_exactly_once_in_order(self):
+        with WstraceServer(threads=4) as srv:
+            url = srv.url()
+            subs = await connect_many(url, SUBSCRIBERS)
+            pubs = await connect_many(url, PUBLISHERS)
+            try:
+                await asyncio.gather(*(subscribe(ws, CHANNELS[i % len(CHANNELS)])
+                                       for i, ws in enumerate(subs)))
+                # Publishers listen to every channel: a sender gets its own
+                # messages when it is subscribed.
+                for ws in pubs:
+                    for ch in CHANNELS:
+                        await subscribe(ws, ch)
+                stats = srv.stats()
+                self.assertEqual(stats["connections"]["active"], SUBSCRIBERS + PUBLISHERS)
+                self.assertEqual(stats["subscriptions"], SUBSCRIBERS + PUBLISHERS * len(CHANNELS))
+
+                async def publish(p, ws):
+                    for seq in range(PER_CHANNEL):
+                        for ch in CHANNELS:
+                            await ws.send(json.dumps({"type": "Message", "channel": ch,
+                                                      "content": f"p{p}:{seq}"}))
+                    for ch in CHANNELS:
+                        await ws.send(json.dumps({"type": "Message", "channel": ch,
+                                                  "content": f"p{p}:done"}))
+
+                expect_sub = {i: {(CHANNELS[i % len(CHANNELS)], f"p{p}") for p in range(PUBLISHERS)}
+                              for i in range(SUBSCRIBERS)}
+                expect_pub = {(ch, f"p{p}") for ch in CHANNELS for p in range(PUBLISHERS)}
+                readers = [collect(ws, expect_sub[i]) for i, ws in enumerate(subs)]
+                readers += [collect(ws, expect_pub) for ws in pubs]
+                results = await asyncio.gather(*readers, *(publish(p, ws) for p, ws in enumerate(pubs)))
+                want = list(range(PER_CHANNEL))
+                for i, got in enumerate(results[:SUBSCRIBERS + PUBLISHERS]):
+                    keys = expect_sub[i] if i < SUBSCRIBERS else expect_pub
+                    self.assertEqual(set(got), keys, f"client {i}")
+                    for key, seqs in got.items():
+                        self.assertEqual(seqs, want, f"client {i} {key}: not exactly once in order")
+                total = PUBLISHERS * len(CHANNELS) * (PER_CHANNEL + 1)
+                srv.wait_stats(lambda s: s["messages"]["broadcasted_total"] == total,
+                               what=f"broadcasted_total == {total}")
+                # Nothing extra is queued for anyone: a Ping's Pong comes next.
+                for ws in subs[:10] + pubs:
+                    self.assertEqual(await request(ws, {"type": "Ping"}), {"type": "Pong"})
+            finally:
+                await asyncio.gather(*(ws.close() for ws in subs + pubs))
+
+    async def test_unsubscribe_stops_delivery(self):
+        with WstraceServer(threads=2) as srv:
+            x = await ws_connect(srv.url())
+            control = await ws_connect(srv.url())
+            pub = await ws_connect(srv.url())
+            try:
+                await subscribe(x, "a")
+                await subscribe(x, "b")
+                await subscribe(control, "a")
+                await pub.send(json.dumps({"type": "Message", "channel": "a", "content": "1"}))
+                self.assertEqual((await recv_json(x))["content"], "1")
+                self.assertEqual((await recv_json(control))["content"], "1")
+
+                r = await request(x, {"type": "Unsubscribe", "channel": "a", "id": 7})
+                self.assertEqual(r, {"type": "Unsubscribed", "channel": "a", "id": 7})
+                chans = wait_until(lambda: {c["name"]: c["subscribers"] for c in
+                                            json.loads(srv.admin_get("/api/channels")[1])["channels"]})
+                self.assertEqual(chans, {"a": 1, "b": 1})
+
+                await pub.send(json.dumps({"type": "Message", "channel": "a", "content": "2"}))
+                await pub.send(json.dumps({"type": "Message", "channel": "b", "content": "3"}))
+                self.assertEqual((await recv_json(control))["content"], "2")
+                # x gets the later message on b, and nothing on a before it.
+                m = await recv_json(x)
+                self.assertEqual((m["channel"], m["content"]), ("b", "3"))
+                self.assertEqual(await request(x, {"type": "Ping"}), {"type": "Pong"})
+            finally:
+                for ws in (x, control, pub):
+                    await ws.close()
+
+    async def test_publish_to_channel_without_subscribers_is_fine(self):
+        with WstraceServer(threads=2) as srv:
+            ws = await ws_connect(srv.url())
+            try:
+                await ws.send(json.dumps({"type": "Message", "channel": "nobody.here",
+                                          "content": "hello", "id": 1}))
+                # No reply and no Error: the next message is the Pong.
+                self.assertEqual(await request(ws, {"type": "Ping", "id": 2}),
+                                 {"type": "Pong", "id": 2})
+                s = srv.wait_stats(lambda s: s["messages"]["broadcasted_total"] >= 1,
+                                   what="the publish counted")
+                self.assertEqual(s["errors_total"], 0)
+            finally:
+                await ws.close()
+
+    async def test_unsubscribed_client_is_removed_on_close(self):
+        with WstraceServer(threads=2) as srv:
+            a = await ws_connect(srv.url())
+            b = await ws_connect(srv.url())
+            await subscribe(a, "gone")
+            await subscribe(b, "gone")
+            await a.close()
+            srv.wait_stats(lambda s: s["subscriptions"] == 1 and s["connections"]["active"] == 1,
+                           what="the closed client's subscription dropped")
+            await b.send(json.dumps({"type": "Message", "channel": "gone", "content": "x"}))
+            self.assertEqual(await recv_json(b), {"type": "Message", "channel": "gone", "content": "x"})
+            await b.close()
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,682 @@
+"""Test harness for the wstrace integration tests.
+
+- WstraceServer: starts the binary (path from $WSTRACE_BIN) on free ports,
+  reads the ports from its JSON "wstrace listening" log line, keeps its
+  stderr, and stops it by pid (SIGTERM, then SIGKILL after a bound).
+- Admin helpers: stats() (/api/stats JSON), metrics() (/metrics parsed),
+  wait_until() (polls a condition until a deadline; never a fixed sleep).
+- RawClient: a blocking TCP client with its own tiny frame writer and
+  reader, for what a well-behaved library refuses to send (unmasked frames,
+  reserved bits, bad UTF-8, ...) and for reading close codes off the wire.
+
+Nothing here sleeps to synchronise: every wait is on an event (a log line,
+a frame, a socket close, a counter) with a deadline.
+"""
+
+import base64
+import ctypes
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import re
+import resource
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+import zlib
+
+# Generous bounds: the suite also runs against an ASan+UBSan debug build on
+# two cores shared with other ctest jobs. They are deadlines, not delays.
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 30.0
+IO_TIMEOUT = 20.0
+
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+OP_CONT, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
+OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
+
+_PR_SET_PDEATHSIG = 1
+
+
+def wstrace_bin():
+    path = os.environ.get("WSTRACE_BIN")
+    if not path:
+        raise RuntimeError("set WSTRACE_BIN to the wstrace binary")
+    return path
+
+
+def _child_setup(nofile):
+    def setup():
+        # Die with the test process, so a killed test leaves no server behind.
+        try:
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except OSError:
+            pass
+        if nofile is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+    return setup
+
+
+class ServerError(AssertionError):
+    pass
+
+
+class WstraceServer:
+    """A wstrace process on free loopback ports.
+
+    with WstraceServer("--compression", "on") as srv:
+        srv.port, srv.admin_port, srv.url("/ws"), srv.stats()
+
+    On leaving the block the server is stopped with SIGTERM (SIGKILL after
+    STOP_TIMEOUT) and, when expect_clean_exit is true and the block did not
+    raise, its exit code must be 0.
+    """
+
+    def __init__(self, *args, threads=2, nofile=None, env=None, expect_clean_exit=True):
+        self.args = list(args)
+        self.threads = threads
+        self.nofile = nofile
+        self.env = env
+        self.expect_clean_exit = expect_clean_exit
+        self.proc = None
+        self.port = None
+        self.admin_port = None
+        self.returncode = None
+        self._lines = []
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._reader = None
+        self._eof = False
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self):
+        cmd = [wstrace_bin(), "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+               "--log-format", "json", "--threads", str(self.threads)] + self.args
+        env = dict(os.environ)
+        # Never export anywhere from the tests.
+        for k in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                  "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"):
+            env.pop(k, None)
+        for k in list(env):
+            if k.startswith("WSTRACE_") and k != "WSTRACE_BIN":
+                env.pop(k)
+        if self.env:
+            env.update(self.env)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, env=env,
+                                     preexec_fn=_child_setup(self.nofile))
+        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._reader.start()
+        line = self.wait_log(lambda j: j.get("msg") == "wstrace listening", START_TIMEOUT)
+        if line is None:
+            self.kill()
+            raise ServerError("wstrace did not start:\n" + self.stderr_text())
+        self.port = int(line["port"])
+        self.admin_port = int(line["admin_port"])
+        return self
+
+    def _read_stderr(self):
+        for raw in self.proc.stderr:
+            text = raw.decode("utf-8", "replace").rstrip("\n")
+            with self._cond:
+                self._lines.append(text)
+                self._cond.notify_all()
+        self.proc.stderr.close()
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb):
+        rc = self.stop()
+        if exc_type is None and self.expect_clean_exit and rc != 0:
+            raise ServerError(f"wstrace exited with {rc}, expected 0; stderr:\n"
+                              + self.stderr_text()[-8000:])
+        return False
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig):
+        if self.running():
+            os.kill(self.proc.pid, sig)
+
+    def wait_exit(self, timeout):
+        """Waits for the process to end; returns its exit code or None."""
+        try:
+            self.returncode = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        return self.returncode
+
+    def stop(self, timeout=STOP_TIMEOUT):
+        """SIGTERM, then SIGKILL after `timeout`. Returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.signal(signal.SIGTERM)
+            if self.wait_exit(timeout) is None:
+                self.kill()
+        else:
+            self.wait_exit(timeout)
+        return self.proc.returncode
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        if self.proc is not None:
+            self.proc.wait()
+            if self._reader is not None:
+                self._reader.join(timeout=5)
+            self.returncode = self.proc.returncode
+
+    # -- logs --------------------------------------------------------------
+
+    def stderr_text(self):
+        with self._lock:
+            return "\n".join(self._lines)
+
+    def log_lines(self):
+        out = []
+        with self._lock:
+            lines = list(self._lines)
+        for line in lines:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
+        return out
+
+    def wait_log(self, pred, timeout):
+        """Waits for a JSON log line matching pred; returns it or None."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self._cond:
+            while True:
+                while seen < len(self._lines):
+                    line = self._lines[seen]
+                    seen += 1
+                    try:
+                        j = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(j, dict) and pred(j):
+                        return j
+                left = deadline - time.monotonic()
+                if left <= 0 or self._eof:
+                    return None
+                self._cond.wait(left)
+
+    # -- addresses and admin -----------------------------------------------
+
+    def url(self, path="/ws"):
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+    def admin_get(self, path, timeout=IO_TIMEOUT):
+        conn = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=timeout)
+        try:
+            conn.request("GET", path)
+            r = conn.getresponse()
+            return r.status, r.read().decode("utf-8", "replace")
+        finally:
+            conn.close()
+
+    def stats(self):
+        status, body = self.admin_get("/api/stats")
+        if status != 200:
+            raise ServerError(f"/api/stats answered {status}")
+        return json.loads(body)
+
+    def metrics(self):
+        status, body = self.admin_get("/metrics")
+        if status != 200:
+            raise ServerError(f"/metrics answered {status}")
+        return Metrics(body)
+
+    def cpu_ticks(self):
+        """utime + stime of the server process, in clock ticks."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            stat = f.read()
+        fields = stat[stat.rindex(")") + 2:].split()
+        return int(fields[11]) + int(fields[12])
+
+    def wait_stats(self, pred, timeout=IO_TIMEOUT, what="condition"):
+        def check():
+            s = self.stats()
+            return s if pred(s) else None
+
+        return wait_until(check, timeout, what=f"/api/stats {what}")
+
+
+class Metrics:
+    """A parsed Prometheus text exposition."""
+
+    _LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)')
+    _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+    def __init__(self, text):
+        self.text = text
+        self.samples = []  # (name, {labels}, value)
+        for line in text.splitlines():
+            if not line or line.startswith("#"):
+                continue
+            m = self._LINE.match(line)
+            if not m:
+                continue
+            labels = dict(self._LABEL.findall(m.group(3) or ""))
+            try:
+                value = float(m.group(4))
+            except ValueError:
+                continue
+            self.samples.append((m.group(1), labels, value))
+
+    def names(self):
+        return {n for n, _, _ in self.samples}
+
+    def value(self, *names, **labels):
+        """Sum of the samples of the first of `names` that exists, over the
+        series whose labels include `labels`. None when no name exists."""
+        for name in names:
+            found = [(lb, v) for n, lb, v in self.samples if n == name]
+            if not found:
+                continue
+            return sum(v for lb, v in found if all(lb.get(k) == val for k, val in labels.items()))
+        return None
+
+
+def wait_until(fn, timeout=IO_TIMEOUT, interval=0.02, what="condition"):
+    """Polls fn() until it returns something truthy; returns that. Raises
+    AssertionError at the deadline. A bounded poll, not a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while True:
+        try:
+            v = fn()
+            if v:
+                return v
+        except (OSError, ValueError, http.client.HTTPException) as e:
+            last_exc = e
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out waiting for {what}"
+                                 + (f" (last error: {last_exc!r})" if last_exc else ""))
+        time.sleep(interval)
+
+
+# -- JWT (HS256), for --auth-secret ------------------------------------------
+
+def _b64url(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def make_jwt(payload, secret):
+    header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = _b64url(json.dumps(payload).encode())
+    sig = hmac.new(secret.encode(), f"{header}.{body}".encode(), hashlib.sha256).digest()
+    return f"{header}.{body}.{_b64url(sig)}"
+
+
+# -- raw WebSocket client -----------------------------------------------------
+
+def encode_frame(opcode, payload=b"", fin=True, rsv1=False, rsv2=False, rsv3=False,
+                 mask=True, mask_key=None):
+    """One frame as bytes. Masked by default, as a client must."""
+    if isinstance(payload, str):
+        payload = payload.encode()
+    b0 = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | (0x20 if rsv2 else 0) \
+        | (0x10 if rsv3 else 0) | (opcode & 0x0F)
+    n = len(payload)
+    mbit = 0x80 if mask else 0
+    if n < 126:
+        head = struct.pack("!BB", b0, mbit | n)
+    elif n < 65536:
+        head = struct.pack("!BBH", b0, mbit | 126, n)
+    else:
+        head = struct.pack("!BBQ", b0, mbit | 127, n)
+    if not mask:
+        return head + payload
+    key = mask_key if mask_key is not None else os.urandom(4)
+    return head + key + apply_mask(payload, key)
+
+
+def apply_mask(payload, key):
+    if not payload:
+        return b""
+    n = len(payload)
+    k = (key * (n // 4 + 1))[:n]
+    return (int.from_bytes(payload, "big") ^ int.from_bytes(k, "big")).to_bytes(n, "big")
+
+
+def close_payload(code, reason=b""):
+    if isinstance(reason, str):
+        reason = reason.encode()
+    return struct.pack("!H", code) + reason
+
+
+def deflate_message(data):
+    """permessage-deflate payload of one message (RFC 7692 §7.2.1)."""
+    c = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+    out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+    assert out.endswith(b"\x00\x00\xff\xff")
+    return out[:-4]
+
+
+def inflate_message(data, wbits=15):
+    d = zlib.decompressobj(-wbits)
+    return d.decompress(data + b"\x00\x00\xff\xff")
+
+
+class Frame:
+    __slots__ = ("fin", "rsv1", "rsv2", "rsv3", "opcode", "masked", "payload")
+
+    def __init__(self, fin, rsv1, rsv2, rsv3, opcode, masked, payload):
+        self.fin, self.rsv1, self.rsv2, self.rsv3 = fin, rsv1, rsv2, rsv3
+        self.opcode, self.masked, self.payload = opcode, masked, payload
+
+    def close_code(self):
+        if self.opcode != OP_CLOSE or len(self.payload) < 2:
+            return None
+        return struct.unpack("!H", self.payload[:2])[0]
+
+    def close_reason(self):
+        return self.payload[2:].decode("utf-8", "replace")
+
+    def __repr__(self):
+        return (f"Frame(op={self.opcode:#x} fin={self.fin} rsv1={self.rsv1} "
+                f"len={len(self.payload)} {self.payload[:60]!r})")
+
+
+class ConnectionEnded(Exception):
+    """The peer closed the TCP connection (EOF or reset)."""
+
+
+class HttpResponse:
+    def __init__(self, status, reason, headers, raw):
+        self.status, self.reason, self.headers, self.raw = status, reason, headers, raw
+
+    def header(self, name):
+        return self.headers.get(name.lower())
+
+
+class RawClient:
+    """A WebSocket client over a plain socket, for tests.
+
+    c = RawClient(port); resp = c.handshake(); c.send_text('{"type":"Ping"}')
+    f = c.read_frame(); code = c.read_close()
+    """
+
+    def __init__(self, port, host="127.0.0.1", rcvbuf=None, timeout=IO_TIMEOUT):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            # Before connect, so the window is small from the start.
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(timeout)
+        self.sock.connect((host, port))
+        self.port = port
+        self.timeout = timeout
+        self.buf = b""
+        self.deflate = False
+        self.extensions = None
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    # -- HTTP ---------------------------------------------------------------
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def request_bytes(self, path="/ws", headers=None, key=None, version="13",
+                      omit=()):
+        key = key or base64.b64encode(os.urandom(16)).decode()
+        self.key = key
+        hdrs = [("Host", f"127.0.0.1:{self.port}"), ("Upgrade", "websocket"),
+                ("Connection", "Upgrade"), ("Sec-WebSocket-Key", key),
+                ("Sec-WebSocket-Version", version)]
+        hdrs = [(k, v) for k, v in hdrs if k not in omit]
+        for k, v in (headers or []):
+            hdrs.append((k, v))
+        lines = [f"GET {path} HTTP/1.1"] + [f"{k}: {v}" for k, v in hdrs]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+    def read_http_response(self, timeout=None):
+        """Reads an HTTP response head (and a Content-Length body)."""
+        self.sock.settimeout(timeout or self.timeout)
+        while b"\r\n\r\n" not in self.buf:
+            chunk = self._recv()
+            if not chunk:
+                raise ConnectionEnded(f"connection closed before an HTTP response: {self.buf!r}")
+            self.buf += chunk
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ", 2)
+        status = int(parts[1])
+        headers = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            k = k.strip().lower()
+            headers[k] = (headers[k] + ", " + v.strip()) if k in headers else v.strip()
+        n = int(headers.get("content-length", "0") or 0)
+        if status != 101:
+            while len(self.buf) < n:
+                chunk = self._recv()
+                if not chunk:
+                    break
+                self.buf += chunk
+            body, self.buf = self.buf[:n], self.buf[n:]
+        else:
+            body = b""
+        return HttpResponse(status, parts[2] if len(parts) > 2 else "", headers, head + b"\r\n\r\n" + body)
+
+    def handshake(self, path="/ws", headers=None, expect=101, **kw):
+        self.send_raw(self.request_bytes(path, headers, **kw))
+        resp = self.read_http_response()
+        if expect is not None and resp.status != expect:
+            raise AssertionError(f"expected HTTP {expect}, got {resp.status}: {resp.raw!r}")
+        if resp.status == 101:
+            want = base64.b64encode(hashlib.sha1((self.key + WS_GUID).encode()).digest()).decode()
+            if resp.header("sec-websocket-accept") != want:
+                raise AssertionError(f"bad Sec-WebSocket-Accept: {resp.headers}")
+            self.extensions = resp.header("sec-websocket-extensions")
+            self.deflate = bool(self.extensions and "permessage-deflate" in self.extensions)
+        return resp
+
+    # -- frames -------------------------------------------------------------
+
+    def send_frame(self, opcode, payload=b"", **kw):
+        self.sock.sendall(encode_frame(opcode, payload, **kw))
+
+    def send_text(self, text, compress=False):
+        data = text.encode() if isinstance(text, str) else text
+        if compress:
+            self.send_frame(OP_TEXT, deflate_message(data), rsv1=True)
+        else:
+            self.send_frame(OP_TEXT, data)
+
+    def send_json(self, obj):
+        self.send_text(json.dumps(obj))
+
+    def send_close(self, code=1000, reason=b""):
+        self.send_frame(OP_CLOSE, close_payload(code, reason))
+
+    def _recv(self, n=65536):
+        try:
+            return self.sock.recv(n)
+        except ConnectionResetError:
+            return b""
+
+    def _need(self, n):
+        while len(self.buf) < n:
+            chunk = self._recv()
+            if not chunk:
+                raise ConnectionEnded(f"EOF with {len(self.buf)} of {n} bytes buffered")
+            self.buf += chunk
+
+    def read_frame(self, timeout=None):
+        """Reads one frame. Raises ConnectionEnded on EOF/reset and
+        socket.timeout after `timeout`."""
+        self.sock.settimeout(timeout or self.timeout)
+        self._need(2)
+        b0, b1 = self.buf[0], self.buf[1]
+        n = b1 & 0x7F
+        off = 2
+        if n == 126:
+            self._need(4)
+            n = struct.unpack("!H", self.buf[2:4])[0]
+            off = 4
+        elif n == 127:
+            self._need(10)
+            n = struct.unpack("!Q", self.buf[2:10])[0]
+            off = 10
+        masked = bool(b1 & 0x80)
+        if masked:
+            self._need(off + 4)
+            key = self.buf[off:off + 4]
+            off += 4
+        self._need(off + n)
+        payload = self.buf[off:off + n]
+        if masked:
+            payload = apply_mask(payload, key)
+        self.buf = self.buf[off + n:]
+        return Frame(bool(b0 & 0x80), bool(b0 & 0x40), bool(b0 & 0x20), bool(b0 & 0x10),
+                     b0 & 0x0F, masked, payload)
+
+    def read_message(self, timeout=None, answer_pings=True):
+        """Reads one data message (reassembled, inflated). Returns
+        (opcode, bytes). Control frames in between: Pings are answered."""
+        parts, first, compressed = [], None, False
+        while True:
+            f = self.read_frame(timeout)
+            if f.opcode == OP_PING:
+                if answer_pings:
+                    self.send_frame(OP_PONG, f.payload)
+                continue
+            if f.opcode == OP_PONG:
+                continue
+            if f.opcode == OP_CLOSE:
+                raise AssertionError(f"unexpected Close {f.close_code()} {f.close_reason()!r}")
+            if first is None:
+                first, compressed = f.opcode, f.rsv1
+            parts.append(f.payload)
+            if f.fin:
+                data = b"".join(parts)
+                if compressed:
+                    data = inflate_message(data)
+                return first, data
+
+    def read_json(self, timeout=None):
+        op, data = self.read_message(timeout)
+        assert op == OP_TEXT, f"expected a text frame, got opcode {op}"
+        return json.loads(data)
+
+    def read_close(self, timeout=None, skip_data=True):
+        """Reads frames until a Close; returns (code, reason). Data frames
+        and Pings before it are skipped (not answered)."""
+        while True:
+            f = self.read_frame(timeout)
+            if f.opcode == OP_CLOSE:
+                return f.close_code(), f.close_reason()
+            if not skip_data:
+                raise AssertionError(f"expected a Close frame, got {f!r}")
+
+    def expect_eof(self, timeout=None):
+        """The server closes the TCP connection (after its Close frame):
+        reads until EOF, ignoring anything else."""
+        self.sock.settimeout(timeout or self.timeout)
+        self.buf = b""
+        while True:
+            chunk = self._recv()
+            if not chunk:
+                return True
+
+
+def ws_accept_ok(resp):
+    return resp.status == 101
+
+
+# -- helpers for the websockets library (asyncio) -----------------------------
+
+async def ws_connect(url, **kw):
+    """A Python websockets client. No client-side keepalive pings unless
+    asked (they would count as activity for the heartbeat tests) and no
+    compression unless asked."""
+    import websockets
+
+    kw.setdefault("ping_interval", None)
+    kw.setdefault("compression", None)
+    kw.setdefault("open_timeout", IO_TIMEOUT)
+    kw.setdefault("close_timeout", IO_TIMEOUT)
+    kw.setdefault("max_size", 16 * 1024 * 1024)
+    return await websockets.connect(url, **kw)
+
+
+async def recv_json(ws, timeout=IO_TIMEOUT):
+    import asyncio
+
+    msg = await asyncio.wait_for(ws.recv(), timeout)
+    assert isinstance(msg, str), f"expected a text message, got {msg!r:.80}"
+    return json.loads(msg)
+
+
+async def request(ws, obj, timeout=IO_TIMEOUT):
+    """Sends obj and returns the next message (the direct reply)."""
+    await ws.send(json.dumps(obj))
+    return await recv_json(ws, timeout)
+
+
+async def subscribe(ws, channel, timeout=IO_TIMEOUT):
+    r = await request(ws, {"type": "Subscribe", "channel": channel}, timeout)
+    assert r == {"type": "Subscribed", "channel": channel}, r
+    return r
+
+
+async def wait_closed_code(ws, timeout=IO_TIMEOUT):
+    """Reads (and drops) messages until the connection closes; returns the
+    close code the server sent (None if it sent none)."""
+    import asyncio
+    import websockets
+
+    async def drain():
+        try:
+            while True:
+                await ws.recv()
+        except websockets.ConnectionClosed as e:
+            return e.rcvd.code if e.rcvd is not None else None
+
+    return await asyncio.wait_for(drain(), timeout)
+
+
+class AsyncTestCase(__import__("unittest").IsolatedAsyncioTestCase):
+    """IsolatedAsyncioTestCase runs its loop in debug mode, which records a
+    traceback for every callback: far too slow for hundreds of clients."""
+
+    async def asyncSetUp(self):
+        import asyncio
+
+        asyncio.get_running_loop().set_debug(False)
