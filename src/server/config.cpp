@@ -9,6 +9,7 @@
 #include <optional>
 #include <toml++/toml.h>
 
+#include "cluster/redis_url.h"
 #include "util/units.h"
 #include "version.h"
 
@@ -88,7 +89,11 @@ const std::vector<Option>& options() {
       {"redis", "URL", "",
        "Join a cluster through Redis Pub/Sub: redis://[user:password@]host:port[/db]. "
        "Empty = standalone (in-process pub/sub).",
-       [](Config& c, const std::string& v, std::string&) { return c.redis = v, true; }},
+       [](Config& c, const std::string& v, std::string& why) {
+         if (!v.empty() && !cluster::parse_redis_url(v, &why)) return false;
+         c.redis = v;
+         return true;
+       }},
       {"node-id", "TEXT", "<hostname>-<pid>",
        "This node's name in the cluster, in logs and as service.instance.id.",
        [](Config& c, const std::string& v, std::string&) { return c.node_id = v, true; }},

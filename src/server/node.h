@@ -42,9 +42,12 @@ struct Node {
   std::atomic<bool> draining{false};        // shutting down: /readyz says no
   uint64_t started_unix_ns = 0;
 
-  // Publications made on this node, after local delivery was arranged; the
-  // cluster bridge forwards them to other nodes. Called on worker threads.
-  std::function<void(pubsub::Publication*)> on_local_publish;
+  // Each loop iteration's publications made on this node; the cluster bridge
+  // forwards them to the other nodes. Called on worker threads; the callee
+  // takes its own references.
+  std::function<void(const std::vector<pubsub::Publication*>&)> on_local_publish;
+  // Whether the cluster link is up (always true when standalone).
+  std::function<bool()> cluster_up;
 };
 
 }  // namespace wstrace::server

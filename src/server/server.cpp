@@ -78,6 +78,35 @@ bool Server::start() {
       });
   pubsub::Publication::set_completion_hook(&on_publication_done, &node);
 
+  if (!cfg_.redis.empty()) {
+    std::string url_error;
+    auto url = cluster::parse_redis_url(cfg_.redis, &url_error);
+    if (!url) {
+      WS_LOG(Error, "bad --redis URL", {"redis", cfg_.redis}, {"error", url_error});
+      return false;
+    }
+    cluster::BridgeOptions bopts;
+    bopts.url = *url;
+    bopts.node_id = cfg_.node_id;
+    bopts.node_hash = node.node_hash;
+    bridge_ = std::make_unique<cluster::Bridge>(
+        bopts, node.registry(), [&node](std::vector<pubsub::Publication*>&& batch) {
+          // From the bridge thread to every worker: one task per worker per batch.
+          for (Worker* w : node.workers) {
+            for (auto* p : batch) p->ref();
+            w->post_publications(batch);
+          }
+          for (auto* p : batch) p->unref();
+        });
+    cluster::Bridge* bridge = bridge_.get();
+    node.directory.set_listener(
+        [bridge](const std::string& channel, bool active) { bridge->set_interest(channel, active); });
+    node.on_local_publish = [bridge](const std::vector<pubsub::Publication*>& batch) {
+      bridge->publish(batch);
+    };
+    node.cluster_up = [bridge] { return bridge->link_up(); };
+  }
+
   node.policy.pubsub_path = "/ws";
   if (cfg_.echo) node.policy.echo_path = "/echo";
   node.policy.allowed_origins = cfg_.allowed_origins;
@@ -132,6 +161,7 @@ bool Server::start() {
     node.workers.push_back(workers_.back().get());
   }
   node.telemetry->start();
+  if (bridge_) bridge_->start(node.registry().shard(telemetry::kMaxShards - 1));
   for (auto& w : workers_) w->start();
 
   std::string where = addr->host() + ":" + std::to_string(port_);
@@ -176,6 +206,7 @@ void Server::shutdown() {
   }
   for (auto& w : workers_) w->stop();
   for (auto& w : workers_) w->join();
+  if (bridge_) bridge_->stop();
   if (admin_) admin_->stop();
   node.telemetry->shutdown(deadline);
   WS_LOG(Info, "stopped", {"seconds", static_cast<double>(mono_ns() - start) / 1e9});
@@ -216,6 +247,22 @@ std::string Server::stats_json() {
   json::append_uint(out, workers_.size());
   out += ",\"draining\":";
   out += node.draining.load() ? "true" : "false";
+  out += ",\"cluster\":";
+  if (bridge_) {
+    out += "{\"link_up\":";
+    out += bridge_->link_up() ? "true" : "false";
+    out += ",\"redis_subscriptions\":";
+    json::append_uint(out, bridge_->redis_subscriptions());
+    out += ",\"published_total\":";
+    json::append_uint(out, metric_int(s, "websocket.pubsub.published"));
+    out += ",\"received_total\":";
+    json::append_uint(out, metric_int(s, "websocket.pubsub.received"));
+    out += ",\"dropped_total\":";
+    json::append_uint(out, metric_int(s, "websocket.pubsub.dropped"));
+    out += '}';
+  } else {
+    out += "null";
+  }
   out += ",\"connections\":{\"active\":";
   json::append_int(out, node.websockets.load());
   out += ",\"max\":";
@@ -356,6 +403,9 @@ http::Response Server::handle_admin(const http::Request& req) {
   if (path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n", {}};
   if (path == "/readyz") {
     if (node_->draining.load()) return {503, "text/plain; charset=utf-8", "draining\n", {}};
+    if (node_->cluster_up && !node_->cluster_up()) {
+      return {503, "text/plain; charset=utf-8", "cluster link down (Redis unreachable)\n", {}};
+    }
     return {200, "text/plain; charset=utf-8", "ready\n", {}};
   }
   if (path == "/metrics") {

@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "cluster/bridge.h"
 #include "http/server.h"
 #include "server/config.h"
 #include "server/node.h"
@@ -43,6 +44,7 @@ class Server {
   std::unique_ptr<Node> node_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<http::Server> admin_;
+  std::unique_ptr<cluster::Bridge> bridge_;
   uint16_t port_ = 0;
   bool stopped_ = false;
 };

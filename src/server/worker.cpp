@@ -950,9 +950,7 @@ void Worker::before_sleep() {
       for (auto* p : published_) p->ref();
       w->post_publications(published_);
     }
-    if (node_.on_local_publish) {
-      for (auto* p : published_) node_.on_local_publish(p);
-    }
+    if (node_.on_local_publish) node_.on_local_publish(published_);
     delivering_.insert(delivering_.end(), published_.begin(), published_.end());
     published_.clear();
   }

@@ -1,0 +1,439 @@
+#include "cluster/bridge.h"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <sys/epoll.h>
+
+#include <random>
+
+#include "cluster/envelope.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+namespace wstrace::cluster {
+namespace {
+
+enum DropReason : uint32_t { kLinkDown = 0, kQueueFull = 1, kPublishError = 2, kMalformed = 3 };
+
+constexpr uint64_t kDropLogInterval = 5'000'000'000ull;
+
+}  // namespace
+
+// One hiredis connection driven by our event loop (the adapter hooks of
+// hiredis' async API register the socket with epoll, level-triggered).
+class Bridge::Link final : public net::IoHandler {
+ public:
+  Link(Bridge& b, bool subscriber) : b_(b), subscriber_(subscriber) {}
+
+  const char* name() const { return subscriber_ ? "subscriber" : "publisher"; }
+
+  void on_io(uint32_t events) override {
+    redisAsyncContext* ac = ac_;
+    if (ac == nullptr) return;
+    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) redisAsyncHandleRead(ac);
+    // The read may have ended the connection (and freed the context).
+    if (ac_ == ac && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) redisAsyncHandleWrite(ac);
+  }
+
+  bool attach(redisAsyncContext* ac) {
+    ac_ = ac;
+    fd_ = ac->c.fd;
+    ac->data = this;
+    ac->ev.data = this;
+    ac->ev.addRead = [](void* p) { static_cast<Link*>(p)->want(true, static_cast<Link*>(p)->writing_); };
+    ac->ev.delRead = [](void* p) { static_cast<Link*>(p)->want(false, static_cast<Link*>(p)->writing_); };
+    ac->ev.addWrite = [](void* p) { static_cast<Link*>(p)->want(static_cast<Link*>(p)->reading_, true); };
+    ac->ev.delWrite = [](void* p) { static_cast<Link*>(p)->want(static_cast<Link*>(p)->reading_, false); };
+    ac->ev.cleanup = [](void* p) { static_cast<Link*>(p)->detach(); };
+    redisAsyncSetConnectCallback(ac, [](const redisAsyncContext* c, int status) {
+      auto* self = static_cast<Link*>(c->data);
+      if (status != REDIS_OK) {
+        // hiredis frees the context after this callback.
+        self->detach();
+        self->b_.on_disconnected(*self, c->errstr);
+        return;
+      }
+      self->b_.on_connected(*self);
+    });
+    redisAsyncSetDisconnectCallback(ac, [](const redisAsyncContext* c, int status) {
+      auto* self = static_cast<Link*>(c->data);
+      self->detach();
+      self->b_.on_disconnected(*self, status == REDIS_OK ? "closed" : c->errstr);
+    });
+    // Connection completion shows up as writability.
+    want(false, true);
+    return true;
+  }
+
+  // Frees a context that never finished connecting (connect timeout) or at stop.
+  void abandon() {
+    if (ac_ == nullptr) return;
+    redisAsyncContext* ac = ac_;
+    ac->data = nullptr;
+    ac->onConnect = nullptr;  // redisAsyncSet*Callback refuses to reset a callback
+    ac->onDisconnect = nullptr;
+    detach();
+    redisAsyncFree(ac);
+  }
+
+  redisAsyncContext* ctx() const { return ac_; }
+  bool connected = false;
+  bool subscriber() const { return subscriber_; }
+  uint64_t backoff_ns = 0;
+  net::EventLoop::TimerId timer = 0;
+  uint64_t connect_started = 0;
+
+ private:
+  void want(bool read, bool write) {
+    if (fd_ < 0) return;
+    uint32_t ev = (read ? uint32_t{EPOLLIN} : 0u) | (write ? uint32_t{EPOLLOUT} : 0u);
+    if (!registered_) {
+      b_.loop_.add(fd_, ev, this);
+      registered_ = true;
+    } else {
+      b_.loop_.modify(fd_, ev, this);
+    }
+    reading_ = read;
+    writing_ = write;
+  }
+  void detach() {
+    if (registered_ && fd_ >= 0) b_.loop_.remove(fd_);
+    registered_ = false;
+    reading_ = writing_ = false;
+    fd_ = -1;
+    ac_ = nullptr;
+  }
+
+  Bridge& b_;
+  bool subscriber_;
+  redisAsyncContext* ac_ = nullptr;
+  int fd_ = -1;
+  bool registered_ = false;
+  bool reading_ = false;
+  bool writing_ = false;
+};
+
+Bridge::Bridge(BridgeOptions options, telemetry::MetricRegistry& registry, Deliver deliver)
+    : opts_(std::move(options)), deliver_(std::move(deliver)) {
+  metrics_.register_all(registry);
+  registry.add_observable_gauge("websocket.pubsub.link.up",
+                                "1 while the node is connected to the cluster through Redis",
+                                "{link}", [this](std::vector<telemetry::Point>& out) {
+                                  out.push_back(telemetry::Point::of_int(link_up() ? 1 : 0));
+                                });
+  registry.add_observable_gauge("websocket.pubsub.subscriptions",
+                                "Channels this node is subscribed to in Redis", "{channel}",
+                                [this](std::vector<telemetry::Point>& out) {
+                                  out.push_back(telemetry::Point::of_int(
+                                      static_cast<int64_t>(redis_subscriptions())));
+                                });
+  sub_ = std::make_unique<Link>(*this, true);
+  pub_ = std::make_unique<Link>(*this, false);
+  loop_.add_before_sleep([this] { before_sleep(); });
+}
+
+Bridge::~Bridge() {
+  stop();
+  for (auto* p : outgoing_) p->unref();
+  for (auto* p : received_) p->unref();
+}
+
+void Bridge::start(telemetry::Shard& shard) {
+  shard_ = &shard;
+  thread_ = std::thread([this] {
+    connect(*sub_);
+    connect(*pub_);
+    loop_.run();
+  });
+}
+
+void Bridge::stop() {
+  if (!thread_.joinable()) return;
+  loop_.post([this] {
+    stopping_ = true;
+    sub_->abandon();
+    pub_->abandon();
+    loop_.stop();
+  });
+  thread_.join();
+  link_up_.store(false);
+}
+
+void Bridge::set_interest(const std::string& channel, bool active) {
+  loop_.post([this, channel, active] {
+    desired_[channel] = active;
+    dirty_.insert(channel);
+  });
+}
+
+void Bridge::publish(const std::vector<pubsub::Publication*>& batch) {
+  if (batch.empty()) return;
+  size_t take = batch.size();
+  size_t pending = pending_.load(std::memory_order_relaxed);
+  if (pending + take > opts_.max_pending) {
+    size_t room = pending < opts_.max_pending ? opts_.max_pending - pending : 0;
+    size_t excess = take - std::min(take, room);
+    take -= excess;
+    // Counted on the bridge thread (its metrics shard is its own).
+    loop_.post([this, excess] { drop(excess, kQueueFull); });
+  }
+  if (take == 0) return;
+  pending_.fetch_add(take, std::memory_order_relaxed);
+  std::vector<pubsub::Publication*> mine(batch.begin(), batch.begin() + static_cast<long>(take));
+  for (auto* p : mine) p->ref();
+  loop_.post([this, mine = std::move(mine)] {
+    outgoing_.insert(outgoing_.end(), mine.begin(), mine.end());
+  });
+}
+
+void Bridge::connect(Link& link) {
+  if (stopping_) return;
+  redisAsyncContext* ac = redisAsyncConnect(opts_.url.host.c_str(), opts_.url.port);
+  if (ac == nullptr || ac->err) {
+    const char* why = ac ? ac->errstr : "out of memory";
+    if (ac) redisAsyncFree(ac);
+    on_disconnected(link, why);
+    return;
+  }
+  link.attach(ac);
+  link.connect_started = mono_ns();
+  // hiredis has no connect timeout in its async API: give up on our own.
+  link.timer = loop_.add_timer(opts_.connect_timeout_ns, 0, [this, &link] {
+    link.timer = 0;
+    if (!link.connected && link.ctx() != nullptr) {
+      link.abandon();
+      on_disconnected(link, "connect timeout");
+    }
+  });
+  if (!opts_.url.password.empty()) {
+    if (opts_.url.user.empty()) {
+      redisAsyncCommand(ac, nullptr, nullptr, "AUTH %b", opts_.url.password.data(),
+                        opts_.url.password.size());
+    } else {
+      redisAsyncCommand(ac, nullptr, nullptr, "AUTH %b %b", opts_.url.user.data(),
+                        opts_.url.user.size(), opts_.url.password.data(), opts_.url.password.size());
+    }
+  }
+  if (!link.subscriber() && opts_.url.db != 0) {
+    redisAsyncCommand(ac, nullptr, nullptr, "SELECT %d", opts_.url.db);
+  }
+}
+
+void Bridge::on_connected(Link& link) {
+  link.connected = true;
+  link.backoff_ns = 0;
+  if (link.timer) {
+    loop_.cancel_timer(link.timer);
+    link.timer = 0;
+  }
+  metrics_.reconnects.add(*shard_);
+  if (link.subscriber()) {
+    // Everything we want, again: Redis forgot our subscriptions with the old connection.
+    subscribed_.clear();
+    for (const auto& [channel, active] : desired_) {
+      if (active) dirty_.insert(channel);
+    }
+  }
+  update_link_state();
+}
+
+void Bridge::on_disconnected(Link& link, const char* why) {
+  const bool was_up = link_up();
+  link.connected = false;
+  if (link.timer) {
+    loop_.cancel_timer(link.timer);
+    link.timer = 0;
+  }
+  if (link.subscriber()) {
+    subscribed_.clear();
+    redis_subs_.store(0);
+  } else if (in_flight_ > 0) {
+    // Replies that will never come (hiredis normally reports them first).
+    drop(in_flight_, kLinkDown);
+    pending_.fetch_sub(in_flight_, std::memory_order_relaxed);
+    in_flight_ = 0;
+  }
+  update_link_state();
+  if (stopping_) return;
+  if (was_up || link.backoff_ns == 0) {
+    WS_LOG(Warn, "cluster link down: serving local clients only, reconnecting",
+           {"connection", link.name()}, {"redis", opts_.url.host + ":" + std::to_string(opts_.url.port)},
+           {"error", why ? why : "unknown"});
+  }
+  schedule_reconnect(link);
+}
+
+void Bridge::schedule_reconnect(Link& link) {
+  if (stopping_) return;
+  link.backoff_ns = link.backoff_ns == 0 ? opts_.backoff_min_ns
+                                         : std::min(link.backoff_ns * 2, opts_.backoff_max_ns);
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  // Jitter: 50%..150% of the backoff, so nodes do not reconnect in lockstep.
+  uint64_t delay = link.backoff_ns / 2 + rng() % (link.backoff_ns + 1);
+  link.timer = loop_.add_timer(delay, 0, [this, &link] {
+    link.timer = 0;
+    connect(link);
+  });
+}
+
+void Bridge::update_link_state() {
+  const bool up = sub_->connected && pub_->connected;
+  if (up == link_up_.load()) return;
+  link_up_.store(up);
+  if (up) {
+    WS_LOG(Info, "cluster link up", {"redis", opts_.url.host + ":" + std::to_string(opts_.url.port)},
+           {"channels", static_cast<uint64_t>(dirty_.size())}, {"node_id", opts_.node_id});
+  }
+}
+
+void Bridge::drop(size_t n, uint32_t reason) {
+  if (n == 0) return;
+  metrics_.dropped.add(*shard_, n, reason);
+  dropped_since_log_ += n;
+  uint64_t now = mono_ns();
+  if (now - last_drop_log_ns_ >= kDropLogInterval) {
+    WS_LOG(Warn, "publications not sent to the cluster",
+           {"dropped", dropped_since_log_},
+           {"reason", reason == kLinkDown ? "link down" : reason == kQueueFull ? "queue full" : "error"});
+    dropped_since_log_ = 0;
+    last_drop_log_ns_ = now;
+  }
+}
+
+void Bridge::reconcile_subscriptions() {
+  if (dirty_.empty() || !sub_->connected || sub_->ctx() == nullptr) return;
+  std::vector<const char*> sub_argv{"SUBSCRIBE"}, unsub_argv{"UNSUBSCRIBE"};
+  std::vector<size_t> sub_len{9}, unsub_len{11};
+  std::vector<std::string> names;  // keeps the prefixed names alive
+  names.reserve(dirty_.size());
+  for (const auto& channel : dirty_) {
+    auto it = desired_.find(channel);
+    bool want = it != desired_.end() && it->second;
+    bool have = subscribed_.count(channel) > 0;
+    if (want == have) {
+      if (!want && it != desired_.end()) desired_.erase(it);
+      continue;
+    }
+    names.push_back(opts_.prefix + channel);
+    if (want) {
+      subscribed_.insert(channel);
+      sub_argv.push_back(names.back().c_str());
+      sub_len.push_back(names.back().size());
+    } else {
+      subscribed_.erase(channel);
+      desired_.erase(channel);
+      unsub_argv.push_back(names.back().c_str());
+      unsub_len.push_back(names.back().size());
+    }
+  }
+  dirty_.clear();
+  // One command per direction for the whole storm of this iteration.
+  auto on_reply = [](redisAsyncContext*, void* r, void* priv) {
+    auto* self = static_cast<Bridge*>(priv);
+    auto* reply = static_cast<redisReply*>(r);
+    if (reply == nullptr || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) return;
+    const redisReply* kind = reply->element[0];
+    if (kind->type != REDIS_REPLY_STRING) return;
+    std::string_view k(kind->str, kind->len);
+    if (k == "message" && reply->element[1]->type == REDIS_REPLY_STRING &&
+        reply->element[2]->type == REDIS_REPLY_STRING) {
+      self->on_message(reply->element[1]->str, reply->element[1]->len, reply->element[2]->str,
+                       reply->element[2]->len);
+    } else if ((k == "subscribe" || k == "unsubscribe") &&
+               reply->element[2]->type == REDIS_REPLY_INTEGER) {
+      self->redis_subs_.store(static_cast<size_t>(reply->element[2]->integer));
+    }
+  };
+  if (sub_argv.size() > 1) {
+    redisAsyncCommandArgv(sub_->ctx(), on_reply, this, static_cast<int>(sub_argv.size()),
+                          sub_argv.data(), sub_len.data());
+  }
+  if (unsub_argv.size() > 1) {
+    redisAsyncCommandArgv(sub_->ctx(), on_reply, this, static_cast<int>(unsub_argv.size()),
+                          unsub_argv.data(), unsub_len.data());
+  }
+}
+
+void Bridge::on_message(const char* channel, size_t channel_len, const char* payload, size_t len) {
+  std::string_view name(channel, channel_len);
+  if (name.substr(0, opts_.prefix.size()) != opts_.prefix) return;
+  name.remove_prefix(opts_.prefix.size());
+  auto env = decode_envelope(std::string_view(payload, len));
+  if (!env) {
+    metrics_.dropped.add(*shard_, 1, kMalformed);
+    return;
+  }
+  if (env->origin_node == opts_.node_hash) return;  // ours: delivered locally already
+  const uint64_t now = unix_ns();
+  if (now > env->published_unix_ns) {
+    metrics_.lag.record(*shard_, static_cast<double>(now - env->published_unix_ns) / 1e9);
+  }
+  metrics_.received.add(*shard_);
+  received_.push_back(pubsub::Publication::make(name, env->content, env->published_unix_ns,
+                                                env->trace, env->origin_node, scratch_));
+}
+
+void Bridge::on_publish_reply(const void* reply, bool error) {
+  if (in_flight_ > 0) {
+    --in_flight_;
+    pending_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  if (reply == nullptr) {
+    drop(1, kLinkDown);  // the connection went away before Redis answered
+  } else if (error) {
+    metrics_.publish_errors.add(*shard_);
+    drop(1, kPublishError);
+  }
+}
+
+void Bridge::flush_publications() {
+  if (outgoing_.empty()) return;
+  if (!pub_->connected || pub_->ctx() == nullptr) {
+    // Never an unbounded buffer: what cannot reach Redis now is dropped.
+    drop(outgoing_.size(), kLinkDown);
+    pending_.fetch_sub(outgoing_.size(), std::memory_order_relaxed);
+    for (auto* p : outgoing_) p->unref();
+    outgoing_.clear();
+    return;
+  }
+  auto on_reply = [](redisAsyncContext*, void* r, void* priv) {
+    auto* reply = static_cast<redisReply*>(r);
+    static_cast<Bridge*>(priv)->on_publish_reply(reply,
+                                                 reply != nullptr && reply->type == REDIS_REPLY_ERROR);
+  };
+  for (auto* p : outgoing_) {
+    Envelope e;
+    e.origin_node = p->origin_node();
+    e.published_unix_ns = p->published_unix_ns();
+    e.has_trace = p->trace().valid();
+    e.trace = p->trace();
+    e.content = p->content();
+    encode_envelope(e, envelope_);
+    std::string channel = opts_.prefix + std::string(p->channel());
+    const char* argv[3] = {"PUBLISH", channel.data(), envelope_.data()};
+    size_t lens[3] = {7, channel.size(), envelope_.size()};
+    // hiredis buffers the command; it is written, pipelined with the rest,
+    // when the socket is writable.
+    if (redisAsyncCommandArgv(pub_->ctx(), on_reply, this, 3, argv, lens) == REDIS_OK) {
+      ++in_flight_;
+      metrics_.published.add(*shard_);
+    } else {
+      drop(1, kPublishError);
+      pending_.fetch_sub(1, std::memory_order_relaxed);
+    }
+    p->unref();
+  }
+  outgoing_.clear();
+}
+
+void Bridge::before_sleep() {
+  if (stopping_) return;
+  reconcile_subscriptions();
+  flush_publications();
+  if (!received_.empty()) {
+    deliver_(std::move(received_));
+    received_.clear();
+  }
+}
+
+}  // namespace wstrace::cluster

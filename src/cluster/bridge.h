@@ -1,0 +1,130 @@
+// The Redis Pub/Sub bridge: joins this node to a cluster.
+//
+// - Subscribes in Redis to a channel only while this node has local
+//   subscribers (the pubsub::Directory tells it), batching the SUBSCRIBE and
+//   UNSUBSCRIBE commands of one loop iteration.
+// - Publishes this node's publications (pipelined PUBLISH, binary-safe
+//   envelope with origin node, time and trace context) and delivers the other
+//   nodes' to the workers. A node never re-delivers its own messages.
+// - Runs hiredis on its own event loop thread (one thread, two connections:
+//   one subscribed, one for PUBLISH). When Redis goes away it keeps the
+//   node serving its local clients, drops (and counts) what it cannot send,
+//   reconnects with backoff and jitter, and resubscribes everything.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "cluster/redis_url.h"
+#include "net/event_loop.h"
+#include "pubsub/publication.h"
+#include "telemetry/metrics.h"
+
+struct redisAsyncContext;
+
+namespace wstrace::cluster {
+
+#define WSTRACE_CLUSTER_METRICS(M)                                                               \
+  M(Counter, published, "websocket.pubsub.published",                                           \
+    "Publications sent to the cluster (PUBLISH)", "{message}")                                   \
+  M(Counter, received, "websocket.pubsub.received",                                             \
+    "Publications from other nodes delivered here", "{message}")                                 \
+  M(Counter, dropped, "websocket.pubsub.dropped",                                               \
+    "Publications that could not reach the cluster", "{message}",                                \
+    (std::vector<telemetry::LabelSet>{{{"reason", "link_down"}}, {{"reason", "queue_full"}},      \
+                                      {{"reason", "publish_error"}}, {{"reason", "malformed"}}})) \
+  M(Counter, publish_errors, "websocket.pubsub.publish.errors",                                 \
+    "PUBLISH commands that failed", "{command}")                                                 \
+  M(Counter, reconnects, "websocket.pubsub.reconnects", "Connections (re)established to Redis",  \
+    "{connection}")                                                                              \
+  M(Histogram, lag, "websocket.pubsub.lag",                                                      \
+    "From a publication on one node to its arrival on another", "s",                            \
+    std::vector<double>{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,  \
+                        0.25, 0.5, 1, 2.5, 5})
+
+WSTRACE_METRICS_STRUCT(ClusterMetrics, WSTRACE_CLUSTER_METRICS);
+
+struct BridgeOptions {
+  RedisUrl url;
+  std::string node_id;
+  uint64_t node_hash = 0;         // this node's id in envelopes
+  std::string prefix = "wstrace:";  // Redis channel = prefix + channel
+  size_t max_pending = 100000;    // publications queued or in flight; more are dropped
+  uint64_t connect_timeout_ns = 3'000'000'000ull;
+  uint64_t backoff_min_ns = 100'000'000ull;
+  uint64_t backoff_max_ns = 5'000'000'000ull;
+};
+
+class Bridge {
+ public:
+  // Receives publications from other nodes; takes over one reference each.
+  using Deliver = std::function<void(std::vector<pubsub::Publication*>&&)>;
+
+  // Registers the cluster metrics (before the registry is frozen).
+  Bridge(BridgeOptions options, telemetry::MetricRegistry& registry, Deliver deliver);
+  ~Bridge();
+  Bridge(const Bridge&) = delete;
+  Bridge& operator=(const Bridge&) = delete;
+
+  void start(telemetry::Shard& shard);
+  void stop();
+
+  // Any thread: the node gained its first (true) or lost its last (false)
+  // subscriber of `channel`.
+  void set_interest(const std::string& channel, bool active);
+  // Any thread: forwards this node's publications (takes its own references).
+  void publish(const std::vector<pubsub::Publication*>& batch);
+
+  bool link_up() const { return link_up_.load(std::memory_order_relaxed); }
+  size_t redis_subscriptions() const { return redis_subs_.load(std::memory_order_relaxed); }
+
+ private:
+  class Link;
+  friend class Link;
+
+  void connect(Link& link);
+  void on_connected(Link& link);
+  void on_disconnected(Link& link, const char* why);
+  void schedule_reconnect(Link& link);
+  void update_link_state();
+  void reconcile_subscriptions();
+  void flush_publications();
+  void on_message(const char* channel, size_t channel_len, const char* payload, size_t len);
+  void on_publish_reply(const void* reply, bool error);
+  void drop(size_t n, uint32_t reason);
+  void before_sleep();
+
+  BridgeOptions opts_;
+  Deliver deliver_;
+  ClusterMetrics metrics_;
+  telemetry::Shard* shard_ = nullptr;
+  net::EventLoop loop_;
+  std::thread thread_;
+  std::unique_ptr<Link> sub_;
+  std::unique_ptr<Link> pub_;
+  std::atomic<bool> link_up_{false};
+  std::atomic<size_t> redis_subs_{0};
+  std::atomic<size_t> pending_{0};  // queued + in flight
+
+  // Bridge thread only.
+  std::unordered_map<std::string, bool> desired_;  // channel -> has local subscribers
+  std::set<std::string> dirty_;                    // desired changed since last reconcile
+  std::set<std::string> subscribed_;               // what Redis has (or will have)
+  std::vector<pubsub::Publication*> outgoing_;
+  std::vector<pubsub::Publication*> received_;
+  std::string envelope_;
+  Buffer scratch_;
+  size_t in_flight_ = 0;
+  uint64_t dropped_since_log_ = 0;
+  uint64_t last_drop_log_ns_ = 0;
+  bool stopping_ = false;
+};
+
+}  // namespace wstrace::cluster
