@@ -1,0 +1,349 @@
+"""Every close code of PRODUCT.md §2, provoked over a raw TCP socket with
+the test's own (masked) frame writer; RFC 6455 §5-7 violations.
+
+Each test reads the server's Close frame off the wire and checks its code,
+then that the server closes the TCP connection."""
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import struct
+import unittest
+
+from wstrace_harness import (IO_TIMEOUT, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG,
+                             OP_TEXT, AsyncTestCase, ConnectionEnded, RawClient, WstraceServer,
+                             close_payload, deflate_message, encode_frame, make_jwt, recv_json,
+                             subscribe, wait_until, ws_connect)
+
+MAX_MESSAGE = 4096
+
+
+class RawCase(unittest.TestCase):
+    """One server for the class; one raw connection per check."""
+    server_args = ("--max-message-size", "4KiB", "--compression", "on")
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = WstraceServer(*cls.server_args, threads=2).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.srv.stop()
+        assert rc == 0, f"wstrace exited with {rc}:\n{cls.srv.stderr_text()[-4000:]}"
+
+    def connect(self, headers=None, path="/ws", **kw):
+        c = RawClient(self.srv.port, **kw)
+        self.addCleanup(c.close)
+        c.handshake(path, headers)
+        return c
+
+    def expect_close(self, c, code, answer=True):
+        """Reads up to the server's Close; checks the code; answers it (if
+        the socket still takes it) and waits for the server's EOF."""
+        got, reason = c.read_close()
+        self.assertEqual(got, code, f"close reason {reason!r}")
+        if answer:
+            try:
+                c.send_close(got)
+            except OSError:
+                pass  # the server may already have closed the socket
+        c.expect_eof()
+        return reason
+
+    def provoke(self, data, code, headers=None):
+        c = self.connect(headers)
+        c.send_raw(data)
+        return self.expect_close(c, code)
+
+    def assert_alive(self, c):
+        c.send_json({"type": "Ping", "id": "alive"})
+        self.assertEqual(c.read_json(), {"type": "Pong", "id": "alive"})
+
+
+class NormalClose(RawCase):
+
+    def test_1000_client_close_is_echoed(self):
+        c = self.connect()
+        c.send_close(1000, "bye")
+        f = c.read_frame()
+        self.assertEqual(f.opcode, OP_CLOSE)
+        self.assertEqual(f.close_code(), 1000)
+        self.assertFalse(f.masked, "server frames must not be masked")
+        c.expect_eof()
+
+    def test_1000_echoed_after_pending_replies(self):
+        c = self.connect()
+        c.send_json({"type": "Ping", "id": 1})
+        c.send_close(1000)
+        self.assertEqual(c.read_json(), {"type": "Pong", "id": 1})
+        self.assertEqual(c.read_frame().close_code(), 1000)
+        c.expect_eof()
+
+    def test_close_without_code_is_answered(self):
+        c = self.connect()
+        c.send_frame(OP_CLOSE, b"")
+        f = c.read_frame()
+        self.assertEqual(f.opcode, OP_CLOSE)
+        self.assertIn(f.close_code(), (None, 1000))
+        c.expect_eof()
+
+    def test_application_close_codes_are_valid(self):
+        for code in (1000, 1001, 1003, 1011, 3000, 4999):
+            c = self.connect()
+            c.send_close(code, "ok")
+            self.assertEqual(c.read_frame().opcode, OP_CLOSE, code)
+            c.expect_eof()
+
+    def test_ping_is_answered_with_pong_and_same_payload(self):
+        c = self.connect()
+        c.send_frame(OP_PING, b"hello")
+        f = c.read_frame()
+        self.assertEqual((f.opcode, f.payload), (OP_PONG, b"hello"))
+        # An unsolicited Pong is ignored.
+        c.send_frame(OP_PONG, b"x")
+        self.assert_alive(c)
+
+
+class ProtocolViolation1002(RawCase):
+
+    def test_unmasked_frame(self):
+        self.provoke(encode_frame(OP_TEXT, b'{"type":"Ping"}', mask=False), 1002)
+
+    def test_reserved_bits(self):
+        for kw in ({"rsv2": True}, {"rsv3": True}):
+            self.provoke(encode_frame(OP_TEXT, b'{"type":"Ping"}', **kw), 1002)
+
+    def test_rsv1_without_negotiated_compression(self):
+        # No Sec-WebSocket-Extensions offered: RSV1 means nothing.
+        self.provoke(encode_frame(OP_TEXT, deflate_message(b'{"type":"Ping"}'), rsv1=True), 1002)
+
+    def test_rsv1_on_control_frame(self):
+        c = self.connect([("Sec-WebSocket-Extensions", "permessage-deflate")])
+        self.assertTrue(c.deflate)
+        c.send_frame(OP_PING, b"", rsv1=True)
+        self.expect_close(c, 1002)
+
+    def test_reserved_opcodes(self):
+        for op in (0x3, 0x7, 0xB, 0xF):
+            self.provoke(encode_frame(op, b"x"), 1002)
+
+    def test_fragmented_control_frame(self):
+        self.provoke(encode_frame(OP_PING, b"x", fin=False), 1002)
+
+    def test_control_frame_over_125_bytes(self):
+        self.provoke(encode_frame(OP_PING, b"x" * 126), 1002)
+
+    def test_close_payload_of_one_byte(self):
+        self.provoke(encode_frame(OP_CLOSE, b"\x03"), 1002)
+
+    def test_invalid_close_codes(self):
+        for code in (0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535):
+            self.provoke(encode_frame(OP_CLOSE, close_payload(code)), 1002)
+
+    def test_continuation_without_a_message(self):
+        self.provoke(encode_frame(OP_CONT, b"x"), 1002)
+
+    def test_new_message_inside_a_fragmented_one(self):
+        self.provoke(encode_frame(OP_TEXT, b'{"type":', fin=False)
+                     + encode_frame(OP_TEXT, b'"Ping"}'), 1002)
+
+
+class Fragmentation(RawCase):
+
+    def test_fragments_with_interleaved_control_frames(self):
+        c = self.connect()
+        c.send_raw(encode_frame(OP_TEXT, b'{"type":"Pi', fin=False)
+                   + encode_frame(OP_PING, b"p1")
+                   + encode_frame(OP_CONT, b'ng","id":', fin=False)
+                   + encode_frame(OP_CONT, b"", fin=False)
+                   + encode_frame(OP_PING, b"p2")
+                   + encode_frame(OP_CONT, b'"frag"}'))
+        f1, f2 = c.read_frame(), c.read_frame()
+        self.assertEqual([(f1.opcode, f1.payload), (f2.opcode, f2.payload)],
+                         [(OP_PONG, b"p1"), (OP_PONG, b"p2")])
+        self.assertEqual(c.read_json(), {"type": "Pong", "id": "frag"})
+
+    def test_valid_utf8_split_across_fragments(self):
+        c = self.connect()
+        text = '{"type":"Ping","id":"€😀"}'.encode()
+        cut1 = text.index(b"\xe2") + 1      # inside the 3-byte sequence
+        cut2 = text.index(b"\xf0") + 2      # inside the 4-byte sequence
+        c.send_raw(encode_frame(OP_TEXT, text[:cut1], fin=False)
+                   + encode_frame(OP_CONT, text[cut1:cut2], fin=False)
+                   + encode_frame(OP_CONT, text[cut2:]))
+        self.assertEqual(c.read_json(), {"type": "Pong", "id": "€😀"})
+
+    def test_lengths_7_and_16_bits(self):
+        # (--max-message-size is 4KiB here: the 64-bit form is in test_echo.)
+        c = self.connect()
+        c.send_json({"type": "Subscribe", "channel": "len"})
+        self.assertEqual(c.read_json()["type"], "Subscribed")
+        for n in (100, 126, 3000):
+            c.send_json({"type": "Message", "channel": "len", "content": "z" * n})
+            self.assertEqual(c.read_json()["content"], "z" * n)
+
+
+class InvalidUtf8_1007(RawCase):
+
+    def test_invalid_bytes(self):
+        for bad in (b'{"type":"\xff"}', b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80",
+                    b"abc\xe2\x82"):
+            self.provoke(encode_frame(OP_TEXT, bad), 1007)
+
+    def test_invalid_across_fragments(self):
+        # Each fragment alone could start or end a valid sequence; together
+        # they are invalid.
+        self.provoke(encode_frame(OP_TEXT, b'{"id":"\xe2\x82', fin=False)
+                     + encode_frame(OP_CONT, b'("}'), 1007)
+
+    def test_fails_at_first_bad_byte_without_waiting_for_the_end(self):
+        # The message never finishes: the server must not wait for it.
+        self.provoke(encode_frame(OP_TEXT, b'{"type":"Ping\xff', fin=False), 1007)
+
+    def test_truncated_sequence_at_end_of_message(self):
+        self.provoke(encode_frame(OP_TEXT, b'{"a":"', fin=False)
+                     + encode_frame(OP_CONT, b"\xf0\x9f\x98"), 1007)
+
+    def test_invalid_utf8_in_close_reason(self):
+        self.provoke(encode_frame(OP_CLOSE, close_payload(1000, b"\xff\xfe")), 1007)
+
+    def test_invalid_utf8_inside_compressed_message(self):
+        c = self.connect([("Sec-WebSocket-Extensions", "permessage-deflate")])
+        self.assertTrue(c.deflate)
+        c.send_text(b'{"type":"\xff\xfe"}', compress=True)
+        self.expect_close(c, 1007)
+
+
+class TooBig1009(RawCase):
+
+    def test_frame_over_max_message_size(self):
+        self.provoke(encode_frame(OP_TEXT, b"x" * (MAX_MESSAGE + 1)), 1009)
+
+    def test_declared_length_alone_is_enough(self):
+        # A 64-bit length of 1 TiB and no payload: refused from the header.
+        head = struct.pack("!BBQ", 0x81, 0x80 | 127, 1 << 40) + os.urandom(4)
+        self.provoke(head, 1009)
+
+    def test_fragments_adding_up_over_the_limit(self):
+        part = b"y" * 1500
+        self.provoke(encode_frame(OP_TEXT, part, fin=False)
+                     + encode_frame(OP_CONT, part, fin=False)
+                     + encode_frame(OP_CONT, part), 1009)
+
+    def test_binary_over_the_limit(self):
+        self.provoke(encode_frame(OP_BINARY, b"\0" * (MAX_MESSAGE + 1)), 1009)
+
+    def test_at_the_limit_is_fine(self):
+        c = self.connect()
+        head, tail = '{"type":"Ping","id":"', '"}'
+        msg = head + "p" * (MAX_MESSAGE - len(head) - len(tail)) + tail
+        self.assertEqual(len(msg), MAX_MESSAGE)
+        c.send_text(msg)
+        self.assertEqual(c.read_json()["type"], "Pong")
+
+    def test_compressed_message_inflating_over_the_limit(self):
+        c = self.connect([("Sec-WebSocket-Extensions", "permessage-deflate")])
+        self.assertTrue(c.deflate)
+        bomb = deflate_message(b'{"type":"Ping","id":"' + b"a" * 100000 + b'"}')
+        self.assertLess(len(bomb), MAX_MESSAGE)  # small on the wire
+        c.send_frame(OP_TEXT, bomb, rsv1=True)
+        self.expect_close(c, 1009)
+
+    def test_compressed_message_under_the_limit_is_fine(self):
+        c = self.connect([("Sec-WebSocket-Extensions", "permessage-deflate")])
+        c.send_text('{"type":"Ping","id":"' + "b" * 3000 + '"}', compress=True)
+        self.assertEqual(c.read_json()["id"], "b" * 3000)
+
+
+class Policy1008(RawCase):
+    server_args = ("--auth-secret", "k3y")
+
+    def test_bad_token_gets_101_then_1008(self):
+        for path in ("/ws?token=bad", "/ws?token=" + make_jwt({"sub": "x"}, "other")):
+            c = self.connect(path=path)
+            self.expect_close(c, 1008)
+
+    def test_bad_bearer_header_gets_1008(self):
+        c = self.connect([("Authorization", "Bearer " + make_jwt({"sub": "x"}, "nope"))])
+        self.expect_close(c, 1008)
+
+    def test_good_token_is_not_closed(self):
+        c = self.connect(path="/ws?token=" + make_jwt({"sub": "bob"}, "k3y"))
+        c.send_json({"type": "Subscribe", "channel": "ok", "id": 1})
+        self.assertEqual(c.read_json(), {"type": "Subscribed", "channel": "ok", "id": 1})
+
+
+class SlowConsumer4429(AsyncTestCase):
+
+    async def test_reader_that_stops_is_closed_with_4429_and_others_get_everything(self):
+        with WstraceServer("--max-backpressure", "64KiB", threads=2) as srv:
+            slow = RawClient(srv.port, rcvbuf=4096)
+            self.addCleanup(slow.close)
+            slow.handshake()
+            slow.send_json({"type": "Subscribe", "channel": "feed"})
+            self.assertEqual(slow.read_json(), {"type": "Subscribed", "channel": "feed"})
+
+            normal = await ws_connect(srv.url())
+            pub = await ws_connect(srv.url())
+            await subscribe(normal, "feed")
+            content = "m" * 4000
+            sent = 0
+            # Publish in batches that the normal reader drains before the
+            # next (about 40 KB in flight: under the limit), until the
+            # server has dropped the slow reader; bounded.
+            while sent < 5000:
+                for _ in range(10):
+                    await pub.send(json.dumps({"type": "Message", "channel": "feed",
+                                               "content": f"{sent}:{content}"}))
+                    sent += 1
+                for i in range(sent - 10, sent):
+                    m = await recv_json(normal)
+                    self.assertEqual(m["content"].split(":")[0], str(i))
+                if srv.stats()["slow_consumer_disconnects_total"] >= 1:
+                    break
+            s = srv.stats()
+            self.assertEqual(s["slow_consumer_disconnects_total"], 1,
+                             f"not dropped after {sent} messages of 4 KB")
+            self.assertEqual(srv.metrics().value("websocket_slow_consumer_disconnects_total"), 1)
+            # A few more after the drop: the normal subscriber still gets
+            # every one.
+            for i in range(sent, sent + 20):
+                await pub.send(json.dumps({"type": "Message", "channel": "feed",
+                                           "content": f"{i}:x"}))
+                self.assertEqual((await recv_json(normal))["content"], f"{i}:x")
+            self.assertEqual(await asyncio.wait_for(self._ping(normal), IO_TIMEOUT), "Pong")
+
+            # The slow client now reads what reached it: Messages, then the
+            # Close 4429 if it fitted in the buffers, else only the TCP close.
+            code = None
+            seq = []
+            try:
+                while True:
+                    f = slow.read_frame()
+                    if f.opcode == OP_CLOSE:
+                        code = f.close_code()
+                        break
+                    if f.opcode == OP_TEXT and f.fin:
+                        seq.append(int(json.loads(f.payload)["content"].split(":")[0]))
+            except ConnectionEnded:
+                pass
+            if code is not None:
+                self.assertEqual(code, 4429)
+            print(f"\nslow consumer: dropped after {sent} messages; it read {len(seq)}, "
+                  f"then {'Close %d' % code if code else 'the TCP close'}")
+            # What it did get is a gapless prefix: no message lost or reordered
+            # in the middle of the stream.
+            self.assertEqual(seq, list(range(len(seq))))
+            self.assertLess(len(seq), sent)
+            await normal.close()
+            await pub.close()
+
+    async def _ping(self, ws):
+        await ws.send('{"type":"Ping"}')
+        return (await recv_json(ws))["type"]
+
+
+if __name__ == "__main__":
+    unittest.main()
