@@ -12,16 +12,23 @@ namespace {
 
 constexpr char kHex[] = "0123456789abcdef";
 
-// -1 unless c is a lowercase hex digit.
-inline int lower_hex_value(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
+constexpr std::array<int8_t, 256> make_lower_hex_table() {
+  std::array<int8_t, 256> t{};
+  for (auto& v : t) {
+    v = -1;
   }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
+  for (int c = '0'; c <= '9'; ++c) {
+    t[static_cast<size_t>(c)] = static_cast<int8_t>(c - '0');
   }
-  return -1;
+  for (int c = 'a'; c <= 'f'; ++c) {
+    t[static_cast<size_t>(c)] = static_cast<int8_t>(c - 'a' + 10);
+  }
+  return t;
 }
+constexpr std::array<int8_t, 256> kLowerHex = make_lower_hex_table();
+
+// -1 unless c is a lowercase hex digit.
+inline int lower_hex_value(char c) { return kLowerHex[static_cast<unsigned char>(c)]; }
 
 inline int any_hex_value(char c) {
   if (c >= 'A' && c <= 'F') {
