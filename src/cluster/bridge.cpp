@@ -134,6 +134,7 @@ Bridge::Bridge(BridgeOptions options, telemetry::MetricRegistry& registry, Deliv
 
 Bridge::~Bridge() {
   stop();
+  loop_.drain();  // batches posted after the loop stopped hold references
   for (auto* p : outgoing_) p->unref();
   for (auto* p : received_) p->unref();
 }

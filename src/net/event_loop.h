@@ -63,6 +63,10 @@ class EventLoop {
   TimerId add_timer(uint64_t delay_ns, uint64_t period_ns, Task fn);
   void cancel_timer(TimerId id);
 
+  // Runs the tasks posted so far, on the calling thread. For owners tearing a
+  // stopped loop down: posted tasks may hold references that must be released.
+  void drain() { run_posted(); }
+
   // Iterations run so far (used by tests and stats).
   uint64_t iterations() const { return iterations_; }
 

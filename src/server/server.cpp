@@ -212,26 +212,30 @@ void Server::shutdown() {
   WS_LOG(Info, "stopped", {"seconds", static_cast<double>(mono_ns() - start) / 1e9});
 }
 
-void Server::on_every_worker(const std::function<void(Worker&)>& fn) {
-  std::mutex mu;
-  std::condition_variable cv;
-  size_t done = 0;
+template <typename R>
+std::vector<R> Server::gather(std::function<R(Worker&)> fn) {
+  // Shared with the posted tasks, so a worker that answers late (or never:
+  // it may have stopped during shutdown) touches nothing of this frame.
+  struct State {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<R> results;
+    size_t done = 0;
+  };
+  auto state = std::make_shared<State>();
   for (auto& w : workers_) {
     Worker* worker = w.get();
-    worker->loop().post([&, worker] {
-      fn(*worker);
-      std::lock_guard lock(mu);
-      ++done;
-      cv.notify_one();
+    worker->loop().post([state, fn, worker] {
+      R r = fn(*worker);
+      std::lock_guard lock(state->mu);
+      state->results.push_back(std::move(r));
+      ++state->done;
+      state->cv.notify_one();
     });
   }
-  std::unique_lock lock(mu);
-  // A worker answers within one loop iteration; the bound only matters when
-  // a worker has already stopped during shutdown.
-  if (!cv.wait_for(lock, std::chrono::seconds(2), [&] { return done == workers_.size(); })) {
-    // Posted tasks still reference the locals: wait for them regardless.
-    cv.wait(lock, [&] { return done == workers_.size(); });
-  }
+  std::unique_lock lock(state->mu);
+  state->cv.wait_for(lock, std::chrono::seconds(2), [&] { return state->done == workers_.size(); });
+  return std::move(state->results);
 }
 
 std::string Server::stats_json() {
@@ -314,14 +318,14 @@ std::string Server::connections_json(const http::Request& req) {
   if (auto v = http::query_param(req.query, "limit")) limit = std::strtoull(v->c_str(), nullptr, 10);
   if (auto v = http::query_param(req.query, "offset")) offset = std::strtoull(v->c_str(), nullptr, 10);
   limit = std::clamp<size_t>(limit, 1, 1000);
-  std::mutex mu;
   std::vector<Worker::ConnInfo> all;
-  on_every_worker([&](Worker& w) {
-    std::vector<Worker::ConnInfo> mine;
-    w.collect_connections(mine);
-    std::lock_guard lock(mu);
-    all.insert(all.end(), std::make_move_iterator(mine.begin()), std::make_move_iterator(mine.end()));
-  });
+  for (auto& part : gather<std::vector<Worker::ConnInfo>>([](Worker& w) {
+         std::vector<Worker::ConnInfo> mine;
+         w.collect_connections(mine);
+         return mine;
+       })) {
+    all.insert(all.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
+  }
   std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
   std::string out = "{\"total\":";
   json::append_uint(out, all.size());
@@ -370,14 +374,15 @@ std::string Server::connections_json(const http::Request& req) {
 }
 
 std::string Server::channels_json() {
-  std::mutex mu;
   std::unordered_map<std::string, size_t> counts;
-  on_every_worker([&](Worker& w) {
-    std::vector<std::pair<std::string, size_t>> mine;
-    w.collect_channels(mine);
-    std::lock_guard lock(mu);
-    for (auto& [name, n] : mine) counts[name] += n;
-  });
+  using Channels = std::vector<std::pair<std::string, size_t>>;
+  for (auto& part : gather<Channels>([](Worker& w) {
+         Channels mine;
+         w.collect_channels(mine);
+         return mine;
+       })) {
+    for (auto& [name, n] : part) counts[name] += n;
+  }
   std::vector<std::pair<std::string, size_t>> sorted(counts.begin(), counts.end());
   std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
     return a.second != b.second ? a.second > b.second : a.first < b.first;

@@ -37,8 +37,10 @@ class Server {
   std::string stats_json();
   std::string connections_json(const http::Request& req);
   std::string channels_json();
-  // Runs fn(worker) on every worker's thread and waits (bounded) for all.
-  void on_every_worker(const std::function<void(Worker&)>& fn);
+  // Runs fn(worker) on every worker's thread; returns the answers that came
+  // within a bound (a worker answers within one loop iteration).
+  template <typename R>
+  std::vector<R> gather(std::function<R(Worker&)> fn);
 
   Config cfg_;
   std::unique_ptr<Node> node_;

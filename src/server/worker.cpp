@@ -161,6 +161,7 @@ Worker::Worker(Node& node, unsigned index, int listen_fd)
 }
 
 Worker::~Worker() {
+  loop_.drain();  // publications posted after the loop stopped
   listener_.reset();
   for (Connection* c : live_) {
     if (c->state != ConnState::Dead) ::close(c->fd);
@@ -1076,8 +1077,8 @@ void Worker::stop() {
         finalize(*c);
       }
     }
-    for (Connection* c : graveyard_) free_connection(c);
-    graveyard_.clear();
+    // The graveyard is freed by before_sleep, which still runs after this
+    // task (this iteration's flush list may point at these connections).
     loop_.stop();
   });
 }
