@@ -414,6 +414,18 @@ class HttpResponse:
         return self.headers.get(name.lower())
 
 
+def upgrade_request(port, path="/ws", headers=None, key=None, version="13", omit=()):
+    """The bytes of an upgrade request; `omit` drops standard headers."""
+    key = key or base64.b64encode(os.urandom(16)).decode()
+    hdrs = [("Host", f"127.0.0.1:{port}"), ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"), ("Sec-WebSocket-Key", key),
+            ("Sec-WebSocket-Version", version)]
+    hdrs = [(k, v) for k, v in hdrs if k not in omit]
+    hdrs += list(headers or [])
+    lines = [f"GET {path} HTTP/1.1"] + [f"{k}: {v}" for k, v in hdrs]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
 class RawClient:
     """A WebSocket client over a plain socket, for tests.
 
@@ -452,18 +464,9 @@ class RawClient:
     def send_raw(self, data):
         self.sock.sendall(data)
 
-    def request_bytes(self, path="/ws", headers=None, key=None, version="13",
-                      omit=()):
-        key = key or base64.b64encode(os.urandom(16)).decode()
-        self.key = key
-        hdrs = [("Host", f"127.0.0.1:{self.port}"), ("Upgrade", "websocket"),
-                ("Connection", "Upgrade"), ("Sec-WebSocket-Key", key),
-                ("Sec-WebSocket-Version", version)]
-        hdrs = [(k, v) for k, v in hdrs if k not in omit]
-        for k, v in (headers or []):
-            hdrs.append((k, v))
-        lines = [f"GET {path} HTTP/1.1"] + [f"{k}: {v}" for k, v in hdrs]
-        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+    def request_bytes(self, path="/ws", headers=None, key=None, version="13", omit=()):
+        self.key = key or base64.b64encode(os.urandom(16)).decode()
+        return upgrade_request(self.port, path, headers, self.key, version, omit)
 
     def read_http_response(self, timeout=None):
         """Reads an HTTP response head (and a Content-Length body)."""
