@@ -1,0 +1,138 @@
+// What one worker measured; the parent merges them into the run's result.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "histogram.h"
+#include "wire.h"
+
+namespace wsbench {
+
+struct Result {
+  // Connections.
+  uint64_t attempted = 0;
+  uint64_t connected = 0;          // handshake completed (101)
+  uint64_t connect_failed = 0;     // refused, reset, timeout before 101
+  uint64_t handshake_failed = 0;   // answered, but not with a valid 101
+  uint64_t subscribed = 0;
+  uint64_t disconnected = 0;       // closed by the server (or reset) while in use
+  uint64_t alive_at_end = 0;       // answered a Ping with a Pong at the end (connect)
+  uint64_t server_errors = 0;      // {"type":"Error"} replies
+  uint64_t pings_answered = 0;     // server heartbeats answered with a Pong
+  uint64_t connect_ns = 0;         // start to the last connection established
+  // Fan-out.
+  uint64_t published = 0;          // messages sent in the whole run
+  uint64_t published_window = 0;   // ... during the measured window
+  uint64_t deliveries = 0;         // all deliveries received
+  uint64_t deliveries_window = 0;  // deliveries received during the measured window
+  uint64_t expected = 0;           // deliveries the checked subscribers should have had
+  uint64_t unique = 0;             // distinct deliveries they had
+  uint64_t lost = 0;
+  uint64_t duplicated = 0;
+  uint64_t reordered = 0;
+  uint64_t misrouted = 0;          // wrong channel, unknown publisher
+  uint64_t corrupt = 0;            // unparseable content
+  uint64_t publisher_stalls = 0;   // ticks a paced publisher could not write (socket full)
+  uint64_t laggard_received = 0;
+  uint64_t laggard_closed = 0;     // laggards the server closed
+  // Churn.
+  uint64_t cycles = 0;
+  uint64_t cycle_failures = 0;
+  // Worker process.
+  uint64_t bench_cpu_ns = 0;
+  uint64_t window_ns = 0;
+  std::map<uint64_t, uint64_t> close_codes;  // code seen from the server -> count
+  std::map<std::string, uint64_t> errors;    // reason -> count
+  Histogram latency;      // publish -> deliver, measured window
+  Histogram handshake;    // connect() -> 101
+  Histogram publish_lag;  // paced publishers: actual send - scheduled send
+
+  bool correct() const {
+    return lost == 0 && duplicated == 0 && reordered == 0 && misrouted == 0 && corrupt == 0 &&
+           disconnected == 0 && connect_failed == 0 && handshake_failed == 0 &&
+           server_errors == 0 && cycle_failures == 0;
+  }
+
+  void merge(const Result& o) {
+    attempted += o.attempted;
+    connected += o.connected;
+    connect_failed += o.connect_failed;
+    handshake_failed += o.handshake_failed;
+    subscribed += o.subscribed;
+    disconnected += o.disconnected;
+    alive_at_end += o.alive_at_end;
+    server_errors += o.server_errors;
+    pings_answered += o.pings_answered;
+    connect_ns = connect_ns > o.connect_ns ? connect_ns : o.connect_ns;
+    published += o.published;
+    published_window += o.published_window;
+    deliveries += o.deliveries;
+    deliveries_window += o.deliveries_window;
+    expected += o.expected;
+    unique += o.unique;
+    lost += o.lost;
+    duplicated += o.duplicated;
+    reordered += o.reordered;
+    misrouted += o.misrouted;
+    corrupt += o.corrupt;
+    publisher_stalls += o.publisher_stalls;
+    laggard_received += o.laggard_received;
+    laggard_closed += o.laggard_closed;
+    cycles += o.cycles;
+    cycle_failures += o.cycle_failures;
+    bench_cpu_ns += o.bench_cpu_ns;
+    window_ns = window_ns > o.window_ns ? window_ns : o.window_ns;
+    for (auto& [k, v] : o.close_codes) close_codes[k] += v;
+    for (auto& [k, v] : o.errors) errors[k] += v;
+    latency.merge(o.latency);
+    handshake.merge(o.handshake);
+    publish_lag.merge(o.publish_lag);
+  }
+
+#define WSBENCH_RESULT_FIELDS(X)                                                              \
+  X(attempted) X(connected) X(connect_failed) X(handshake_failed) X(subscribed)              \
+  X(disconnected) X(alive_at_end) X(server_errors) X(pings_answered) X(connect_ns)           \
+  X(published) X(published_window) X(deliveries) X(deliveries_window) X(expected) X(unique)  \
+  X(lost) X(duplicated) X(reordered) X(misrouted) X(corrupt) X(publisher_stalls)             \
+  X(laggard_received) X(laggard_closed) X(cycles) X(cycle_failures) X(bench_cpu_ns)          \
+  X(window_ns)
+
+  void write(Writer& w) const {
+#define X(f) w.u64(f);
+    WSBENCH_RESULT_FIELDS(X)
+#undef X
+    w.u64(close_codes.size());
+    for (auto& [k, v] : close_codes) {
+      w.u64(k);
+      w.u64(v);
+    }
+    w.u64(errors.size());
+    for (auto& [k, v] : errors) {
+      w.str(k);
+      w.u64(v);
+    }
+    latency.write(w);
+    handshake.write(w);
+    publish_lag.write(w);
+  }
+  bool read(Reader& r) {
+#define X(f) f = r.u64();
+    WSBENCH_RESULT_FIELDS(X)
+#undef X
+    uint64_t n = r.u64();
+    for (uint64_t i = 0; i < n && r.ok(); ++i) {
+      uint64_t k = r.u64();
+      close_codes[k] += r.u64();
+    }
+    n = r.u64();
+    for (uint64_t i = 0; i < n && r.ok(); ++i) {
+      std::string k = r.str();
+      errors[k] += r.u64();
+    }
+    return latency.read(r) && handshake.read(r) && publish_lag.read(r) && r.ok();
+  }
+};
+
+}  // namespace wsbench
