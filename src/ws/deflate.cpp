@@ -234,7 +234,8 @@ Inflater::~Inflater() {
 }
 
 Inflater::Result Inflater::run(const uint8_t* in, size_t n, Buffer& out, size_t start,
-                               size_t max_size) {
+                               size_t max_size, bool* ended) {
+  *ended = false;
   zs_.next_in = const_cast<Bytef*>(in);
   zs_.avail_in = static_cast<uInt>(n);
   for (;;) {
@@ -250,10 +251,16 @@ Inflater::Result Inflater::run(const uint8_t* in, size_t n, Buffer& out, size_t 
     out.grow(room - zs_.avail_out);
     if (out.size() - start > max_size) return Result::TooBig;
     if (rc == Z_STREAM_END) {
-      // A final block inside a message is legal; data after it is not.
-      if (zs_.avail_in > 0) return Result::Error;
+      // A block with BFINAL ends a deflate stream, but a message may go on
+      // with more blocks (RFC 7692 §7.2.3.4 ends such a message with an
+      // empty stored block): decode them as a new stream. The window is not
+      // carried over — a sender that finishes its stream resets its own.
       inflateReset(&zs_);
-      return Result::Ok;
+      if (zs_.avail_in == 0) {
+        *ended = true;
+        return Result::Ok;
+      }
+      continue;  // more blocks follow the final one
     }
     if (rc == Z_BUF_ERROR) {
       if (zs_.avail_out == 0) continue;  // more output pending
@@ -268,8 +275,11 @@ Inflater::Result Inflater::inflate_message(const uint8_t* in, size_t n, Buffer& 
                                            size_t max_size, bool reset) {
   if (!ok_) return Result::Error;
   const size_t start = out.size();
-  Result r = run(in, n, out, start, max_size);
-  if (r == Result::Ok) r = run(kTail, sizeof kTail, out, start, max_size);
+  bool ended = false;
+  Result r = run(in, n, out, start, max_size, &ended);
+  // §7.2.2: append 00 00 ff ff — unless the data ended with a final block,
+  // after which those bytes would start a stored block that never ends.
+  if (r == Result::Ok && !ended) r = run(kTail, sizeof kTail, out, start, max_size, &ended);
   if (reset || r != Result::Ok) inflateReset(&zs_);
   return r;
 }

@@ -73,7 +73,8 @@ class Inflater {
   Result inflate_message(const uint8_t* in, size_t n, Buffer& out, size_t max_size, bool reset);
 
  private:
-  Result run(const uint8_t* in, size_t n, Buffer& out, size_t start, size_t max_size);
+  Result run(const uint8_t* in, size_t n, Buffer& out, size_t start, size_t max_size,
+             bool* ended);
   z_stream zs_{};
   bool ok_ = false;
 };
