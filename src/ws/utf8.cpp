@@ -46,6 +46,7 @@ inline uint8_t step(uint8_t state, uint8_t b) {
 }  // namespace
 
 bool Utf8Validator::feed(const uint8_t* p, size_t n) {
+  if (state_ == kBad) return false;  // once invalid, always invalid
   uint8_t s = state_;
   size_t i = 0;
   while (i < n) {
