@@ -80,7 +80,7 @@ void trace_upgrade(Worker& w, Connection& c, const http::Request* req, int statu
     }
   }
   telemetry::SpanStart up = tr.start(parent ? &*parent : nullptr, accepted);
-  if (up.sampled()) {
+  if (tr.will_export(up)) {
     telemetry::SpanData d = tr.record(up, "websocket.upgrade", SpanKind::Server);
     d.set("http.request.method", req ? std::string(req->method) : std::string("GET"));
     if (req) d.set("url.path", std::string(req->path));
@@ -124,7 +124,7 @@ void trace_connection_end(Worker& w, Connection& c) {
   // Head sampling may have dropped this connection; an abnormal one is
   // exported anyway — its data is in memory, so the decision is made now.
   const bool abnormal = is_abnormal(c);
-  if (!c.span.sampled() && !abnormal) return;
+  if (!tr.will_export(c.span, abnormal)) return;
   const uint64_t now = unix_ns();
   telemetry::SpanData d = tr.record(c.span, "websocket.connection", SpanKind::Server);
   d.set("websocket.connection_id", std::to_string(c.id));
@@ -181,8 +181,8 @@ telemetry::SpanStart begin_handle(Worker& w, std::string_view traceparent, uint6
 void end_handle(Worker& w, const Connection& c, const telemetry::SpanStart& s,
                 std::string_view type, std::string_view channel, size_t size,
                 std::string_view error_code) {
-  if (!s.sampled()) return;
   telemetry::Tracer& tr = w.tracer();
+  if (!tr.will_export(s)) return;
   telemetry::SpanData d = tr.record(s, "websocket.message.handle", SpanKind::Consumer);
   d.set("messaging.system", kSystem);
   d.set("messaging.operation.type", "process");
@@ -202,11 +202,11 @@ void end_handle(Worker& w, const Connection& c, const telemetry::SpanStart& s,
 
 void trace_send(Worker& w, const Connection& c, const telemetry::SpanStart& handle,
                 std::string_view type, size_t size) {
-  if (!handle.sampled()) return;
   telemetry::Tracer& tr = w.tracer();
+  if (!tr.will_export(handle)) return;
   telemetry::SpanContext parent = handle.context();
   telemetry::SpanStart s = tr.start(&parent);
-  if (!s.sampled()) return;
+  if (!tr.will_export(s)) return;
   telemetry::SpanData d = tr.record(s, "websocket.message.send", SpanKind::Producer);
   d.set("messaging.system", kSystem);
   d.set("messaging.operation.type", "send");
@@ -222,7 +222,7 @@ TraceContext trace_broadcast(Worker& w, const telemetry::SpanStart& handle,
   if (!tr.enabled() || !handle.valid()) return {};
   telemetry::SpanContext parent = handle.context();
   telemetry::SpanStart s = tr.start(&parent);
-  if (s.sampled()) {
+  if (tr.will_export(s)) {
     telemetry::SpanData d = tr.record(s, "websocket.broadcast", SpanKind::Producer);
     d.set("messaging.system", kSystem);
     d.set("messaging.operation.type", "publish");
@@ -244,7 +244,7 @@ void on_publication_done(const pubsub::Publication& p, void* context) {
   telemetry::SpanContext parent = to_span_context(p.trace(), p.origin_node() != node.node_hash);
   uint64_t start = p.delivery_start_unix_ns();
   telemetry::SpanStart s = tr.start(&parent, start ? start : unix_ns());
-  if (!s.sampled()) return;
+  if (!tr.will_export(s)) return;
   telemetry::SpanData d = tr.record(s, "websocket.fanout", SpanKind::Consumer);
   d.set("messaging.system", kSystem);
   d.set("messaging.operation.type", "process");

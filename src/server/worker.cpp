@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <bit>
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
@@ -50,20 +49,6 @@ uint64_t choose_tick(const Config& c) {
   }
   uint64_t tick = smallest == UINT64_MAX ? 500'000'000ull : smallest / 4;
   return std::clamp<uint64_t>(tick, 1'000'000ull, 500'000'000ull);
-}
-
-// A histogram observation counted `n` times (a fan-out writes the same
-// publication to many subscribers at once).
-void record_n(const telemetry::Histogram& h, telemetry::Shard& s, double v, uint64_t n) {
-  if (n == 0 || h.nseries == 0) return;
-  uint32_t i = 0;
-  while (i < h.nbounds && v > h.bounds[i]) ++i;
-  const uint32_t base = h.offset;
-  s.add(base + i, n);
-  const uint32_t sum = base + h.nbounds + 1;
-  s.store(sum, std::bit_cast<uint64_t>(std::bit_cast<double>(s.load(sum)) + v * static_cast<double>(n)));
-  if (v < std::bit_cast<double>(s.load(sum + 1))) s.store(sum + 1, std::bit_cast<uint64_t>(v));
-  if (v > std::bit_cast<double>(s.load(sum + 2))) s.store(sum + 2, std::bit_cast<uint64_t>(v));
 }
 
 // Close frame payload: code + reason, the reason cut at 123 bytes on a
@@ -844,7 +829,7 @@ void Worker::deliver_run(pubsub::Channel& ch, pubsub::Publication* const* pubs, 
     for (size_t i = 0; i < k; ++i) {
       uint64_t t = pubs[i]->published_unix_ns();
       double seconds = now > t ? static_cast<double>(now - t) / 1e9 : 0.0;
-      record_n(node_.metrics.delivery_latency, shard_, seconds, window);
+      node_.metrics.delivery_latency.record_n(shard_, seconds, window);
     }
     window = 0;
   };

@@ -151,8 +151,11 @@ struct UpDownCounter {
 // the last one (bounds.back(), +Inf). Layout per series: nbounds + 1 bucket
 // counts, then sum, min, max (as double bits). NaN is ignored.
 struct Histogram {
-  void record(Shard& s, double v, uint32_t series = 0) const {
-    if (series >= nseries || v != v) {
+  void record(Shard& s, double v, uint32_t series = 0) const { record_n(s, v, 1, series); }
+  // The same observation `n` times (a fan-out writing one publication to many
+  // subscribers at once records its latency once per clock reading).
+  void record_n(Shard& s, double v, uint64_t n, uint32_t series = 0) const {
+    if (series >= nseries || v != v || n == 0) {
       return;
     }
     uint32_t base = offset + series * (nbounds + 4);
@@ -173,9 +176,10 @@ struct Histogram {
       }
       i = lo;
     }
-    s.add(base + i, 1);
+    s.add(base + i, n);
     uint32_t sum_cell = base + nbounds + 1;
-    s.store(sum_cell, std::bit_cast<uint64_t>(std::bit_cast<double>(s.load(sum_cell)) + v));
+    s.store(sum_cell, std::bit_cast<uint64_t>(std::bit_cast<double>(s.load(sum_cell)) +
+                                              v * static_cast<double>(n)));
     if (v < std::bit_cast<double>(s.load(sum_cell + 1))) {
       s.store(sum_cell + 1, std::bit_cast<uint64_t>(v));
     }
