@@ -77,6 +77,21 @@ bool Server::start() {
         out.push_back(telemetry::Point::of_int(static_cast<int64_t>(node.directory.size())));
       });
   pubsub::Publication::set_completion_hook(&on_publication_done, &node);
+  if (cfg_.channel_metrics > 0) {
+    channel_metrics_ = std::make_unique<ChannelMetrics>(cfg_.channel_metrics, [this] {
+      ChannelMetrics::Sample merged;
+      for (auto& part : gather<ChannelMetrics::Sample>([](Worker& w) {
+             ChannelMetrics::Sample s;
+             w.channel_sample(s);
+             return s;
+           })) {
+        for (auto& [name, n] : part.published) merged.published[name] += n;
+        for (auto& [name, n] : part.subscribers) merged.subscribers[name] += n;
+      }
+      return merged;
+    });
+    channel_metrics_->register_all(node.registry());
+  }
 
   if (!cfg_.redis.empty()) {
     std::string url_error;

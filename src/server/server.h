@@ -8,6 +8,7 @@
 
 #include "cluster/bridge.h"
 #include "http/server.h"
+#include "server/channel_metrics.h"
 #include "server/config.h"
 #include "server/node.h"
 #include "server/worker.h"
@@ -47,6 +48,7 @@ class Server {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<http::Server> admin_;
   std::unique_ptr<cluster::Bridge> bridge_;
+  std::unique_ptr<ChannelMetrics> channel_metrics_;
   uint16_t port_ = 0;
   bool stopped_ = false;
 };

@@ -770,6 +770,18 @@ void Worker::publish(Connection& c, const protocol::ClientMessage& m) {
   pubsub::Publication* p = pubsub::Publication::make(m.channel, m.content, unix_ns(), trace,
                                                      node_.node_hash, reply_);
   node_.metrics.messages_broadcasted.add(shard_, 1);
+  if (cfg_.channel_metrics > 0) {
+    // Bounded: past the cap, new channels are counted together under "".
+    constexpr size_t kMaxTracked = 10000;
+    auto it = channel_published_.find(std::string(m.channel));
+    if (it != channel_published_.end()) {
+      ++it->second;
+    } else if (channel_published_.size() < kMaxTracked) {
+      channel_published_.emplace(std::string(m.channel), 1);
+    } else {
+      ++channel_published_[""];
+    }
+  }
   published_.push_back(p);
 }
 
@@ -1085,6 +1097,12 @@ void Worker::collect_connections(std::vector<ConnInfo>& out) const {
     info.deflate = c->deflate;
     out.push_back(std::move(info));
   }
+}
+
+void Worker::channel_sample(ChannelMetrics::Sample& out) const {
+  for (const auto& [name, n] : channel_published_) out.published[name] += n;
+  registry_.for_each_channel(
+      [&](const pubsub::Channel& ch) { out.subscribers[ch.name()] += ch.size(); });
 }
 
 void Worker::collect_channels(std::vector<std::pair<std::string, size_t>>& out) const {

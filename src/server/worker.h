@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "net/event_loop.h"
@@ -19,6 +20,7 @@
 #include "protocol/protocol.h"
 #include "pubsub/publication.h"
 #include "pubsub/registry.h"
+#include "server/channel_metrics.h"
 #include "server/connection.h"
 #include "server/node.h"
 
@@ -73,6 +75,8 @@ class Worker {
   // Runs on the worker thread (post it there).
   void collect_connections(std::vector<ConnInfo>& out) const;
   void collect_channels(std::vector<std::pair<std::string, size_t>>& out) const;
+  // Adds this worker's per-channel counts (with --channel-metrics).
+  void channel_sample(ChannelMetrics::Sample& out) const;
 
  private:
   friend struct FrameHandler;
@@ -163,6 +167,8 @@ class Worker {
   std::vector<iovec> iov_plain_;
   std::vector<iovec> iov_deflate_;
   std::vector<std::pair<pubsub::Channel*, pubsub::Publication*>> runs_;
+  // --channel-metrics: publications per channel made on this thread.
+  std::unordered_map<std::string, uint64_t> channel_published_;
 
   // Connection storage: fixed-size slots carved from 64 KiB blocks.
   std::vector<void*> blocks_;
