@@ -73,6 +73,28 @@ ProcSample sample_proc(int pid) {
   return s;
 }
 
+// Busy and total jiffies of all CPUs, from /proc/stat: other work on the
+// machine (builds, tests) shows up as busy time that is neither the server's
+// nor the bench's.
+struct MachineSample {
+  uint64_t busy = 0;
+  uint64_t total = 0;
+};
+
+MachineSample sample_machine() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  MachineSample m;
+  in >> cpu;
+  uint64_t v[10] = {};
+  for (int i = 0; i < 10 && in >> v[i]; ++i) {
+  }
+  // user nice system idle iowait irq softirq steal (guest counted in user)
+  for (int i = 0; i < 8; ++i) m.total += v[i];
+  m.busy = m.total - v[3] - v[4];
+  return m;
+}
+
 struct ServerStats {
   int pid = 0;
   ProcSample idle, loaded, window_start, window_end, end;
@@ -107,6 +129,10 @@ class Parent {
   void progress(uint64_t now);
   void broadcast(Kind kind, const std::vector<uint64_t>& values);
   void sample(ProcSample ServerStats::*field);
+  double machine_busy_pct() const {
+    const uint64_t t = machine_end_.total - machine_start_.total;
+    return t ? 100.0 * double(machine_end_.busy - machine_start_.busy) / double(t) : 0.0;
+  }
   void kill_children();
   int finish(int code);
   void print_table(const Result& r) const;
@@ -130,6 +156,7 @@ class Parent {
   uint64_t window_ns_ = 0;
   uint64_t connect_elapsed_ns_ = 0;
   bool timed_out_ = false;
+  MachineSample machine_start_, machine_end_;
 };
 
 bool Parent::spawn() {
@@ -312,6 +339,8 @@ void Parent::broadcast(Kind kind, const std::vector<uint64_t>& values) {
 
 void Parent::sample(ProcSample ServerStats::*field) {
   for (ServerStats& s : servers_) s.*field = sample_proc(s.pid);
+  if (field == &ServerStats::window_start) machine_start_ = sample_machine();
+  if (field == &ServerStats::window_end) machine_end_ = sample_machine();
 }
 
 void Parent::kill_children() {
@@ -449,6 +478,10 @@ void Parent::print_table(const Result& r) const {
               " failed, %" PRIu64 " bad handshakes, %" PRIu64 " closed by server\n",
               "connections", r.attempted, r.connected, r.connect_failed, r.handshake_failed,
               r.disconnected);
+  if (opt_.compression) {
+    std::printf("  %-14s %" PRIu64 " connections negotiated permessage-deflate\n", "compression",
+                r.deflate_conns);
+  }
   if (r.handshake.count()) {
     std::printf("  %-14s p50 %s  p99 %s  max %s\n", "handshake", dur(r.handshake.percentile(0.5)).c_str(),
                 dur(r.handshake.percentile(0.99)).c_str(), dur(r.handshake.max()).c_str());
@@ -523,6 +556,11 @@ void Parent::print_table(const Result& r) const {
                 double(cpu) / 1e3 / double(r.cycles));
   }
   std::printf("  %-14s %s CPU in the workers\n", "bench", dur(r.bench_cpu_ns).c_str());
+  if (machine_end_.total) {
+    std::printf("  %-14s %.0f%% of all CPUs busy during the window (server, bench and anything "
+                "else)\n",
+                "machine", machine_busy_pct());
+  }
   for (auto& [code, n] : r.close_codes) {
     std::printf("  %-14s %" PRIu64 " x %" PRIu64 "\n", "close code", n, code);
   }
@@ -605,6 +643,7 @@ void Parent::print_json(const Result& r) const {
     if (s.loaded.ok && s.loaded.rss > s.idle.rss) rss_delta += s.loaded.rss - s.idle.rss;
     if (s.window_end.ok) cpu += s.window_end.cpu_ns - s.window_start.cpu_ns;
   }
+  num("machine_busy_pct", machine_busy_pct());
   num("server_rss_idle", double(rss_idle));
   num("server_rss_loaded", double(rss_loaded));
   num("server_rss_end", double(rss_end));

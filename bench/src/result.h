@@ -22,6 +22,7 @@ struct Result {
   uint64_t server_errors = 0;      // {"type":"Error"} replies
   uint64_t pings_answered = 0;     // server heartbeats answered with a Pong
   uint64_t connect_ns = 0;         // start to the last connection established
+  uint64_t deflate_conns = 0;      // connections that negotiated permessage-deflate
   // Fan-out.
   uint64_t published = 0;          // messages sent in the whole run
   uint64_t published_window = 0;   // ... during the measured window
@@ -66,6 +67,7 @@ struct Result {
     server_errors += o.server_errors;
     pings_answered += o.pings_answered;
     connect_ns = connect_ns > o.connect_ns ? connect_ns : o.connect_ns;
+    deflate_conns += o.deflate_conns;
     published += o.published;
     published_window += o.published_window;
     deliveries += o.deliveries;
@@ -93,7 +95,7 @@ struct Result {
 
 #define WSBENCH_RESULT_FIELDS(X)                                                              \
   X(attempted) X(connected) X(connect_failed) X(handshake_failed) X(subscribed)              \
-  X(disconnected) X(alive_at_end) X(server_errors) X(pings_answered) X(connect_ns)           \
+  X(disconnected) X(alive_at_end) X(server_errors) X(pings_answered) X(connect_ns) X(deflate_conns) \
   X(published) X(published_window) X(deliveries) X(deliveries_window) X(expected) X(unique)  \
   X(lost) X(duplicated) X(reordered) X(misrouted) X(corrupt) X(publisher_stalls)             \
   X(laggard_received) X(laggard_closed) X(cycles) X(cycle_failures) X(bench_cpu_ns)          \

@@ -613,6 +613,7 @@ bool Worker::on_handshake(Conn& c, uint64_t now) {
   std::string_view ext = header_value(head, "Sec-WebSocket-Extensions");
   if (ext.find("permessage-deflate") != std::string_view::npos) {
     c.deflate = true;
+    ++r_.deflate_conns;
     c.inflate_reset = ext.find("server_no_context_takeover") != std::string_view::npos;
     c.client_bits = 15;
     const size_t b = ext.find("client_max_window_bits=");
@@ -1271,7 +1272,7 @@ bool Worker::all_settled() const {
 
 int Worker::run() {
   rbuf_.resize(2 * kReadChunk);
-  inflate_cache_.resize(64);
+  inflate_cache_.resize(4096);
   rng_ ^= (uint64_t{ctx_.index} << 32) ^ mono_ns();
   ep_ = epoll_create1(EPOLL_CLOEXEC);
   {
