@@ -101,7 +101,6 @@ class Connection final : public net::IoHandler, public pubsub::Subscriber {
   uint32_t last_activity = 0;    // wheel tick of the last frame received
   uint32_t last_ping = 0;        // wheel tick of the last Ping sent
   uint32_t rtt_us = 0;           // last heartbeat round trip
-  uint32_t live_index = 0;       // position in the worker's list of connections
   uint64_t id = 0;
 
   net::WheelNode timer;

@@ -148,14 +148,13 @@ Worker::Worker(Node& node, unsigned index, int listen_fd)
 Worker::~Worker() {
   loop_.drain();  // publications posted after the loop stopped
   listener_.reset();
-  for (Connection* c : live_) {
+  pool_.for_each([this](Connection* c) {
     if (c->state != ConnState::Dead) ::close(c->fd);
-    c->~Connection();
-  }
+    pool_.destroy(c);
+  });
   for (auto* p : incoming_) p->unref();
   for (auto* p : published_) p->unref();
   if (ping_frame_) ping_frame_->unref();
-  for (void* b : blocks_) std::free(b);
 }
 
 void Worker::start() {
@@ -176,35 +175,18 @@ Worker* Worker::current() { return t_worker; }
 // ---------------------------------------------------------------------------
 // Connection storage
 
-Connection* Worker::alloc_connection(int fd) {
-  constexpr size_t kSlot = (sizeof(Connection) + alignof(Connection) - 1) & ~(alignof(Connection) - 1);
-  if (free_slots_ == nullptr) {
-    void* block = std::aligned_alloc(64, kBlockSize);
-    if (block == nullptr) std::abort();  // out of memory
-    blocks_.push_back(block);
-    for (size_t off = 0; off + kSlot <= kBlockSize; off += kSlot) {
-      void* slot = static_cast<char*>(block) + off;
-      *static_cast<void**>(slot) = free_slots_;
-      free_slots_ = slot;
-    }
-  }
-  void* slot = free_slots_;
-  free_slots_ = *static_cast<void**>(slot);
-  auto* c = new (slot) Connection(fd);
-  c->live_index = static_cast<uint32_t>(live_.size());
-  live_.push_back(c);
-  return c;
-}
+Connection* Worker::alloc_connection(int fd) { return pool_.create(fd); }
 
 void Worker::free_connection(Connection* c) {
   registry_.unsubscribe_all(*c);
-  Connection* last = live_.back();
-  live_[c->live_index] = last;
-  last->live_index = c->live_index;
-  live_.pop_back();
-  c->~Connection();
-  *reinterpret_cast<void**>(c) = free_slots_;
-  free_slots_ = c;
+  pool_.destroy(c);
+}
+
+std::vector<Connection*> Worker::connections() const {
+  std::vector<Connection*> all;
+  all.reserve(pool_.size());
+  pool_.for_each([&](Connection* c) { all.push_back(c); });
+  return all;
 }
 
 // ---------------------------------------------------------------------------
@@ -326,6 +308,7 @@ void Worker::process(Connection& c, uint8_t* data, size_t len, bool from_conn) {
   }
   if (from_conn) {
     c.in.consume(used);
+    if (c.in.empty()) c.in.release();
   } else if (used < len) {
     c.in.append(data + used, len - used);
   }
@@ -691,6 +674,9 @@ void Worker::flush(Connection& c) {
     }
     c.out.consume(static_cast<size_t>(w));
   }
+  // Everything is written: give the queue's storage back (a connection that
+  // is idle after this holds no output memory).
+  c.out.shrink();
   if (c.state == ConnState::Draining) finalize(c);
 }
 
@@ -972,7 +958,7 @@ void Worker::before_sleep() {
   for (Connection* c : graveyard_) free_connection(c);
   graveyard_.clear();
 
-  if (shutting_down_ && live_.empty() && stop_when_empty_) loop_.stop();
+  if (shutting_down_ && pool_.size() == 0 && stop_when_empty_) loop_.stop();
 }
 
 void Worker::on_tick() {
@@ -1051,7 +1037,7 @@ void Worker::begin_shutdown() {
     shutting_down_ = true;
     stop_when_empty_ = true;
     if (listener_) listener_->close();
-    std::vector<Connection*> all = live_;
+    std::vector<Connection*> all = connections();
     for (Connection* c : all) {
       if (c->state == ConnState::Handshake) {
         finalize(*c);
@@ -1066,7 +1052,7 @@ void Worker::stop() {
   loop_.post([this] {
     shutting_down_ = true;
     if (listener_) listener_->close();
-    std::vector<Connection*> all = live_;
+    std::vector<Connection*> all = connections();
     for (Connection* c : all) {
       if (c->state != ConnState::Dead) {
         if (c->initiator == Initiator::None) c->initiator = Initiator::Shutdown;
@@ -1082,8 +1068,8 @@ void Worker::stop() {
 
 void Worker::collect_connections(std::vector<ConnInfo>& out) const {
   static constexpr const char* kStates[] = {"handshake", "open", "closing", "draining", "dead"};
-  for (const Connection* c : live_) {
-    if (c->state == ConnState::Dead) continue;
+  pool_.for_each([&](const Connection* c) {
+    if (c->state == ConnState::Dead) return;
     ConnInfo info;
     info.id = c->id;
     info.peer = c->peer.to_string();
@@ -1096,7 +1082,7 @@ void Worker::collect_connections(std::vector<ConnInfo>& out) const {
     info.stats = c->stats;
     info.deflate = c->deflate;
     out.push_back(std::move(info));
-  }
+  });
 }
 
 void Worker::channel_sample(ChannelMetrics::Sample& out) const {

@@ -23,6 +23,7 @@
 #include "server/channel_metrics.h"
 #include "server/connection.h"
 #include "server/node.h"
+#include "util/slab_pool.h"
 
 namespace wstrace::server {
 
@@ -170,10 +171,9 @@ class Worker {
   // --channel-metrics: publications per channel made on this thread.
   std::unordered_map<std::string, uint64_t> channel_published_;
 
-  // Connection storage: fixed-size slots carved from 64 KiB blocks.
-  std::vector<void*> blocks_;
-  void* free_slots_ = nullptr;
-  std::vector<Connection*> live_;  // for listing and shutdown; index kept in the pool
+  // Connection storage: pooled slots, iterable for listing and shutdown.
+  SlabPool<Connection> pool_;
+  std::vector<Connection*> connections() const;
 };
 
 }  // namespace wstrace::server
