@@ -570,6 +570,52 @@ class RawClient:
         return Frame(bool(b0 & 0x80), bool(b0 & 0x40), bool(b0 & 0x20), bool(b0 & 0x10),
                      b0 & 0x0F, masked, payload)
 
+    def discard_buffered(self):
+        """Drops every complete frame already received (in the kernel
+        buffer or ours) without blocking; returns how many were dropped."""
+        self.sock.setblocking(False)
+        try:
+            while True:
+                try:
+                    chunk = self.sock.recv(65536)
+                except (BlockingIOError, InterruptedError):
+                    break
+                if not chunk:
+                    break
+                self.buf += chunk
+        finally:
+            self.sock.settimeout(self.timeout)
+        n = 0
+        while True:
+            saved = self.buf
+            try:
+                # Only complete frames: _need() on a partial one would block.
+                if not self._complete_frame_buffered():
+                    break
+                self.read_frame()
+                n += 1
+            except ConnectionEnded:
+                self.buf = saved
+                break
+        return n
+
+    def _complete_frame_buffered(self):
+        b = self.buf
+        if len(b) < 2:
+            return False
+        n, off = b[1] & 0x7F, 2
+        if n == 126:
+            if len(b) < 4:
+                return False
+            n, off = struct.unpack("!H", b[2:4])[0], 4
+        elif n == 127:
+            if len(b) < 10:
+                return False
+            n, off = struct.unpack("!Q", b[2:10])[0], 10
+        if b[1] & 0x80:
+            off += 4
+        return len(b) >= off + n
+
     def read_message(self, timeout=None, answer_pings=True):
         """Reads one data message (reassembled, inflated). Returns
         (opcode, bytes). Control frames in between: Pings are answered."""
