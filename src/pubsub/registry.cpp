@@ -18,8 +18,11 @@ Registry::SubscribeResult Registry::subscribe(Subscriber& s, std::string_view na
     channels_.emplace(std::string_view(ch->name()), std::move(owned));
   }
   if (s.count_ == s.cap_) {
-    uint16_t cap = static_cast<uint16_t>(std::min<size_t>(
-        std::max<size_t>(4, size_t{s.cap_} * 2), std::max<size_t>(max_subscriptions, 4)));
+    // Double, but never past the limit nor past what a uint16_t holds (a
+    // limit above 65535 made the capacity wrap to 0 at 32768 subscriptions).
+    const size_t limit = std::min<size_t>(std::max<size_t>(max_subscriptions, 4), UINT16_MAX);
+    uint16_t cap = static_cast<uint16_t>(
+        std::min<size_t>(std::max<size_t>(4, size_t{s.cap_} * 2), limit));
     auto* slots = new Subscriber::Slot[cap];
     std::copy(s.slots_, s.slots_ + s.count_, slots);
     delete[] s.slots_;
