@@ -1,0 +1,433 @@
+"""Helpers for the cluster (Redis Pub/Sub scale-out) integration tests.
+
+Builds on tests/integration/python/wstrace_harness.py (imported, not
+edited): a redis-server of our own on a free port (started, killed with
+SIGKILL, restarted on the same port, always by pid), a tiny RESP client to
+ask it PUBSUB questions, wstrace nodes joined to it, websocket clients, the
+OTLP receiver, and condition waits with deadlines (never sleeps as
+synchronisation).
+"""
+
+import asyncio
+import ctypes
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "python"))
+
+from wstrace_harness import (IO_TIMEOUT, START_TIMEOUT, WstraceServer, recv_json,  # noqa: E402
+                             wait_until, ws_connect)
+
+OTLP_DIR = os.path.join(HERE, "..", "otlp")
+PREFIX = "wstrace:"  # Redis channel = PREFIX + channel
+
+
+def redis_server_bin():
+    return os.environ.get("REDIS_SERVER", shutil.which("redis-server") or "/usr/bin/redis-server")
+
+
+def free_port():
+    """A loopback port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent():
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+# -- Redis ---------------------------------------------------------------------
+
+class RespError(Exception):
+    pass
+
+
+class RespClient:
+    """A blocking RESP2 client: enough for PING and PUBSUB."""
+
+    def __init__(self, port, timeout=5.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+
+    def close(self):
+        self.sock.close()
+
+    def command(self, *args):
+        out = [b"*%d\r\n" % len(args)]
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        self.sock.sendall(b"".join(out))
+        return self._read()
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("redis closed the connection")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _read(self):
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise RespError(rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            while len(self.buf) < n + 2:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("redis closed the connection")
+                self.buf += chunk
+            data, self.buf = self.buf[:n], self.buf[n + 2:]
+            return data.decode("utf-8", "replace")
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._read() for _ in range(n)]
+        raise RespError(f"unexpected reply {line!r}")
+
+
+class RedisServer:
+    """A redis-server on a free loopback port, no persistence.
+
+    kill9() crashes it (SIGKILL, by pid); start() again brings it back on
+    the same port. Logs go to a file in its own temporary directory.
+    """
+
+    def __init__(self, port=None):
+        self.port = port or free_port()
+        self.dir = tempfile.mkdtemp(prefix="wstrace-redis-")
+        self.proc = None
+        self.log = None
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self, timeout=START_TIMEOUT):
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        self.log = open(os.path.join(self.dir, "redis.log"), "ab")
+        self.proc = subprocess.Popen(
+            [redis_server_bin(), "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", self.dir, "--daemonize", "no",
+             "--protected-mode", "no"],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent)
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"redis-server exited with {self.proc.returncode}:\n"
+                                     + self.log_text()[-4000:])
+            return self.command("PING") == "PONG"
+
+        wait_until(ready, timeout, what=f"redis-server on port {self.port}")
+        return self
+
+    def kill9(self):
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        if self.log:
+            self.log.close()
+            self.log = None
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        if self.log:
+            self.log.close()
+            self.log = None
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_text(self):
+        try:
+            with open(os.path.join(self.dir, "redis.log"), "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return False
+
+    def command(self, *args):
+        c = RespClient(self.port)
+        try:
+            return c.command(*args)
+        finally:
+            c.close()
+
+    def channels(self):
+        """The wstrace channels Redis has at least one subscriber for."""
+        return {c[len(PREFIX):] for c in self.command("PUBSUB", "CHANNELS", PREFIX + "*")}
+
+    def numsub(self, *channels):
+        """{channel: number of Redis subscribers (one per interested node)}."""
+        if not channels:
+            return {}
+        r = self.command("PUBSUB", "NUMSUB", *[PREFIX + c for c in channels])
+        return {r[i][len(PREFIX):]: int(r[i + 1]) for i in range(0, len(r), 2)}
+
+    def subscriber_clients(self):
+        """CLIENT LIST entries (dicts) of the connections that hold subscriptions."""
+        out = []
+        for line in self.command("CLIENT", "LIST").splitlines():
+            fields = dict(kv.split("=", 1) for kv in line.split(" ") if "=" in kv)
+            if int(fields.get("sub", "0")) > 0:
+                out.append(fields)
+        return out
+
+
+# -- nodes ---------------------------------------------------------------------
+
+def node(redis_url, node_id, *args, threads=2, env=None, expect_clean_exit=True):
+    """A wstrace node (not started) joined to the cluster at redis_url."""
+    return WstraceServer("--redis", redis_url, "--node-id", node_id, *args, threads=threads,
+                         env=env, expect_clean_exit=expect_clean_exit)
+
+
+def cluster_stats(srv):
+    return srv.stats()["cluster"]
+
+
+def metric(srv, name, **labels):
+    v = srv.metrics().value(name, **labels)
+    return 0.0 if v is None else v
+
+
+def wait_link(srv, up=True, timeout=IO_TIMEOUT):
+    return srv.wait_stats(lambda s: s["cluster"]["link_up"] is up, timeout,
+                          what=f"cluster link_up={up} on {srv.args}")
+
+
+def local_interest(srv):
+    """Channels with local subscribers, from /api/channels."""
+    status, body = srv.admin_get("/api/channels")
+    assert status == 200, status
+    doc = json.loads(body)
+    items = doc.get("channels", doc) if isinstance(doc, dict) else doc
+    names = set()
+    for it in items:
+        if isinstance(it, dict):
+            if it.get("subscribers", 1) > 0:
+                names.add(it.get("name") or it.get("channel"))
+        else:
+            names.add(it)
+    return names
+
+
+def wait_redis_matches(redis, nodes_interest, timeout=IO_TIMEOUT, what="subscriptions"):
+    """Waits until Redis has exactly one subscriber per interested node for
+    every channel, no other wstrace channel, and each node's
+    /api/stats redis_subscriptions equals the size of its interest.
+
+    nodes_interest: [(srv, set_of_channels)]."""
+    want = {}
+    for _, chans in nodes_interest:
+        for c in chans:
+            want[c] = want.get(c, 0) + 1
+    state = {}
+
+    def check():
+        chans = redis.channels()
+        nums = redis.numsub(*sorted(set(want) | chans))
+        per_node = [cluster_stats(srv)["redis_subscriptions"] for srv, _ in nodes_interest]
+        state.update(channels=chans, numsub=nums, per_node=per_node)
+        return (chans == set(want) and all(nums.get(c, 0) == n for c, n in want.items())
+                and all(nums.get(c, 0) == 0 for c in chans - set(want))
+                and per_node == [len(ch) for _, ch in nodes_interest])
+
+    try:
+        wait_until(check, timeout, what=what)
+    except AssertionError as e:
+        raise AssertionError(f"{e}: want numsub {want}, node subscriptions "
+                             f"{[len(c) for _, c in nodes_interest]}; last seen {state}") from None
+
+
+# -- clients -------------------------------------------------------------------
+
+async def connect_many(url, n, **kw):
+    out = []
+    for i in range(0, n, 50):
+        out += await asyncio.gather(*(ws_connect(url, **kw) for _ in range(min(50, n - i))))
+    return out
+
+
+async def subscribe_all(ws, channels, timeout=IO_TIMEOUT):
+    """Subscribes ws to every channel (pipelined) and waits for each reply."""
+    for ch in channels:
+        await ws.send(json.dumps({"type": "Subscribe", "channel": ch}))
+    for ch in channels:
+        r = await recv_json(ws, timeout)
+        assert r == {"type": "Subscribed", "channel": ch}, r
+
+
+async def unsubscribe_all(ws, channels, timeout=IO_TIMEOUT):
+    for ch in channels:
+        await ws.send(json.dumps({"type": "Unsubscribe", "channel": ch}))
+    for ch in channels:
+        r = await recv_json(ws, timeout)
+        assert r == {"type": "Unsubscribed", "channel": ch}, r
+
+
+async def publish(ws, channel, content, traceparent=None):
+    m = {"type": "Message", "channel": channel, "content": content}
+    if traceparent:
+        m["traceparent"] = traceparent
+    await ws.send(json.dumps(m))
+
+
+async def close_all(wss):
+    await asyncio.gather(*(ws.close() for ws in wss), return_exceptions=True)
+
+
+async def read_until(ws, want, what="", timeout=IO_TIMEOUT):
+    """Reads Messages until every content in `want` (a set of (channel,
+    content)) has arrived; returns the list of (channel, content) read, in
+    order, including any extra."""
+    pending = set(want)
+    seen = []
+    deadline = time.monotonic() + timeout
+    while pending:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"{what}: still waiting for {sorted(pending)[:5]} "
+                                 f"({len(pending)} left); got {seen[-5:]}")
+        m = await recv_json(ws, left)
+        assert m.get("type") == "Message", m
+        key = (m["channel"], m["content"])
+        seen.append(key)
+        pending.discard(key)
+    return seen
+
+
+# -- OTLP receiver ---------------------------------------------------------------
+
+def otlp_available():
+    return (shutil.which("node") is not None and
+            os.path.isdir(os.path.join(OTLP_DIR, "node_modules", "@opentelemetry",
+                                       "otlp-transformer")))
+
+
+class OtlpReceiver:
+    """tests/integration/otlp/receiver.js on a free port, output in a file."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="wstrace-otlp-")
+        self.out = os.path.join(self.dir, "otlp.jsonl")
+        self.proc = None
+        self.port = None
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(["node", os.path.join(OTLP_DIR, "receiver.js"), "--port", "0",
+                                      "--out", self.out], stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                                     preexec_fn=_die_with_parent)
+        result = {}
+
+        def read_port():
+            line = self.proc.stdout.readline().decode()
+            result["line"] = line
+
+        t = threading.Thread(target=read_port, daemon=True)
+        t.start()
+        t.join(START_TIMEOUT)
+        line = result.get("line", "")
+        if not line.startswith("LISTENING "):
+            self.__exit__()
+            raise AssertionError(f"OTLP receiver did not start: {line!r}")
+        self.port = int(line.split()[1])
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return False
+
+    @property
+    def endpoint(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def requests(self):
+        out = []
+        try:
+            with open(self.out) as f:
+                for line in f:
+                    line = line.strip()
+                    if line:
+                        try:
+                            out.append(json.loads(line))
+                        except ValueError:
+                            pass  # a line being written
+        except FileNotFoundError:
+            pass
+        return out
+
+    def spans(self):
+        """Every decoded span as (resource attributes dict, span dict)."""
+        out = []
+        for req in self.requests():
+            if req.get("signal") != "traces":
+                continue
+            if "error" in req:
+                raise AssertionError(f"receiver could not decode an export: {req['error']}")
+            for rs in req["request"].get("resourceSpans", []):
+                res = attrs((rs.get("resource") or {}).get("attributes", []))
+                for ss in rs.get("scopeSpans", []):
+                    for sp in ss.get("spans", []):
+                        out.append((res, sp))
+        return out
+
+
+def attr_value(v):
+    if v is None:
+        return None
+    for k in ("stringValue", "intValue", "doubleValue", "boolValue"):
+        if k in v:
+            return int(v[k]) if k == "intValue" else v[k]
+    if "arrayValue" in v:
+        return [attr_value(x) for x in v["arrayValue"].get("values", [])]
+    return v
+
+
+def attrs(lst):
+    return {a["key"]: attr_value(a.get("value")) for a in lst or []}
