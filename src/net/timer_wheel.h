@@ -31,9 +31,11 @@ class TimerWheel {
 
   uint64_t tick_ns() const { return tick_ns_; }
   uint32_t current() const { return current_; }
-  // The tick `ns` from now, rounded up so a deadline never fires early.
+  // The tick `ns` from now, rounded up so a deadline never fires early. Now
+  // is somewhere inside tick current()+1 (up to a whole tick past the time
+  // current() stands for), hence the extra tick.
   uint32_t tick_after(uint64_t ns) const {
-    return current_ + static_cast<uint32_t>((ns + tick_ns_ - 1) / tick_ns_);
+    return current_ + 1 + static_cast<uint32_t>((ns + tick_ns_ - 1) / tick_ns_);
   }
 
   void schedule(WheelNode* node, uint32_t due_tick) {
