@@ -439,7 +439,11 @@ class RawClient:
             # Before connect, so the window is small from the start.
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.settimeout(timeout)
-        self.sock.connect((host, port))
+        try:
+            self.sock.connect((host, port))
+        except OSError:
+            self.sock.close()
+            raise
         self.port = port
         self.timeout = timeout
         self.buf = b""

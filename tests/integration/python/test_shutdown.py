@@ -1,0 +1,106 @@
+"""SIGTERM/SIGINT (PRODUCT.md §1): stop accepting, Close 1001 to every
+client, exit 0 within --shutdown-timeout, even when a client never answers
+the Close."""
+
+import asyncio
+import signal
+import socket
+import unittest
+
+from wstrace_harness import (IO_TIMEOUT, AsyncTestCase, ConnectionEnded, RawClient,
+                             WstraceServer, subscribe, wait_closed_code, ws_connect)
+
+
+def raw_close_code(c, answer):
+    code, _ = c.read_close()
+    if answer:
+        c.send_close(code)
+    c.expect_eof()
+    return code
+
+
+class Shutdown(AsyncTestCase):
+
+    async def shutdown_closes_everyone_with_1001(self, sig):
+        with WstraceServer("--shutdown-timeout", "10s", threads=2) as srv:
+            clients = [await ws_connect(srv.url()) for _ in range(20)]
+            for i, ws in enumerate(clients):
+                await subscribe(ws, f"ch{i % 3}")
+            raws = []
+            for _ in range(3):
+                c = RawClient(srv.port)
+                self.addCleanup(c.close)
+                c.handshake()
+                raws.append(c)
+            srv.wait_stats(lambda s: s["connections"]["active"] == 23)
+
+            srv.signal(sig)
+            codes = await asyncio.gather(
+                *(wait_closed_code(ws) for ws in clients),
+                *(asyncio.to_thread(raw_close_code, c, True) for c in raws))
+            self.assertEqual(codes, [1001] * 23)
+            rc = await asyncio.to_thread(srv.wait_exit, IO_TIMEOUT)
+            self.assertEqual(rc, 0, srv.stderr_text()[-3000:])
+            self.assertIsNotNone(srv.wait_log(lambda j: j.get("msg") == "stopped", 1))
+
+    async def test_sigterm_sends_1001_and_exits_0(self):
+        await self.shutdown_closes_everyone_with_1001(signal.SIGTERM)
+
+    async def test_sigint_sends_1001_and_exits_0(self):
+        await self.shutdown_closes_everyone_with_1001(signal.SIGINT)
+
+    def test_client_not_answering_close_does_not_hold_the_exit(self):
+        # --close-timeout alone would keep the silent client for 60 s; the
+        # 1 s --shutdown-timeout must win.
+        with WstraceServer("--shutdown-timeout", "1s", "--close-timeout", "60s",
+                           threads=2) as srv:
+            silent = RawClient(srv.port)
+            self.addCleanup(silent.close)
+            silent.handshake()
+            polite = RawClient(srv.port)
+            self.addCleanup(polite.close)
+            polite.handshake()
+            srv.wait_stats(lambda s: s["connections"]["active"] == 2)
+            srv.signal(signal.SIGTERM)
+            self.assertEqual(silent.read_close()[0], 1001)  # and never answered
+            self.assertEqual(raw_close_code(polite, True), 1001)
+
+            # While it drains, no new client gets in.
+            try:
+                late = RawClient(srv.port, timeout=IO_TIMEOUT)
+                self.addCleanup(late.close)
+                resp = late.handshake(expect=None)
+                self.assertNotEqual(resp.status, 101, "upgraded a client while shutting down")
+            except (ConnectionRefusedError, ConnectionEnded, ConnectionResetError,
+                    BrokenPipeError):
+                pass
+
+            # Bounded far below the 60 s close timeout.
+            rc = srv.wait_exit(20)
+            self.assertIsNotNone(rc, "still running: the unanswered Close held the shutdown")
+            self.assertEqual(rc, 0, srv.stderr_text()[-3000:])
+            silent.expect_eof()
+
+    def test_idle_server_exits_0_and_readyz_turns_503_while_draining(self):
+        with WstraceServer("--shutdown-timeout", "5s", "--close-timeout", "60s",
+                           threads=1) as srv:
+            self.assertEqual(srv.admin_get("/readyz")[0], 200)
+            self.assertEqual(srv.admin_get("/healthz")[0], 200)
+            # A client that holds the drain open so /readyz can be read.
+            silent = RawClient(srv.port)
+            self.addCleanup(silent.close)
+            silent.handshake()
+            srv.signal(signal.SIGTERM)
+            self.assertEqual(silent.read_close()[0], 1001)
+            try:
+                status, _ = srv.admin_get("/readyz", timeout=5)
+                self.assertEqual(status, 503)
+            except (ConnectionRefusedError, ConnectionResetError, socket.timeout):
+                pass  # the admin listener may already be gone
+            silent.send_close(1001)
+            silent.expect_eof()
+            self.assertEqual(srv.wait_exit(IO_TIMEOUT), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
