@@ -61,7 +61,7 @@ pubsub::Frame* make_close_frame(uint16_t code, std::string_view reason) {
     payload[1] = static_cast<uint8_t>(code);
     size_t r = std::min<size_t>(reason.size(), 123);
     while (r > 0 && r < reason.size() && (static_cast<uint8_t>(reason[r]) & 0xC0) == 0x80) --r;
-    std::memcpy(payload + 2, reason.data(), r);
+    if (r > 0) std::memcpy(payload + 2, reason.data(), r);
     n = 2 + r;
   }
   return pubsub::Frame::make(ws::Opcode::Close, payload, n);
