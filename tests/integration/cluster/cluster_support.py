@@ -380,6 +380,8 @@ class OtlpReceiver:
             except subprocess.TimeoutExpired:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        if self.proc and self.proc.stdout:
+            self.proc.stdout.close()
         shutil.rmtree(self.dir, ignore_errors=True)
         return False
 
@@ -431,3 +433,65 @@ def attr_value(v):
 
 def attrs(lst):
     return {a["key"]: attr_value(a.get("value")) for a in lst or []}
+
+
+# -- delivery rounds -------------------------------------------------------------
+
+async def delivery_round(publishers, receivers, tag, count):
+    """One checked exchange.
+
+    publishers: [(name, ws, channels)] -- each sends f"{name}:{tag}:{seq}" for
+      seq in range(count) to each of its channels, then "...:done".
+    receivers: [(label, ws, expected)] -- expected is the set of
+      (channel, publisher name) it must get; it must get each publisher's
+      messages exactly once, in order, and nothing else.
+    Then a fence round (see test_cluster_delivery): every publisher sends
+    "...:fence" to its channels once every receiver has everything, and each
+    receiver must get the fences with nothing in between -- a late
+    duplicate would show up before them.
+    """
+    async def send_all(name, ws, channels):
+        for seq in range(count):
+            for ch in channels:
+                await publish(ws, ch, f"{name}:{tag}:{seq}")
+        for ch in channels:
+            await publish(ws, ch, f"{name}:{tag}:done")
+
+    async def collect(label, ws, expected):
+        got = {}
+        pending = set(expected)
+        deadline = time.monotonic() + IO_TIMEOUT
+        while pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"{label} ({tag}): no done from {sorted(pending)}; got "
+                                     f"{ {k: len(v) for k, v in got.items()} }")
+            m = await recv_json(ws, left)
+            assert m.get("type") == "Message", (label, m)
+            pub, t, seq = m["content"].split(":", 2)
+            key = (m["channel"], pub)
+            assert t == tag and key in expected, f"{label} ({tag}): unexpected message {m}"
+            if seq == "done":
+                assert key in pending, f"{label} ({tag}): duplicate done {key}"
+                pending.discard(key)
+            else:
+                got.setdefault(key, []).append(int(seq))
+        for key in expected:
+            assert got.get(key) == list(range(count)), \
+                f"{label} ({tag}) {key}: not exactly once in order: {got.get(key)}"
+
+    await asyncio.gather(*(collect(*r) for r in receivers), *(send_all(*p) for p in publishers))
+
+    async def fences(label, ws, expected):
+        want = {(ch, f"{pub}:{tag}:fence") for ch, pub in expected}
+        seen = await read_until(ws, want, f"{label} ({tag} fence)")
+        extra = [k for k in seen if k not in want]
+        assert not extra and len(seen) == len(want), \
+            f"{label} ({tag}): delivered more than once: {extra[:10] or seen}"
+
+    async def send_fences(name, ws, channels):
+        for ch in channels:
+            await publish(ws, ch, f"{name}:{tag}:fence")
+
+    await asyncio.gather(*(fences(*r) for r in receivers), *(send_fences(*p) for p in publishers))
+    return count + 2  # publications per (publisher, channel)

@@ -1,0 +1,237 @@
+"""Faults in a cluster of wstrace nodes (PRODUCT.md §6, issue 5 point 3):
+Redis down at start, Redis killed with SIGKILL mid-run and restarted on the
+same port, one node killed with SIGKILL while the others carry on.
+"""
+
+import asyncio
+import unittest
+
+from cluster_support import (RedisServer, close_all, cluster_stats, connect_many, delivery_round,
+                             free_port, metric, node, publish, read_until, subscribe_all,
+                             unsubscribe_all, wait_link, wait_redis_matches, wait_until, ws_connect)
+from wstrace_harness import AsyncTestCase
+
+CH = "cross"
+
+
+def is_link_down_log(j):
+    return str(j.get("msg", "")).startswith("cluster link down")
+
+
+def count_logs(srv, pred):
+    return sum(1 for j in srv.log_lines() if pred(j))
+
+
+def readyz(srv):
+    return srv.admin_get("/readyz")[0]
+
+
+async def local_exchange(pub, sub, tag, count, label):
+    """pub and sub on the same node: sub gets every message, in order, and
+    nothing else."""
+    want = [(CH, f"{tag}:{i}") for i in range(count)]
+    reader = asyncio.ensure_future(read_until(sub, set(want), label))
+    for _, content in want:
+        await publish(pub, CH, content)
+    seen = await reader
+    assert seen == want, f"{label}: local delivery not exactly once in order: {seen[:10]}"
+
+
+class ClusterFaultTest(AsyncTestCase):
+
+    async def test_redis_down_at_start_then_up(self):
+        redis = RedisServer(port=free_port())  # not started: nothing listens there
+        n1 = node(redis.url, "n1").start()
+        n2 = node(redis.url, "n2").start()
+        clients = []
+        try:
+            for srv in (n1, n2):
+                self.assertIsNotNone(srv.wait_log(is_link_down_log, 20),
+                                     f"no 'cluster link down' log:\n{srv.stderr_text()}")
+                self.assertEqual(readyz(srv), 503)
+                self.assertEqual(srv.admin_get("/healthz")[0], 200)
+                c = cluster_stats(srv)
+                self.assertFalse(c["link_up"], c)
+                self.assertEqual(metric(srv, "websocket_pubsub_link_up"), 0)
+
+            # Local clients are served: pub/sub works within each node.
+            s1, p1 = await connect_many(n1.url(), 2)
+            s2, p2 = await connect_many(n2.url(), 2)
+            clients = [s1, p1, s2, p2]
+            await subscribe_all(s1, [CH])
+            await subscribe_all(s2, [CH])
+            await local_exchange(p1, s1, "n1-alone", 20, "n1 while Redis is down")
+            await local_exchange(p2, s2, "n2-alone", 20, "n2 while Redis is down")
+            # ... and what needed the cluster was dropped, counted and logged.
+            for srv in (n1, n2):
+                wait_until(lambda: metric(srv, "websocket_pubsub_dropped_total",
+                                          reason="link_down") >= 20,
+                           what="link_down drops counted")
+                self.assertIsNotNone(
+                    srv.wait_log(lambda j: j.get("msg") == "publications not sent to the cluster", 20))
+                self.assertEqual(cluster_stats(srv)["published_total"], 0)
+
+            # Redis comes up: both nodes connect (backoff), become ready,
+            # subscribe what their clients want, and deliver across nodes.
+            redis.start()
+            try:
+                for srv in (n1, n2):
+                    self.assertIsNotNone(
+                        srv.wait_log(lambda j: j.get("msg") == "cluster link up", 30),
+                        f"no 'cluster link up' log:\n{srv.stderr_text()}")
+                    wait_link(srv, True)
+                    wait_until(lambda: readyz(srv) == 200, what="/readyz 200")
+                    self.assertEqual(metric(srv, "websocket_pubsub_link_up"), 1)
+                    self.assertGreaterEqual(metric(srv, "websocket_pubsub_reconnects_total"), 2)
+                wait_redis_matches(redis, [(n1, {CH}), (n2, {CH})])
+
+                # s1 and s2 each get both publishers' messages exactly once.
+                await delivery_round([("p1", p1, [CH]), ("p2", p2, [CH])],
+                                     [("s1", s1, {(CH, "p1"), (CH, "p2")}),
+                                      ("s2", s2, {(CH, "p1"), (CH, "p2")})], "up", 20)
+                for srv in (n1, n2):
+                    c = cluster_stats(srv)
+                    self.assertEqual(c["published_total"], 22, c)
+                    self.assertEqual(c["received_total"], 22, c)
+                    self.assertGreater(metric(srv, "websocket_pubsub_lag_seconds_count"), 0)
+            finally:
+                await close_all(clients)
+                clients = []
+                rcs = [n1.stop(), n2.stop()]
+                self.assertEqual(rcs, [0, 0])
+        finally:
+            await close_all(clients)
+            n1.kill()
+            n2.kill()
+            redis.__exit__()
+
+    async def test_redis_killed_and_restarted_mid_run(self):
+        with RedisServer() as redis:
+            nodes = [node(redis.url, f"n{i + 1}").start() for i in range(3)]
+            subs, pubs, subs_extra = [], [], []
+            try:
+                for srv in nodes:
+                    wait_link(srv)
+                    s, p = await connect_many(srv.url(), 2)
+                    subs.append(s)
+                    pubs.append(p)
+                await asyncio.gather(*(subscribe_all(s, [CH]) for s in subs))
+                # Interest that changes while Redis is away: n1 loses
+                # "left.during", n2 gains "joined.during".
+                leaver = await ws_connect(nodes[0].url())
+                joiner = await ws_connect(nodes[1].url())
+                subs_extra = [leaver, joiner]
+                await subscribe_all(leaver, ["left.during"])
+                wait_redis_matches(redis, [(nodes[0], {CH, "left.during"}), (nodes[1], {CH}),
+                                           (nodes[2], {CH})])
+                names = [f"p{i + 1}" for i in range(3)]
+                publishers = [(names[i], pubs[i], [CH]) for i in range(3)]
+                receivers = [(f"s{i + 1}", subs[i], {(CH, n) for n in names}) for i in range(3)]
+                await delivery_round(publishers, receivers, "before", 10)
+
+                reconnects0 = [metric(srv, "websocket_pubsub_reconnects_total") for srv in nodes]
+                ups0 = [count_logs(srv, lambda j: j.get("msg") == "cluster link up")
+                        for srv in nodes]
+                pids = [srv.pid for srv in nodes]
+
+                # Redis dies.
+                redis.kill9()
+                for srv in nodes:
+                    wait_link(srv, False)
+                    self.assertIsNotNone(srv.wait_log(is_link_down_log, 20))
+                    self.assertEqual(readyz(srv), 503)
+                    self.assertEqual(metric(srv, "websocket_pubsub_link_up"), 0)
+                    self.assertEqual(cluster_stats(srv)["redis_subscriptions"], 0)
+
+                # Local delivery goes on untouched on every node...
+                await asyncio.gather(*(local_exchange(pubs[i], subs[i], f"p{i + 1}-outage", 30,
+                                                      f"n{i + 1} during the outage")
+                                       for i in range(3)))
+                # ... while what needed the cluster is dropped, counted, logged.
+                for srv in nodes:
+                    wait_until(lambda: metric(srv, "websocket_pubsub_dropped_total",
+                                              reason="link_down") > 0,
+                               what=f"link_down drops on {srv.args}")
+                    self.assertIsNotNone(srv.wait_log(
+                        lambda j: j.get("msg") == "publications not sent to the cluster", 20))
+                    self.assertEqual(metric(srv, "websocket_pubsub_dropped_total",
+                                            reason="queue_full"), 0)
+                await unsubscribe_all(leaver, ["left.during"])
+                await subscribe_all(joiner, ["joined.during"])
+
+                # Redis is back on the same port: the nodes reconnect on their
+                # own, log it, count it, resubscribe, and are ready again.
+                redis.start()
+                for i, srv in enumerate(nodes):
+                    wait_until(lambda: count_logs(srv, lambda j: j.get("msg") == "cluster link up")
+                               > ups0[i], timeout=30, what="'cluster link up' after the restart")
+                    wait_link(srv, True)
+                    wait_until(lambda: readyz(srv) == 200, what="/readyz 200 after the restart")
+                    self.assertGreaterEqual(metric(srv, "websocket_pubsub_reconnects_total"),
+                                            reconnects0[i] + 2)
+                    self.assertEqual(srv.pid, pids[i])
+                    self.assertTrue(srv.running())
+                wait_redis_matches(redis, [(nodes[0], {CH}), (nodes[1], {CH, "joined.during"}),
+                                           (nodes[2], {CH})],
+                                   what="resubscribed after the restart")
+
+                # Cross-node delivery resumes, exactly once, with the same
+                # client connections; nothing published during the outage
+                # shows up late on another node (collect rejects other tags).
+                await delivery_round(publishers + [("p3j", pubs[2], ["joined.during"])],
+                                     receivers + [("joiner", joiner, {("joined.during", "p3j")})],
+                                     "after", 20)
+                for srv in nodes:
+                    self.assertEqual(metric(srv, "websocket_pubsub_publish_errors_total"), 0)
+            finally:
+                await close_all(subs + pubs + subs_extra)
+                rcs = [srv.stop() for srv in nodes]
+            self.assertEqual(rcs, [0, 0, 0])
+
+    async def test_node_killed_others_carry_on(self):
+        with RedisServer() as redis:
+            nodes = [node(redis.url, f"n{i + 1}").start() for i in range(3)]
+            clients = []
+            try:
+                subs, pubs = [], []
+                for srv in nodes:
+                    wait_link(srv)
+                    wss = await connect_many(srv.url(), 4)
+                    clients += wss
+                    subs.append(wss[:3])
+                    pubs.append(wss[3])
+                await asyncio.gather(*(subscribe_all(s, [CH]) for ss in subs for s in ss))
+                wait_redis_matches(redis, [(srv, {CH}) for srv in nodes])
+                names = [f"p{i + 1}" for i in range(3)]
+                await delivery_round(
+                    [(names[i], pubs[i], [CH]) for i in range(3)],
+                    [(f"n{i + 1}s{k}", s, {(CH, n) for n in names})
+                     for i in range(3) for k, s in enumerate(subs[i])], "all-three", 10)
+
+                # n3 dies without a word; Redis notices its connections close.
+                victim = nodes[2]
+                victim.kill()
+                self.assertEqual(victim.returncode, -9)
+                wait_redis_matches(redis, [(nodes[0], {CH}), (nodes[1], {CH})],
+                                   what="Redis without n3")
+                # n1 and n2 carry on: still up, still exactly once.
+                for srv in nodes[:2]:
+                    self.assertTrue(cluster_stats(srv)["link_up"])
+                    self.assertEqual(readyz(srv), 200)
+                await delivery_round(
+                    [(names[i], pubs[i], [CH]) for i in range(2)],
+                    [(f"n{i + 1}s{k}", s, {(CH, n) for n in names[:2]})
+                     for i in range(2) for k, s in enumerate(subs[i])], "two-left", 20)
+                for srv in nodes[:2]:
+                    self.assertEqual(metric(srv, "websocket_pubsub_dropped_total"), 0)
+                # n3's clients saw their connection end.
+                for s in subs[2] + [pubs[2]]:
+                    await asyncio.wait_for(s.wait_closed(), 20)
+            finally:
+                await close_all(clients)
+                rcs = [srv.stop() for srv in nodes[:2]]
+            self.assertEqual(rcs, [0, 0])
+
+
+if __name__ == "__main__":
+    unittest.main()
