@@ -26,10 +26,17 @@ struct Option {
   Setter set;
 };
 
+// Frames, buffers and outbound queues count bytes in 32 bits.
+constexpr uint64_t kMaxSize = 1ull << 30;
+
 bool set_size(uint64_t& field, const std::string& v, std::string& why) {
   auto n = parse_size(v);
   if (!n) {
     why = "is not a size (examples: 512, 64KiB, 1MiB)";
+    return false;
+  }
+  if (*n > kMaxSize) {
+    why = "is larger than the largest supported size, 1GiB";
     return false;
   }
   field = *n;
@@ -220,10 +227,11 @@ std::string env_name(const char* name) {
 }
 
 std::string toml_value_text(const toml::node& node) {
-  if (auto s = node.value<std::string>()) return *s;
-  if (auto b = node.value<bool>()) return *b ? "true" : "false";
-  if (auto i = node.value<int64_t>()) return std::to_string(*i);
-  if (auto d = node.value<double>()) return std::to_string(*d);
+  // value_exact: value<bool>() would also convert an integer (12 -> true).
+  if (auto s = node.value_exact<std::string>()) return *s;
+  if (auto b = node.value_exact<bool>()) return *b ? "true" : "false";
+  if (auto i = node.value_exact<int64_t>()) return std::to_string(*i);
+  if (auto d = node.value_exact<double>()) return std::to_string(*d);
   if (const auto* arr = node.as_array()) {
     std::string out;
     for (const auto& item : *arr) {
