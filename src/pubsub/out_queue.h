@@ -128,6 +128,8 @@ class OutQueue {
   uint32_t head_ = 0;
   uint32_t count_ = 0;
   uint32_t cap_ = 0;
+  // 32 bits keep an idle connection small; the configuration caps
+  // --max-backpressure (checked after every push) and frame sizes at 1 GiB.
   uint32_t bytes_ = 0;
 };
 
