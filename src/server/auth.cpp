@@ -38,7 +38,9 @@ bool b64url_decode(std::string_view in, std::string& out) {
       out.push_back(static_cast<char>((acc >> bits) & 0xFF));
     }
   }
-  return bits < 6;  // a lone 6-bit group cannot encode a byte
+  // A lone 6-bit group cannot encode a byte, and the bits left over must be
+  // zero (RFC 4648 §3.5): otherwise one token would have several spellings.
+  return bits < 6 && (acc & ((1u << bits) - 1)) == 0;
 }
 
 std::string b64url_encode(std::string_view in) {
@@ -101,14 +103,29 @@ AuthResult verify_jwt(std::string_view token, std::string_view secret, int64_t n
     r.error = "token claims are not a JSON object";
     return r;
   }
+  // exp and nbf are NumericDates (RFC 7519 §4.1.4, §4.1.5): a claim of
+  // another type is refused rather than ignored.
+  simdjson::dom::element claim;
   double t;
-  if (claims["exp"].get(t) == simdjson::SUCCESS && std::floor(t) <= static_cast<double>(now_unix_s)) {
-    r.error = "token expired";
-    return r;
+  if (claims["exp"].get(claim) == simdjson::SUCCESS) {
+    if (claim.get(t) != simdjson::SUCCESS) {
+      r.error = "token claim 'exp' is not a number";
+      return r;
+    }
+    if (std::floor(t) <= static_cast<double>(now_unix_s)) {
+      r.error = "token expired";
+      return r;
+    }
   }
-  if (claims["nbf"].get(t) == simdjson::SUCCESS && t > static_cast<double>(now_unix_s)) {
-    r.error = "token not valid yet";
-    return r;
+  if (claims["nbf"].get(claim) == simdjson::SUCCESS) {
+    if (claim.get(t) != simdjson::SUCCESS) {
+      r.error = "token claim 'nbf' is not a number";
+      return r;
+    }
+    if (t > static_cast<double>(now_unix_s)) {
+      r.error = "token not valid yet";
+      return r;
+    }
   }
   simdjson::dom::element sub;
   if (claims["sub"].get(sub) == simdjson::SUCCESS) {
