@@ -40,6 +40,15 @@ bool split_number(std::string_view text, double& number, std::string_view& unit)
   return true;
 }
 
+// Rounds to the nearest integer; nullopt past what a uint64_t holds.
+// (std::llround goes through a signed 64-bit integer and returned garbage
+// above 2^63.)
+std::optional<uint64_t> to_u64(double v) {
+  v = std::round(v);
+  if (!(v < 18446744073709551616.0)) return std::nullopt;  // 2^64
+  return static_cast<uint64_t>(v);
+}
+
 }  // namespace
 
 std::optional<uint64_t> parse_size(std::string_view text) {
@@ -58,9 +67,7 @@ std::optional<uint64_t> parse_size(std::string_view text) {
                                     {"g", 1073741824.0}};
   for (const auto& u : kUnits) {
     if (iequals(unit, u.name)) {
-      double bytes = number * u.factor;
-      if (bytes > 1.8e19) return std::nullopt;
-      return static_cast<uint64_t>(std::llround(bytes));
+      return to_u64(number * u.factor);
     }
   }
   return std::nullopt;
@@ -78,9 +85,7 @@ std::optional<uint64_t> parse_duration_ns(std::string_view text) {
                                     {"s", 1e9}, {"m", 60e9},    {"min", 60e9},   {"h", 3600e9}};
   for (const auto& u : kUnits) {
     if (iequals(unit, u.name)) {
-      double ns = number * u.factor;
-      if (ns > 1.8e19) return std::nullopt;
-      return static_cast<uint64_t>(std::llround(ns));
+      return to_u64(number * u.factor);
     }
   }
   return std::nullopt;
