@@ -119,9 +119,14 @@ def free_port():
         s.close()
 
 
-def closed_port():
-    """A loopback port nobody listens on: connections are refused."""
-    return free_port()
+def refused_port(test):
+    """A loopback port where connections are refused, reserved for the
+    test's lifetime (bound, never listening), so no parallel test can start
+    listening on it."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    test.addCleanup(s.close)
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
 
 
 def rss_bytes(pid):
@@ -479,4 +484,57 @@ class Prometheus:
 
     def __exit__(self, *exc):
         self.stop()
+        return False
+
+
+# -- a server exporting to a receiver ----------------------------------------------
+
+class ExportingServer:
+    """A receiver, and a wstrace exporting to it (traces and metrics, short
+    batch delay and export interval).
+
+        with ExportingServer(test, "--heartbeat-interval", "100ms",
+                             env={"OTEL_TRACES_SAMPLER": "always_off"}) as es:
+            ... es.srv.port ...
+        export = es.export   # after the block: SIGTERM, exit code 0, decoded
+    """
+
+    def __init__(self, test, *args, env=None, threads=2, protocol="http/protobuf",
+                 fail_first=0):
+        self.test = test
+        self.args = args
+        self.env = dict(env or {})
+        self.threads = threads
+        self.protocol = protocol
+        self.fail_first = fail_first
+        self.receiver = None
+        self.srv = None
+        self.export = None
+
+    def __enter__(self):
+        d = tmpdir(self.test, "wstrace-tel-")
+        self.receiver = OtlpReceiver(d, fail_first=self.fail_first).start()
+        self.test.addCleanup(self.receiver.stop)
+        env = {"OTEL_EXPORTER_OTLP_ENDPOINT": self.receiver.endpoint,
+               "OTEL_EXPORTER_OTLP_PROTOCOL": self.protocol,
+               "OTEL_BSP_SCHEDULE_DELAY": "100",
+               "OTEL_METRIC_EXPORT_INTERVAL": "500"}
+        env.update(self.env)
+        self.srv = wstrace_harness.WstraceServer(*self.args, threads=self.threads, env=env)
+        self.srv.start()
+        self.test.addCleanup(self.srv.kill)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            print(self.srv.stderr_text()[-6000:])
+            self.srv.kill()
+            return False
+        rc = self.srv.stop()
+        if rc != 0:
+            raise AssertionError(f"wstrace exited with {rc}:\n" + self.srv.stderr_text()[-6000:])
+        self.receiver.stop()
+        self.export = self.receiver.export()
+        if self.export.errors:
+            raise AssertionError(f"the receiver could not decode: {self.export.errors}")
         return False
