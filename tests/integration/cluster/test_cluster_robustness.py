@@ -1,0 +1,327 @@
+"""The cluster bridge at its edges: contents that must cross Redis unchanged
+(also to a node that compresses), nodes with default node ids, many channels
+resubscribed after a Redis crash, Redis with a password, what others write
+into our Redis channels, shutdown while Redis is away, and what the logs say
+about drops.
+
+Tests marked expectedFailure document bugs found here (see their comments);
+they turn into unexpected successes once the bridge is fixed.
+"""
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import time
+import unittest
+
+from cluster_support import (IO_TIMEOUT, PREFIX, RedisServer, close_all, cluster_stats,
+                             connect_many, free_port, metric, node, publish, read_until,
+                             recv_json, subscribe_all, wait_link, wait_redis_matches, wait_until,
+                             ws_connect)
+from wstrace_harness import AsyncTestCase, WstraceServer
+
+CH = "edge"
+
+
+def envelope(content, origin=0x1234567890ABCDEF, ts_ns=None):
+    """A well-formed envelope (src/cluster/envelope.h), as another node
+    would publish it, without trace context."""
+    ts_ns = ts_ns if ts_ns is not None else time.time_ns()
+    return b"WSt1" + struct.pack("<QQBB", origin, ts_ns, 0, 0) + bytes(24) + content
+
+
+class PasswordRedis(RedisServer):
+    """A redis-server that requires a password."""
+
+    def __init__(self, password):
+        super().__init__()
+        self.password = password
+
+    def start(self, timeout=30):
+        self.log = open(os.path.join(self.dir, "redis.log"), "ab")
+        self.proc = subprocess.Popen(
+            ["redis-server" if shutil.which("redis-server") else "/usr/bin/redis-server",
+             "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", self.dir, "--requirepass", self.password],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_until(lambda: self.command("PING") == "PONG", timeout,
+                   what="redis-server with a password")
+        return self
+
+    def command(self, *args):
+        from cluster_support import RespClient
+        c = RespClient(self.port)
+        try:
+            c.command("AUTH", self.password)
+            return c.command(*args)
+        finally:
+            c.close()
+
+
+async def drain_until(ws, pred, timeout=IO_TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while True:
+        m = await recv_json(ws, max(0.01, deadline - time.monotonic()))
+        if pred(m):
+            return m
+
+
+class ClusterRobustnessTest(AsyncTestCase):
+
+    async def test_contents_cross_redis_unchanged_also_compressed(self):
+        contents = ["", "plain", "h\u00e9llo w\u00f6rld \u4e16\u754c \U0001F600",
+                    'quotes " and \\ backslashes \\" and / slashes',
+                    "control \u0000 \u0001 \n \r \t \u001f chars",
+                    "\u2028\u2029 separators", "x" * 1000, "y" * (64 * 1024)]
+        with RedisServer() as redis:
+            a = node(redis.url, "a").start()
+            b = node(redis.url, "b", "--compression", "on").start()
+            try:
+                wait_link(a)
+                wait_link(b)
+                pub = await ws_connect(a.url())
+                plain = await ws_connect(b.url())
+                deflate = await ws_connect(b.url(), compression="deflate")
+                try:
+                    self.assertIn("permessage-deflate",
+                                  deflate.response_headers.get("Sec-WebSocket-Extensions", ""))
+                    await subscribe_all(plain, [CH])
+                    await subscribe_all(deflate, [CH])
+                    wait_redis_matches(redis, [(a, set()), (b, {CH})])
+                    for c in contents:
+                        await publish(pub, CH, c)
+                    for ws in (plain, deflate):
+                        for c in contents:
+                            m = await recv_json(ws)
+                            self.assertEqual(m, {"type": "Message", "channel": CH, "content": c})
+                finally:
+                    await close_all([pub, plain, deflate])
+            finally:
+                self.assertEqual([a.stop(), b.stop()], [0, 0])
+
+    async def test_nodes_with_default_node_ids(self):
+        # No --node-id: each node must still tell its own messages from the
+        # others' (default <hostname>-<pid>).
+        with RedisServer() as redis:
+            nodes = [WstraceServer("--redis", redis.url).start() for _ in range(2)]
+            clients = []
+            try:
+                for srv in nodes:
+                    wait_link(srv)
+                ids = {srv.stats()["node_id"] for srv in nodes}
+                self.assertEqual(len(ids), 2, ids)
+                clients = [await ws_connect(srv.url()) for srv in nodes]
+                for ws in clients:
+                    await subscribe_all(ws, [CH])
+                wait_redis_matches(redis, [(srv, {CH}) for srv in nodes])
+                await publish(clients[0], CH, "from-0")
+                await publish(clients[1], CH, "from-1")
+                for ws in clients:
+                    seen = await read_until(ws, {(CH, "from-0"), (CH, "from-1")}, "default ids")
+                    self.assertEqual(len(seen), 2, seen)
+            finally:
+                await close_all(clients)
+                self.assertEqual([srv.stop() for srv in nodes], [0, 0])
+
+    async def test_many_channels_resubscribed_after_redis_crash(self):
+        channels = [f"many.{i}" for i in range(400)]
+        with RedisServer() as redis:
+            a = node(redis.url, "a").start()
+            b = node(redis.url, "b").start()
+            try:
+                wait_link(a)
+                wait_link(b)
+                subs = await connect_many(a.url(), 4)  # 100 channels each (the default limit)
+                pub = await ws_connect(b.url())
+                try:
+                    await asyncio.gather(*(subscribe_all(ws, channels[k * 100:(k + 1) * 100])
+                                           for k, ws in enumerate(subs)))
+                    wait_redis_matches(redis, [(a, set(channels)), (b, set())])
+                    redis.kill9()
+                    wait_link(a, False)
+                    redis.start()
+                    wait_link(a, True)
+                    wait_link(b, True)
+                    wait_redis_matches(redis, [(a, set(channels)), (b, set())],
+                                       what="400 channels resubscribed")
+                    for ch in channels:
+                        await publish(pub, ch, f"m:{ch}")
+                    await asyncio.gather(*(
+                        read_until(ws, {(ch, f"m:{ch}") for ch in channels[k * 100:(k + 1) * 100]},
+                                   f"subscriber {k}") for k, ws in enumerate(subs)))
+                finally:
+                    await close_all(subs + [pub])
+            finally:
+                self.assertEqual([a.stop(), b.stop()], [0, 0])
+
+    async def test_redis_with_password(self):
+        with PasswordRedis("s3cret pass") as redis:
+            urls = [f"redis://:s3cret%20pass@127.0.0.1:{redis.port}",
+                    f"redis://default:s3cret%20pass@127.0.0.1:{redis.port}/3"]
+            nodes = [node(u, f"n{i}").start() for i, u in enumerate(urls)]
+            clients = []
+            try:
+                for srv in nodes:
+                    wait_link(srv)
+                clients = [await ws_connect(srv.url()) for srv in nodes]
+                for ws in clients:
+                    await subscribe_all(ws, [CH])
+                wait_redis_matches(redis, [(srv, {CH}) for srv in nodes])
+                await publish(clients[0], CH, "hello")
+                for ws in clients:
+                    self.assertEqual(await read_until(ws, {(CH, "hello")}, "password"),
+                                     [(CH, "hello")])
+            finally:
+                await close_all(clients)
+                self.assertEqual([srv.stop() for srv in nodes], [0, 0])
+
+    # BUG (bridge, authentication): the bridge sends AUTH with no reply
+    # callback and declares the link up as soon as TCP connects
+    # (Bridge::on_connected), so a node with a wrong or missing password logs
+    # "cluster link up", reports link_up and /readyz 200. With no local
+    # subscriber it stays "up" for ever while every PUBLISH fails
+    # (NOAUTH/WRONGPASS, counted as publish errors); once a client
+    # subscribes, the SUBSCRIBE error makes hiredis drop the connection, the
+    # bridge logs "cluster link down ... NOAUTH Authentication required."
+    # (not the WRONGPASS answer to AUTH) and, since on_connected resets the
+    # backoff, it reconnects every ~100 ms for ever: "cluster link up" /
+    # "cluster link down" logged ten times a second, reconnects_total
+    # climbing, /readyz flapping.
+    @unittest.expectedFailure
+    async def test_wrong_password_is_not_a_link_up(self):
+        with PasswordRedis("right") as redis:
+            srv = node(f"redis://:wrong@127.0.0.1:{redis.port}", "n1").start()
+            ws = None
+            try:
+                ws = await ws_connect(srv.url())
+                await subscribe_all(ws, [CH])
+                # Wait for a few connection attempts to fail.
+                wait_until(lambda: sum(1 for j in srv.log_lines()
+                                       if str(j.get("msg", "")).startswith("cluster link down"))
+                           >= 3, timeout=20, what="three failed attempts")
+                ups = [j for j in srv.log_lines() if j.get("msg") == "cluster link up"]
+                self.assertEqual(ups, [], "link reported up although AUTH failed")
+                self.assertFalse(cluster_stats(srv)["link_up"])
+                self.assertEqual(srv.admin_get("/readyz")[0], 503)
+            finally:
+                if ws is not None:
+                    await close_all([ws])
+                srv.stop()
+
+    async def test_foreign_messages_in_our_channels_are_dropped_as_malformed(self):
+        with RedisServer() as redis:
+            a = node(redis.url, "a").start()
+            try:
+                wait_link(a)
+                ws = await ws_connect(a.url())
+                try:
+                    await subscribe_all(ws, [CH])
+                    wait_redis_matches(redis, [(a, {CH})])
+                    for junk in [b"", b"hello", b"WSt1", b"WSt1" + bytes(41),
+                                 b"WSt2" + bytes(60),
+                                 envelope(b"x")[:21] + b"\x02" + bytes(30),  # has-trace 2
+                                 envelope(b"x")[:21] + b"\x01" + bytes(30)]:  # zero trace ids
+                        self.assertEqual(redis.command("PUBLISH", (PREFIX + CH).encode(), junk), 1)
+                    # A well-formed one from a node that does not exist is
+                    # delivered like any other node's.
+                    redis.command("PUBLISH", (PREFIX + CH).encode(), envelope(b"from elsewhere"))
+                    m = await recv_json(ws)
+                    self.assertEqual(m["content"], "from elsewhere", "junk was delivered")
+                    c = cluster_stats(a)
+                    self.assertEqual(metric(a, "websocket_pubsub_dropped_total", reason="malformed"),
+                                     7, c)
+                    self.assertEqual(c["received_total"], 1, c)
+                    self.assertTrue(c["link_up"])
+                finally:
+                    await close_all([ws])
+            finally:
+                self.assertEqual(a.stop(), 0)
+
+    # BUG (bridge, envelope): decode_envelope() checks the header but not
+    # that the content is UTF-8, and the bridge builds a text frame from it:
+    # one PUBLISH of a well-formed envelope whose content is not UTF-8 (a
+    # buggy or older node, anyone who can write to Redis) reaches every
+    # subscriber of the channel on every node as an invalid text frame, and
+    # every client closes with 1007. It should be dropped as malformed.
+    # Repro: redis-cli PUBLISH wstrace:edge "$(printf 'WSt1...')" with 46
+    # header bytes then \xff\xfe; a subscribed client gets Close 1007.
+    @unittest.expectedFailure
+    async def test_envelope_with_invalid_utf8_is_dropped_not_forwarded(self):
+        with RedisServer() as redis:
+            a = node(redis.url, "a").start()
+            try:
+                wait_link(a)
+                ws = await ws_connect(a.url())
+                try:
+                    await subscribe_all(ws, [CH])
+                    wait_redis_matches(redis, [(a, {CH})])
+                    redis.command("PUBLISH", (PREFIX + CH).encode(), envelope(b"bad \xff\xfe"))
+                    redis.command("PUBLISH", (PREFIX + CH).encode(), envelope(b"good"))
+                    m = await recv_json(ws)  # raises ConnectionClosed(1007) with the bug
+                    self.assertEqual(m["content"], "good")
+                    self.assertEqual(metric(a, "websocket_pubsub_dropped_total", reason="malformed"),
+                                     1)
+                finally:
+                    await close_all([ws])
+            finally:
+                a.stop()
+
+    async def test_shutdown_while_redis_is_down(self):
+        # Nothing listens on the port: SIGTERM still ends the node promptly
+        # and cleanly (no wait on a link that never comes).
+        srv = node(f"redis://127.0.0.1:{free_port()}", "n1").start()
+        try:
+            self.assertIsNotNone(srv.wait_log(
+                lambda j: str(j.get("msg", "")).startswith("cluster link down"), 20))
+            ws = await ws_connect(srv.url())
+            await subscribe_all(ws, [CH])
+            srv.signal(signal.SIGTERM)
+            self.assertEqual(srv.wait_exit(20), 0, srv.stderr_text()[-3000:])
+            await asyncio.wait_for(ws.wait_closed(), 20)
+            self.assertEqual(ws.close_code, 1001)
+        finally:
+            srv.kill()
+
+    # BUG (bridge, drop logging, minor): Bridge::drop() logs at most once
+    # per 5 s and only when a new drop comes in, so the drops that follow
+    # the first logged one within 5 s are counted in the metric but never
+    # logged if no drop comes after the 5 s (here: the outage ends): the log
+    # says "dropped":1 while websocket_pubsub_dropped_total says 40. A
+    # summary when the link comes back up (or a timer) would fix it.
+    @unittest.expectedFailure
+    async def test_logs_account_for_every_dropped_publication(self):
+        with RedisServer() as redis:
+            srv = node(redis.url, "n1").start()
+            try:
+                wait_link(srv)
+                sub, pub = await connect_many(srv.url(), 2)
+                try:
+                    await subscribe_all(sub, [CH])
+                    redis.kill9()
+                    wait_link(srv, False)
+                    # One drop (logged), then 39 more in the seconds after it.
+                    await publish(pub, CH, "outage:0")
+                    wait_until(lambda: metric(srv, "websocket_pubsub_dropped_total",
+                                              reason="link_down") == 1, what="first drop counted")
+                    for i in range(1, 40):
+                        await publish(pub, CH, f"outage:{i}")
+                    await read_until(sub, {(CH, f"outage:{i}") for i in range(40)}, "local")
+                    wait_until(lambda: metric(srv, "websocket_pubsub_dropped_total",
+                                              reason="link_down") == 40, what="40 drops counted")
+                    redis.start()
+                    wait_link(srv, True)
+                    logged = sum(int(j.get("dropped", 0)) for j in srv.log_lines()
+                                 if j.get("msg") == "publications not sent to the cluster")
+                    self.assertEqual(logged, 40, "drops in the logs vs the metric")
+                finally:
+                    await close_all([sub, pub])
+            finally:
+                srv.stop()
+
+
+if __name__ == "__main__":
+    unittest.main()
