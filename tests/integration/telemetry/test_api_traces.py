@@ -1,0 +1,155 @@
+"""/api/traces (the in-memory ring of recent spans, for users with no
+collector) and trace ids in logs.
+
+- After a scripted session the ring holds its spans: filtering by trace_id
+  returns exactly that trace's spans with the right parents, kinds and
+  attributes; limit= bounds the answer (most recent first); an unknown or
+  malformed trace id gives an empty list.
+- A log line written inside a span carries that span's trace_id and
+  span_id (--log-format json): a Ping that pushes its own connection over
+  --max-backpressure makes the server log "slow consumer disconnected"
+  while that Ping's websocket.message.handle span is current. Lines written
+  outside any span carry none.
+"""
+
+import json
+import unittest
+
+from telemetry_support import random_ids, run_main, traceparent
+from wstrace_harness import OP_TEXT, RawClient, WstraceServer, encode_frame
+
+
+def api_traces(srv, query=""):
+    status, body = srv.admin_get("/api/traces" + query)
+    assert status == 200, (status, body)
+    doc = json.loads(body)
+    return doc["spans"]
+
+
+def by_name(spans):
+    out = {}
+    for s in spans:
+        out.setdefault(s["name"], []).append(s)
+    return out
+
+
+def slow_consumer_inside_a_span(test, srv):
+    """A client that never reads sends a burst of Pings (one trace id, long
+    ids) in one write: their Pongs are corked on the connection, so within
+    one read the queue passes --max-backpressure inside a Ping's handle
+    span. Returns that trace id."""
+    tl, _ = random_ids()
+    burst = []
+    for i in range(100):
+        _, span = random_ids()
+        burst.append({"type": "Ping", "id": f"{i:04d}" + "i" * 200,
+                      "traceparent": traceparent(tl, span)})
+    with RawClient(srv.port) as c:
+        c.handshake()
+        c.send_raw(b"".join(encode_frame(OP_TEXT, json.dumps(m)) for m in burst))
+        code, _ = c.read_close()
+        test.assertEqual(code, 4429)
+    return tl
+
+
+class ApiTraces(unittest.TestCase):
+
+    def test_ring_holds_the_session_and_filters_by_trace_id(self):
+        ta, pa = random_ids()
+        tm, pm = random_ids()
+        with WstraceServer("--log-level", "debug", threads=2) as srv:
+            with RawClient(srv.port) as c:
+                c.handshake(headers=[("traceparent", traceparent(ta, pa))])
+                c.send_json({"type": "Subscribe", "channel": "ring"})
+                self.assertEqual(c.read_json(), {"type": "Subscribed", "channel": "ring"})
+                c.send_json({"type": "Message", "channel": "ring", "content": "r",
+                             "traceparent": traceparent(tm, pm)})
+                self.assertEqual(c.read_json(),
+                                 {"type": "Message", "channel": "ring", "content": "r"})
+                c.send_close(1000)
+                c.read_close()
+                c.expect_eof()
+            srv.wait_stats(lambda s: s["connections"]["active"] == 0, what="closed")
+
+            conn_trace = api_traces(srv, f"?trace_id={ta}")
+            self.assertTrue(all(s["trace_id"] == ta for s in conn_trace), conn_trace)
+            names = by_name(conn_trace)
+            self.assertEqual(sorted(names), ["websocket.connection", "websocket.upgrade"])
+            [up], [conn] = names["websocket.upgrade"], names["websocket.connection"]
+            self.assertEqual(up["parent_span_id"], pa)
+            self.assertEqual(conn["parent_span_id"], up["span_id"])
+            self.assertEqual((up["kind"], conn["kind"]), ("SERVER", "SERVER"))
+            self.assertTrue(up["sampled"] and conn["sampled"])
+            self.assertEqual(conn["attributes"]["websocket.close.code"], 1000)
+            self.assertEqual(conn["attributes"]["websocket.messages_received"], 2)
+            self.assertEqual(conn["attributes"]["websocket.messages_sent"], 2)
+            self.assertEqual(conn["attributes"]["network.peer.address"], "127.0.0.1")
+            self.assertLessEqual(conn["start_unix_nano"], conn["end_unix_nano"])
+
+            msg_trace = api_traces(srv, f"?trace_id={tm}")
+            names = by_name(msg_trace)
+            self.assertEqual(sorted(names), ["websocket.broadcast", "websocket.fanout",
+                                             "websocket.message.handle"])
+            [h], [b], [f] = (names["websocket.message.handle"], names["websocket.broadcast"],
+                             names["websocket.fanout"])
+            self.assertEqual(h["parent_span_id"], pm)
+            self.assertEqual(b["parent_span_id"], h["span_id"])
+            self.assertEqual(f["parent_span_id"], b["span_id"])
+            self.assertEqual((h["kind"], b["kind"], f["kind"]),
+                             ("CONSUMER", "PRODUCER", "CONSUMER"))
+            self.assertEqual(h["attributes"]["messaging.destination.name"], "ring")
+            self.assertEqual(f["attributes"]["websocket.fanout.recipients"], 1)
+
+            # The Subscribe started a trace of its own, linked to the connection.
+            everything = api_traces(srv)
+            [sub] = [s for s in everything if s["name"] == "websocket.message.handle"
+                     and s["attributes"].get("websocket.message.type") == "Subscribe"]
+            self.assertIsNone(sub["parent_span_id"])
+            self.assertEqual(sub["links"], [{"trace_id": ta, "span_id": conn["span_id"],
+                                             "attributes": {}}])
+            self.assertEqual(len(everything), 2 + 3 + 2)  # + Subscribe's handle and send
+
+            # limit: the most recent first.
+            two = api_traces(srv, "?limit=2")
+            self.assertEqual(len(two), 2)
+            ends = [s["end_unix_nano"] for s in everything]
+            self.assertEqual(ends, sorted(ends, reverse=True))
+            self.assertEqual([s["span_id"] for s in two], [s["span_id"] for s in everything[:2]])
+            self.assertEqual(len(api_traces(srv, f"?trace_id={tm}&limit=1")), 1)
+
+            self.assertEqual(api_traces(srv, f"?trace_id={random_ids()[0]}"), [])
+            self.assertEqual(api_traces(srv, "?trace_id=not-a-trace-id"), [])
+
+    def check_log_line_carries_span(self, level):
+        with WstraceServer("--log-level", level, "--max-backpressure", "4KiB",
+                           threads=2) as srv:
+            tl = slow_consumer_inside_a_span(self, srv)
+            srv.wait_stats(lambda s: s["connections"]["active"] == 0, what="closed")
+            line = srv.wait_log(lambda j: j.get("msg") == "slow consumer disconnected", 20)
+            self.assertIsNotNone(line, srv.stderr_text()[-4000:])
+            handles = {s["span_id"] for s in api_traces(srv, f"?trace_id={tl}")
+                       if s["name"] == "websocket.message.handle"}
+            self.assertTrue(handles)
+            self.assertEqual(line.get("trace_id"), tl, line)
+            self.assertIn(line.get("span_id"), handles, line)
+            for j in srv.log_lines():
+                if j.get("msg") in ("wstrace listening", "connection open", "telemetry configured"):
+                    self.assertNotIn("trace_id", j, j)
+                    self.assertNotIn("span_id", j, j)
+
+    def test_log_line_inside_a_span_carries_its_ids(self):
+        self.check_log_line_carries_span("debug")
+
+    # BUG (worker.cpp, Worker::on_text): the handle span is made current for
+    # logging only when the debug level is enabled
+    # (`log::enabled(log::Level::Debug)`), so at the default level (info) an
+    # Info/Warn line written inside a span -- here "slow consumer
+    # disconnected" -- carries no trace_id/span_id. Issue 3 point 8: "a line
+    # written inside a span carries its trace_id and span_id".
+    @unittest.expectedFailure
+    def test_log_line_inside_a_span_carries_its_ids_at_info_level(self):
+        self.check_log_line_carries_span("info")
+
+
+if __name__ == "__main__":
+    run_main()

@@ -1,0 +1,110 @@
+"""/metrics read by the real thing: `promtool check metrics` on the live
+exposition (no error, no lint warning), and a Debian prometheus server
+scraping it every second until its query API reports the target up, every
+exposed sample ingested, and wstrace's counters with the values the
+scripted session implies.
+"""
+
+import subprocess
+import unittest
+
+from telemetry_support import Prometheus, run_main, tmpdir
+from wstrace_harness import RawClient, WstraceServer, wait_until
+
+SCRAPE_DEADLINE = 60.0  # scrapes happen every second; this is only a bound
+
+
+def sample_lines(text):
+    return [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+
+
+def scripted_session(srv):
+    """Three accepted connections, one rejected upgrade, one publication
+    delivered to two subscribers, two Pings; everything closed."""
+    clients = [RawClient(srv.port) for _ in range(3)]
+    try:
+        for c in clients:
+            c.handshake()
+        for c in clients[:2]:
+            c.send_json({"type": "Subscribe", "channel": "prom"})
+            assert c.read_json() == {"type": "Subscribed", "channel": "prom"}
+        clients[2].send_json({"type": "Message", "channel": "prom", "content": "hi"})
+        for c in clients[:2]:
+            assert c.read_json() == {"type": "Message", "channel": "prom", "content": "hi"}
+        for c in clients[1:]:
+            c.send_json({"type": "Ping"})
+            assert c.read_json() == {"type": "Pong"}
+        for c in clients:
+            c.send_close(1000)
+            c.read_close()
+            c.expect_eof()
+    finally:
+        for c in clients:
+            c.close()
+    with RawClient(srv.port) as r:
+        r.handshake(path="/not-here", expect=404)
+    srv.wait_stats(lambda s: s["connections"]["active"] == 0, what="all closed")
+
+
+class PrometheusScrape(unittest.TestCase):
+
+    def test_promtool_check_metrics_passes(self):
+        with WstraceServer(threads=2) as srv:
+            scripted_session(srv)
+            status, text = srv.admin_get("/metrics")
+            self.assertEqual(status, 200)
+        r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual((r.returncode, r.stdout.strip(), r.stderr.strip()), (0, "", ""),
+                         "promtool check metrics complained")
+
+    def test_prometheus_scrapes_wstrace(self):
+        d = tmpdir(self, "wstrace-prom-")
+        with WstraceServer(threads=2) as srv:
+            scripted_session(srv)
+            status, text = srv.admin_get("/metrics")
+            self.assertEqual(status, 200)
+            n_samples = len(sample_lines(text))
+            with Prometheus(d, f"127.0.0.1:{srv.admin_port}") as prom:
+                def value(expr):
+                    res = prom.query(expr)
+                    return float(res[0]["value"][1]) if len(res) == 1 else None
+
+                try:
+                    wait_until(lambda: value('up{job="wstrace"}') == 1, SCRAPE_DEADLINE,
+                               interval=0.2, what="prometheus: target up")
+                    # The counters reach Prometheus with the session's values.
+                    wait_until(lambda: value('websocket_connections_total'
+                                             '{job="wstrace",outcome="accepted"}') == 3,
+                               SCRAPE_DEADLINE, interval=0.2,
+                               what="websocket_connections_total{outcome=accepted} == 3")
+                except AssertionError:
+                    print(prom.log())
+                    raise
+                [target] = [t for t in prom.targets() if t["labels"].get("job") == "wstrace"]
+                self.assertEqual(target["health"], "up", target)
+                self.assertEqual(target["lastError"], "", target)
+
+                self.assertEqual(value('websocket_connections_total{outcome="rejected",'
+                                       'reason="not_found"}'), 1)
+                self.assertEqual(value("websocket_messages_broadcasted_total"), 1)
+                self.assertEqual(value('websocket_messages_received_total{type="Ping"}'), 2)
+                self.assertEqual(value('websocket_messages_sent_total{type="Message"}'), 2)
+                self.assertEqual(value("websocket_connection_duration_seconds_count"), 3)
+                self.assertEqual(value('websocket_connection_duration_seconds_bucket{le="+Inf"}'),
+                                 3)
+                self.assertEqual(value("websocket_connections_active"), 0)
+                self.assertEqual(value('target_info{service_name="wstrace"}'), 1)
+                # Every sample line of the exposition was ingested (the set of
+                # series is fixed once the server runs).
+                self.assertEqual(value('scrape_samples_scraped{job="wstrace"}'), n_samples)
+                # Two scrapes later rate() works on a counter, and is 0: nothing
+                # happens between scrapes.
+                wait_until(lambda: (value('count_over_time(up{job="wstrace"}[5m])') or 0) >= 2,
+                           SCRAPE_DEADLINE, interval=0.2, what="a second scrape")
+                self.assertEqual(value("rate(websocket_bytes_received_bytes_total[5m])"), 0)
+                self.assertEqual(prom.stop(), 0, prom.log())
+
+
+if __name__ == "__main__":
+    run_main(prometheus=True)
