@@ -19,7 +19,7 @@ import time
 import unittest
 
 from cluster_support import (IO_TIMEOUT, PREFIX, RedisServer, close_all, cluster_stats,
-                             connect_many, free_port, metric, node, publish, read_until,
+                             connect_many, delivery_round, free_port, metric, node, publish, read_until,
                              recv_json, subscribe_all, wait_link, wait_redis_matches, wait_until,
                              ws_connect)
 from wstrace_harness import AsyncTestCase, WstraceServer
@@ -157,6 +157,45 @@ class ClusterRobustnessTest(AsyncTestCase):
                     await close_all(subs + [pub])
             finally:
                 self.assertEqual([a.stop(), b.stop()], [0, 0])
+
+    async def test_one_of_the_two_redis_connections_killed(self):
+        # Redis stays up but drops one connection of every node: first the
+        # subscribed ones (as when a slow node overruns Redis'
+        # client-output-buffer-limit for pubsub), then the publishing ones.
+        with RedisServer() as redis:
+            nodes = [node(redis.url, f"n{i + 1}").start() for i in range(2)]
+            clients = []
+            try:
+                for srv in nodes:
+                    wait_link(srv)
+                subs = [await ws_connect(srv.url()) for srv in nodes]
+                pubs = [await ws_connect(srv.url()) for srv in nodes]
+                clients = subs + pubs
+                for ws in subs:
+                    await subscribe_all(ws, [CH, CH + ".2"])
+                interest = [(srv, {CH, CH + ".2"}) for srv in nodes]
+                wait_redis_matches(redis, interest)
+                publishers = [(f"p{i}", pubs[i], [CH, CH + ".2"]) for i in range(2)]
+                receivers = [(f"s{i}", subs[i], {(c, f"p{k}") for c in (CH, CH + ".2")
+                                                 for k in range(2)}) for i in range(2)]
+                await delivery_round(publishers, receivers, "start", 5)
+                for kind in ("pubsub", "normal"):
+                    before = [metric(srv, "websocket_pubsub_reconnects_total") for srv in nodes]
+                    self.assertEqual(redis.command("CLIENT", "KILL", "TYPE", kind), 2)
+                    for i, srv in enumerate(nodes):
+                        wait_until(lambda: metric(srv, "websocket_pubsub_reconnects_total")
+                                   > before[i], what=f"{srv.args} reconnects after {kind} kill")
+                        wait_link(srv, True)
+                    wait_redis_matches(redis, interest, what=f"resubscribed after {kind} kill")
+                    await delivery_round(publishers, receivers, f"after-{kind}", 10)
+                    for srv in nodes:
+                        self.assertIsNotNone(srv.wait_log(
+                            lambda j: str(j.get("msg", "")).startswith("cluster link down")
+                            and j.get("connection") == ("subscriber" if kind == "pubsub"
+                                                        else "publisher"), 10))
+            finally:
+                await close_all(clients)
+                self.assertEqual([srv.stop() for srv in nodes], [0, 0])
 
     async def test_redis_with_password(self):
         with PasswordRedis("s3cret pass") as redis:
