@@ -78,6 +78,8 @@ class Heartbeat(AsyncTestCase):
             c.send_json({"type": "Ping", "id": "still"})
             self.assertEqual(c.read_json(), {"type": "Pong", "id": "still"})
             self.assertEqual(srv.stats()["heartbeat_timeouts_total"], 0)
+            c.send_close(1000)
+            self.assertEqual(c.read_close()[0], 1000)
 
     def test_any_frame_counts_as_activity(self):
         with WstraceServer(*HB, threads=2) as srv:

@@ -152,6 +152,9 @@ class Capacity503(unittest.TestCase):
             c = RawClient(srv.port)
             self.addCleanup(c.close)
             c.handshake()
+            for c in held[1:] + [c]:
+                c.send_close(1000)
+                c.read_close()
 
 
 if __name__ == "__main__":
