@@ -36,11 +36,11 @@ class Heartbeat(AsyncTestCase):
             self.assertEqual(code, 4408)
             self.assertGreaterEqual(pings, 1, "no heartbeat Ping before the timeout")
             c.expect_eof()
-            s = srv.wait_stats(lambda s: s["heartbeat_timeouts_total"] >= 1,
-                               what="heartbeat timeout counted")
+            s = srv.wait_stats(lambda s: s["heartbeat_timeouts_total"] >= 1
+                               and s["connections"]["active"] == 0,
+                               what="heartbeat timeout counted, connection gone")
             self.assertEqual(s["heartbeat_timeouts_total"], 1)
             self.assertEqual(srv.metrics().value("websocket_heartbeat_timeouts_total"), 1)
-            self.assertEqual(s["connections"]["active"], 0)
 
     async def test_websockets_client_stays_past_the_client_timeout(self):
         with WstraceServer(*HB, threads=2) as srv:

@@ -56,9 +56,9 @@ class PubSubTest(AsyncTestCase):
                 for ws in pubs:
                     for ch in CHANNELS:
                         await subscribe(ws, ch)
-                stats = srv.stats()
-                self.assertEqual(stats["connections"]["active"], SUBSCRIBERS + PUBLISHERS)
-                self.assertEqual(stats["subscriptions"], SUBSCRIBERS + PUBLISHERS * len(CHANNELS))
+                srv.wait_stats(lambda s: s["connections"]["active"] == SUBSCRIBERS + PUBLISHERS
+                               and s["subscriptions"] == SUBSCRIBERS + PUBLISHERS * len(CHANNELS),
+                               what="every client connected and subscribed")
 
                 async def publish(p, ws):
                     for seq in range(PER_CHANNEL):
