@@ -5,6 +5,7 @@
 // Nothing sleeps to synchronise: every wait is on an event with a timeout.
 
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import http from 'node:http';
 import net from 'node:net';
@@ -13,6 +14,7 @@ import WebSocket from 'ws';
 export const IO_TIMEOUT = 20000;
 const START_TIMEOUT = 30000;
 const STOP_TIMEOUT = 30000;
+const SETPRIV = '/usr/bin/setpriv';
 
 const children = new Set();
 process.on('exit', () => {
@@ -46,9 +48,13 @@ export class WstraceServer {
         delete env[k];
       }
     }
-    this.proc = spawn(bin, ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--log-format',
-      'json', '--threads', String(this.threads), ...this.args],
-    { stdio: ['ignore', 'ignore', 'pipe'], env });
+    const argv = ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--log-format', 'json',
+      '--threads', String(this.threads), ...this.args];
+    // setpriv execs the server in place (same pid) with a parent-death
+    // signal, so a killed test run leaves no server behind.
+    this.proc = existsSync(SETPRIV)
+      ? spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', bin, ...argv], { stdio: ['ignore', 'ignore', 'pipe'], env })
+      : spawn(bin, argv, { stdio: ['ignore', 'ignore', 'pipe'], env });
     children.add(this.proc);
     this.exited = new Promise((resolve) => {
       this.proc.on('exit', (code, signal) => {
