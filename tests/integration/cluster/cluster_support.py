@@ -326,7 +326,11 @@ async def read_until(ws, want, what="", timeout=IO_TIMEOUT):
         if left <= 0:
             raise AssertionError(f"{what}: still waiting for {sorted(pending)[:5]} "
                                  f"({len(pending)} left); got {seen[-5:]}")
-        m = await recv_json(ws, left)
+        try:
+            m = await recv_json(ws, left)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"{what}: timed out waiting for {sorted(pending)[:5]} "
+                                 f"({len(pending)} left); got {seen[-5:]}") from None
         assert m.get("type") == "Message", m
         key = (m["channel"], m["content"])
         seen.append(key)

@@ -4,6 +4,7 @@ same port, one node killed with SIGKILL while the others carry on.
 """
 
 import asyncio
+import random
 import unittest
 
 from cluster_support import (RedisServer, close_all, cluster_stats, connect_many, delivery_round,
@@ -290,6 +291,70 @@ class ClusterFaultTest(AsyncTestCase):
                 await close_all(clients)
                 rcs = [srv.stop() for srv in nodes]
             self.assertEqual(rcs, [0, 0, 0])
+
+    async def test_interest_churn_across_a_redis_crash(self):
+        """Clients keep joining and leaving channels on n1 before, during and
+        after a Redis crash; once the churn stops, n1's Redis subscriptions
+        are exactly its local interest, and every channel it wants works."""
+        run = asyncio.to_thread
+        rng = random.Random(3)
+        channels = [f"churn.{i}" for i in range(16)]
+        with RedisServer() as redis:
+            n1 = node(redis.url, "n1").start()
+            n2 = node(redis.url, "n2").start()
+            clients = []
+            try:
+                await run(wait_link, n1)
+                await run(wait_link, n2)
+                clients = await connect_many(n1.url(), 40)
+                model = [set() for _ in clients]
+                ops_done = [0]
+
+                async def churn(k, ws, ops):
+                    for _ in range(ops):
+                        ch = rng.choice(channels)
+                        if ch in model[k]:
+                            await unsubscribe_all(ws, [ch])
+                            model[k].discard(ch)
+                        else:
+                            await subscribe_all(ws, [ch])
+                            model[k].add(ch)
+                        ops_done[0] += 1
+
+                async def phase(ops):
+                    await asyncio.gather(*(churn(k, ws, ops) for k, ws in enumerate(clients)))
+
+                await phase(10)
+                killed = asyncio.ensure_future(phase(10))  # churn goes on while Redis dies
+                redis.kill9()
+                await run(wait_link, n1, False)
+                await killed
+                await phase(10)  # all of it while Redis is down
+                redis.start()
+                restarting = asyncio.ensure_future(phase(10))  # ... and while it comes back
+                await run(wait_link, n1, True)
+                await restarting
+                await run(wait_link, n2, True)  # n2 publishes below
+                interest = set().union(*model)
+                self.assertEqual(ops_done[0], 40 * 40)
+                await run(wait_redis_matches, redis, [(n1, interest), (n2, set())],
+                          what="n1's Redis subscriptions after the churn")
+                pub = await ws_connect(n2.url())
+                clients.append(pub)
+                for ch in channels:
+                    await publish(pub, ch, f"end:{ch}")
+                try:
+                    await asyncio.gather(*(read_until(ws, {(ch, f"end:{ch}") for ch in model[k]},
+                                                      f"churn client {k}")
+                                           for k, ws in enumerate(clients[:40]) if model[k]))
+                except AssertionError as e:
+                    raise AssertionError(f"{e}\nn1 cluster stats {cluster_stats(n1)}, n2 "
+                                         f"{cluster_stats(n2)}, interest {sorted(interest)}, "
+                                         f"Redis {sorted(redis.channels())}") from None
+            finally:
+                await close_all(clients)
+                rcs = [n1.stop(), n2.stop()]
+            self.assertEqual(rcs, [0, 0])
 
     async def test_node_killed_others_carry_on(self):
         with RedisServer() as redis:

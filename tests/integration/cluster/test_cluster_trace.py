@@ -50,13 +50,19 @@ class ClusterTraceTest(AsyncTestCase):
                 await asyncio.gather(*(subscribe_all(ws, [CH]) for wss in subs for ws in wss))
                 wait_redis_matches(redis, [(srv, {CH}) for srv in nodes])
 
+                # First a publish whose client said "not sampled": no node may
+                # export any of it (the sampled flag crosses Redis too).
+                unsampled_id = os.urandom(16).hex()
+                await publish(pub1, CH, "unsampled-0",
+                              traceparent=f"00-{unsampled_id}-{os.urandom(8).hex()}-00")
                 trace_id = os.urandom(16).hex()
                 client_span = os.urandom(8).hex()
                 await publish(pub1, CH, "traced-1", traceparent=f"00-{trace_id}-{client_span}-01")
                 # Then one without a traceparent, from n2: still one trace.
                 await publish(pub2, CH, "untraced-2")
-                await asyncio.gather(*(read_until(ws, {(CH, "traced-1"), (CH, "untraced-2")},
-                                                  "subscriber") for wss in subs for ws in wss))
+                await asyncio.gather(*(read_until(ws, {(CH, "unsampled-0"), (CH, "traced-1"),
+                                                       (CH, "untraced-2")}, "subscriber")
+                                       for wss in subs for ws in wss))
 
                 def spans_named(name, tid=None):
                     return [(res, sp) for res, sp in rx.spans()
@@ -128,7 +134,7 @@ class ClusterTraceTest(AsyncTestCase):
             self.assertEqual(rcs, [0, 0, 0])
 
             # 3. The lag histogram, as exported at shutdown: n2 and n3
-            # received n1's publication, n1 and n3 received n2's.
+            # received n1's two publications, n1 and n3 received n2's.
             def lag_counts():
                 out = {}
                 for req in rx.requests():
@@ -148,7 +154,13 @@ class ClusterTraceTest(AsyncTestCase):
                 return out if len(out) == 3 else None
 
             counts = wait_until(lag_counts, IO_TIMEOUT, what="websocket.pubsub.lag from 3 nodes")
-            self.assertEqual(counts, {"n1": 1, "n2": 1, "n3": 2})
+            self.assertEqual(counts, {"n1": 1, "n2": 2, "n3": 3})
+
+            # Every node flushed its spans at shutdown: nothing of the
+            # unsampled publish anywhere.
+            leaked = [(r.get("service.instance.id"), sp["name"]) for r, sp in rx.spans()
+                      if sp["traceId"] == unsampled_id]
+            self.assertEqual(leaked, [], "spans exported for a trace the client did not sample")
 
 
 if __name__ == "__main__":
