@@ -142,6 +142,10 @@ class ProtocolViolation1002(RawCase):
         for code in (0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535):
             self.provoke(encode_frame(OP_CLOSE, close_payload(code)), 1002)
 
+    def test_64_bit_length_with_the_top_bit_set(self):
+        head = struct.pack("!BBQ", 0x81, 0x80 | 127, (1 << 63) | 5)
+        self.provoke(head + os.urandom(4) + b"hello", 1002)
+
     def test_continuation_without_a_message(self):
         self.provoke(encode_frame(OP_CONT, b"x"), 1002)
 
@@ -164,6 +168,36 @@ class Fragmentation(RawCase):
         self.assertEqual([(f1.opcode, f1.payload), (f2.opcode, f2.payload)],
                          [(OP_PONG, b"p1"), (OP_PONG, b"p2")])
         self.assertEqual(c.read_json(), {"type": "Pong", "id": "frag"})
+
+    def test_one_byte_fragments(self):
+        c = self.connect()
+        msg = '{"type":"Ping","id":"é€😀é€😀"}'.encode()
+        c.send_raw(b"".join(encode_frame(OP_TEXT if i == 0 else OP_CONT, msg[i:i + 1],
+                                         fin=i == len(msg) - 1) for i in range(len(msg))))
+        self.assertEqual(c.read_json(), {"type": "Pong", "id": "é€😀é€😀"})
+
+    def test_close_in_the_middle_of_a_fragmented_message(self):
+        c = self.connect()
+        c.send_raw(encode_frame(OP_TEXT, b'{"type":', fin=False) + encode_frame(OP_CLOSE, close_payload(1000)))
+        self.assertEqual(c.read_close()[0], 1000)
+        c.expect_eof()
+
+    def test_nothing_after_the_close_is_processed(self):
+        c = self.connect()
+        c.send_raw(encode_frame(OP_CLOSE, close_payload(1000))
+                   + encode_frame(OP_TEXT, b'{"type":"Ping"}'))
+        f = c.read_frame()
+        self.assertEqual(f.close_code(), 1000)
+        with self.assertRaises(ConnectionEnded):
+            c.read_frame()
+
+    def test_control_frame_of_125_bytes_is_fine(self):
+        c = self.connect()
+        c.send_frame(OP_PING, b"p" * 125)
+        f = c.read_frame()
+        self.assertEqual((f.opcode, f.payload), (OP_PONG, b"p" * 125))
+        c.send_close(1000, "r" * 123)
+        self.assertEqual(c.read_close()[0], 1000)
 
     def test_valid_utf8_split_across_fragments(self):
         c = self.connect()

@@ -193,6 +193,31 @@ class RawRsv1(unittest.TestCase):
             self.assertEqual(json.loads(d.decompress(f.payload + b"\x00\x00\xff\xff"))["content"],
                              content)
 
+    def test_one_broadcast_to_subscribers_with_different_parameters(self):
+        offers = ["permessage-deflate; server_max_window_bits=9",
+                  "permessage-deflate; server_max_window_bits=12",
+                  "permessage-deflate", "permessage-deflate; server_no_context_takeover", None]
+        subs = []
+        for offer in offers:
+            c, _ = self.connect(offer)
+            c.send_json({"type": "Subscribe", "channel": "mixed"})
+            self.assertEqual(c.read_json()["type"], "Subscribed")
+            subs.append(c)
+        pub, _ = self.connect(None)
+        block = base64.b64encode(os.urandom(3000)).decode()
+        contents = [block * 8 + str(i) for i in range(3)]
+        for content in contents:
+            pub.send_json({"type": "Message", "channel": "mixed", "content": content})
+        for offer, c in zip(offers, subs):
+            wbits = int(ext_params(c.extensions).get("server_max_window_bits") or 15) \
+                if c.deflate else None
+            d = zlib.decompressobj(-wbits) if wbits else None
+            for content in contents:
+                f = c.read_frame()
+                self.assertEqual(f.rsv1, c.deflate, offer)
+                data = d.decompress(f.payload + b"\x00\x00\xff\xff") if f.rsv1 else f.payload
+                self.assertEqual(json.loads(data)["content"], content, offer)
+
     def test_invalid_offers_are_declined_not_fatal(self):
         for offer in ("permessage-deflate; server_max_window_bits=7",
                       "permessage-deflate; server_max_window_bits=16",

@@ -5,7 +5,8 @@ answered, the socket is then closed, and each is counted by reason."""
 import socket
 import unittest
 
-from wstrace_harness import ConnectionEnded, RawClient, WstraceServer, upgrade_request
+from wstrace_harness import (OP_TEXT, ConnectionEnded, RawClient, WstraceServer, encode_frame,
+                             upgrade_request)
 
 
 class Rejections(unittest.TestCase):
@@ -92,6 +93,27 @@ class Rejections(unittest.TestCase):
     def test_big_but_allowed_headers_are_fine(self):
         c = self.raw()
         c.handshake(headers=[("X-Filler", "a" * 8000)])
+
+    def test_browser_style_headers_are_accepted(self):
+        # Firefox sends "Connection: keep-alive, Upgrade"; header names and
+        # the Upgrade token are case-insensitive.
+        c = self.raw()
+        c.send_raw(upgrade_request(self.srv.port, omit=("Connection", "Upgrade"),
+                                   headers=[("connection", "keep-alive, Upgrade"),
+                                            ("UPGRADE", "WebSocket")]))
+        self.assertEqual(c.read_http_response().status, 101)
+
+    def test_first_frame_in_the_same_packet_as_the_request(self):
+        c = self.raw()
+        c.send_raw(c.request_bytes()
+                   + encode_frame(OP_TEXT, b'{"type":"Ping","id":"pipelined"}'))
+        self.assertEqual(c.read_http_response().status, 101)
+        self.assertEqual(c.read_json(), {"type": "Pong", "id": "pipelined"})
+
+    def test_unknown_subprotocol_is_not_selected(self):
+        c = self.raw()
+        resp = c.handshake(headers=[("Sec-WebSocket-Protocol", "chat, superchat")])
+        self.assertIsNone(resp.header("sec-websocket-protocol"))
 
     def test_408_handshake_timeout(self):
         before = self.rejected("handshake_timeout")

@@ -57,6 +57,15 @@ class ProtocolTest(AsyncTestCase):
         self.assertEqual(await request(self.ws, {"type": "Unsubscribe", "channel": "c1", "id": 9}),
                          {"type": "Unsubscribed", "channel": "c1", "id": 9})
 
+    async def test_subscribing_twice_delivers_once(self):
+        for id_ in (1, 2):
+            self.assertEqual(await request(self.ws, {"type": "Subscribe", "channel": "dup", "id": id_}),
+                             {"type": "Subscribed", "channel": "dup", "id": id_})
+        await self.ws.send(json.dumps({"type": "Message", "channel": "dup", "content": "once"}))
+        self.assertEqual(await recv_json(self.ws), {"type": "Message", "channel": "dup",
+                                                    "content": "once"})
+        self.assertEqual(await request(self.ws, {"type": "Ping"}), {"type": "Pong"})
+
     async def test_invalid_json(self):
         await self.error("not json", "invalid_json")
         await self.error('{"type":"Ping","id":"x"', "invalid_json")

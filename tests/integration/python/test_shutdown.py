@@ -3,6 +3,7 @@ client, exit 0 within --shutdown-timeout, even when a client never answers
 the Close."""
 
 import asyncio
+import json
 import signal
 import socket
 import unittest
@@ -80,6 +81,39 @@ class Shutdown(AsyncTestCase):
             self.assertIsNotNone(rc, "still running: the unanswered Close held the shutdown")
             self.assertEqual(rc, 0, srv.stderr_text()[-3000:])
             silent.expect_eof()
+
+    def test_client_with_a_full_socket_does_not_hold_the_exit(self):
+        # Its Close 1001 cannot even be written: the outbound queue is full
+        # of messages it does not read (under --max-backpressure, so it is
+        # not dropped as a slow consumer).
+        with WstraceServer("--shutdown-timeout", "1s", "--close-timeout", "60s",
+                           "--max-backpressure", "16MiB", threads=2) as srv:
+            stuck = RawClient(srv.port, rcvbuf=4096)
+            self.addCleanup(stuck.close)
+            stuck.handshake()
+            stuck.send_json({"type": "Subscribe", "channel": "jam"})
+            self.assertEqual(stuck.read_json()["type"], "Subscribed")
+            pub = RawClient(srv.port)
+            self.addCleanup(pub.close)
+            pub.handshake()
+            pub.send_json({"type": "Subscribe", "channel": "jam"})
+            self.assertEqual(pub.read_json()["type"], "Subscribed")
+            def queued():
+                conns = json.loads(srv.admin_get("/api/connections")[1])["connections"]
+                return max(c["queued_bytes"] for c in conns)
+
+            sent = 0
+            while queued() < 100_000 and sent < 5000:  # bounded: 20 MB
+                for _ in range(50):
+                    pub.send_json({"type": "Message", "channel": "jam", "content": "j" * 4000})
+                    pub.read_json()  # the publisher reads its own copy: it is not stuck
+                sent += 50
+            self.assertGreaterEqual(queued(), 100_000, "the stuck client's queue never filled")
+            srv.signal(signal.SIGTERM)
+            self.assertEqual(raw_close_code(pub, True), 1001)
+            rc = srv.wait_exit(20)
+            self.assertIsNotNone(rc, "still running: a client with a full socket held the shutdown")
+            self.assertEqual(rc, 0, srv.stderr_text()[-3000:])
 
     def test_idle_server_exits_0_and_readyz_turns_503_while_draining(self):
         with WstraceServer("--shutdown-timeout", "5s", "--close-timeout", "60s",
