@@ -3,6 +3,7 @@
 answered, the socket is then closed, and each is counted by reason."""
 
 import socket
+import struct
 import unittest
 
 from wstrace_harness import (OP_TEXT, ConnectionEnded, RawClient, WstraceServer, encode_frame,
@@ -174,7 +175,15 @@ class Capacity503(unittest.TestCase):
             c = RawClient(srv.port)
             self.addCleanup(c.close)
             c.handshake()
+            # Clients that vanish with a TCP reset free their places too.
             for c in held[1:] + [c]:
+                c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                c.close()
+            srv.wait_stats(lambda s: s["connections"]["active"] == 0)
+            for _ in range(3):
+                c = RawClient(srv.port)
+                self.addCleanup(c.close)
+                c.handshake()
                 c.send_close(1000)
                 c.read_close()
 

@@ -87,6 +87,11 @@ class PubSubTest(AsyncTestCase):
                 # Nothing extra is queued for anyone: a Ping's Pong comes next.
                 for ws in subs[:10] + pubs:
                     self.assertEqual(await request(ws, {"type": "Ping"}), {"type": "Pong"})
+                await asyncio.gather(*(ws.close() for ws in subs + pubs))
+                # Nothing left behind in the channel registries.
+                srv.wait_stats(lambda s: s["connections"]["active"] == 0
+                               and s["subscriptions"] == 0 and s["channels"] == 0,
+                               what="registries empty after every client left")
             finally:
                 await asyncio.gather(*(ws.close() for ws in subs + pubs))
 
