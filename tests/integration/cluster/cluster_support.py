@@ -499,3 +499,110 @@ async def delivery_round(publishers, receivers, tag, count):
 
     await asyncio.gather(*(fences(*r) for r in receivers), *(send_fences(*p) for p in publishers))
     return count + 2  # publications per (publisher, channel)
+
+
+# -- a TCP proxy in front of Redis ---------------------------------------------
+
+class StallingProxy:
+    """A TCP proxy to 127.0.0.1:upstream_port on a free port. hold() stops
+    forwarding what clients send (kept, forwarded after release()), so a
+    node can be connected to "Redis" without Redis having seen a byte;
+    drop_all() closes every proxied connection. Counts accepted connections
+    and bytes received from clients per connection."""
+
+    def __init__(self, upstream_port):
+        self.upstream_port = upstream_port
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.lock = threading.Lock()
+        self.released = threading.Event()
+        self.released.set()
+        self.conns = []       # [client socket, upstream socket]
+        self.client_bytes = []  # per accepted connection, bytes received from the client
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}"
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                u = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
+                u.settimeout(None)
+            except OSError:
+                c.close()
+                continue
+            with self.lock:
+                idx = len(self.conns)
+                self.conns.append((c, u))
+                self.client_bytes.append(0)
+            threading.Thread(target=self._pump, args=(c, u, idx, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(u, c, idx, False), daemon=True).start()
+
+    def _pump(self, src, dst, idx, from_client):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if from_client:
+                    with self.lock:
+                        self.client_bytes[idx] += len(data)
+                    self.released.wait()
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def hold(self):
+        self.released.clear()
+
+    def release(self):
+        self.released.set()
+
+    def accepted(self):
+        with self.lock:
+            return len(self.conns)
+
+    def bytes_from_client(self, idx):
+        with self.lock:
+            return self.client_bytes[idx]
+
+    def drop_all(self):
+        with self.lock:
+            conns = list(self.conns)
+        for c, u in conns:
+            for s in (c, u):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.release()
+        self.sock.close()
+        self.drop_all()
+        with self.lock:
+            for c, u in self.conns:
+                c.close()
+                u.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False

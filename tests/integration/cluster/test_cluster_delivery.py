@@ -48,7 +48,8 @@ class Cluster:
         if exc_type is None:
             for srv, rc in zip(self.nodes, rcs):
                 if rc != 0:
-                    raise AssertionError(f"{srv.args} exited with {rc}:\n{srv.stderr_text()[-4000:]}")
+                    raise AssertionError(f"{srv.args} exited with {rc}:\n"
+                                         + srv.stderr_text()[-4000:])
         return False
 
 
@@ -174,7 +175,8 @@ class ClusterDeliveryTest(AsyncTestCase):
             try:
                 await asyncio.gather(*(subscribe_all(ws, ["only.a", "shared"]) for ws in a_clients))
                 await asyncio.gather(*(subscribe_all(ws, ["shared"]) for ws in b_clients))
-                wait_redis_matches(cl.redis, [(a, {"only.a", "shared"}), (b, {"shared"}), (c, set())])
+                wait_redis_matches(cl.redis,
+                                   [(a, {"only.a", "shared"}), (b, {"shared"}), (c, set())])
                 self.assertEqual(cl.redis.numsub("only.a", "shared", "nobody"),
                                  {"only.a": 1, "shared": 2, "nobody": 0})
                 self.assertEqual(cluster_stats(c)["redis_subscriptions"], 0)
@@ -194,7 +196,8 @@ class ClusterDeliveryTest(AsyncTestCase):
                 await close_all(a_clients[3:])
                 a.wait_stats(lambda s: s["connections"]["active"] == 3 and s["subscriptions"] == 4,
                              what="a's leavers gone")
-                wait_redis_matches(cl.redis, [(a, {"only.a", "shared"}), (b, {"shared"}), (c, set())])
+                wait_redis_matches(cl.redis,
+                                   [(a, {"only.a", "shared"}), (b, {"shared"}), (c, set())])
                 await publish(c_pub, "only.a", "still-there")
                 self.assertEqual(await read_until(a_clients[0], {("only.a", "still-there")}, "a0"),
                                  [("only.a", "still-there")])
@@ -253,7 +256,14 @@ class ClusterDeliveryTest(AsyncTestCase):
                         r = await recv_json(ws)
                         self.assertEqual(r, {"type": t + "d", "channel": ch})
 
-                await asyncio.gather(*(client(k, ws) for k, ws in enumerate(wss)))
+                async def transients():
+                    # Meanwhile 100 more join two channels each and leave at once.
+                    tws = await connect_many(srv.url(), 100)
+                    await asyncio.gather(*(subscribe_all(ws, rng.sample(storm_channels, 2))
+                                           for ws in tws))
+                    await close_all(tws)
+
+                await asyncio.gather(transients(), *(client(k, ws) for k, ws in enumerate(wss)))
                 # A third of them leave altogether, abruptly.
                 leavers = list(range(0, len(wss), 3))
                 await close_all([wss[k] for k in leavers])
@@ -284,7 +294,8 @@ class ClusterDeliveryTest(AsyncTestCase):
                     chans = set().union(*final[si]) | {ch for i, ch in enumerate(flap_channels)
                                                        if i % 2 == si}
                     interest.append((srv, chans))
-                    wait_until(lambda: local_interest(srv) == chans, what=f"local interest of {srv.args}")
+                    wait_until(lambda: local_interest(srv) == chans,
+                               what=f"local interest of {srv.args}")
                 wait_redis_matches(cl.redis, interest + [(c, set())], what="Redis after the storm")
 
                 # Redis agrees; now prove the nodes really listen: c publishes

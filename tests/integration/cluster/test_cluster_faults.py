@@ -9,8 +9,8 @@ import unittest
 
 from cluster_support import (RedisServer, close_all, cluster_stats, connect_many, delivery_round,
                              free_port, metric, node, publish, read_until, recv_json,
-                             subscribe_all,
-                             unsubscribe_all, wait_link, wait_redis_matches, wait_until, ws_connect)
+                             subscribe_all, unsubscribe_all, wait_link, wait_redis_matches,
+                             wait_until, ws_connect)
 from wstrace_harness import AsyncTestCase
 
 CH = "cross"
@@ -70,7 +70,8 @@ class ClusterFaultTest(AsyncTestCase):
                                           reason="link_down") >= 20,
                            what="link_down drops counted")
                 self.assertIsNotNone(
-                    srv.wait_log(lambda j: j.get("msg") == "publications not sent to the cluster", 20))
+                    srv.wait_log(lambda j: j.get("msg") == "publications not sent to the cluster",
+                                 20))
                 self.assertEqual(cluster_stats(srv)["published_total"], 0)
 
             # Redis comes up: both nodes connect (backoff), become ready,

@@ -9,7 +9,6 @@ they turn into unexpected successes once the bridge is fixed.
 """
 
 import asyncio
-import json
 import os
 import shutil
 import signal
@@ -18,10 +17,10 @@ import subprocess
 import time
 import unittest
 
-from cluster_support import (IO_TIMEOUT, PREFIX, RedisServer, close_all, cluster_stats,
-                             connect_many, delivery_round, free_port, metric, node, publish, read_until,
-                             recv_json, subscribe_all, wait_link, wait_redis_matches, wait_until,
-                             ws_connect)
+from cluster_support import (PREFIX, RedisServer, StallingProxy, close_all,
+                             cluster_stats, connect_many, delivery_round, free_port, metric, node,
+                             publish, read_until, recv_json, subscribe_all, wait_link,
+                             wait_redis_matches, wait_until, ws_connect)
 from wstrace_harness import AsyncTestCase, WstraceServer
 
 CH = "edge"
@@ -60,14 +59,6 @@ class PasswordRedis(RedisServer):
             return c.command(*args)
         finally:
             c.close()
-
-
-async def drain_until(ws, pred, timeout=IO_TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while True:
-        m = await recv_json(ws, max(0.01, deadline - time.monotonic()))
-        if pred(m):
-            return m
 
 
 class ClusterRobustnessTest(AsyncTestCase):
@@ -251,6 +242,63 @@ class ClusterRobustnessTest(AsyncTestCase):
                     await close_all([ws])
                 srv.stop()
 
+    # BUG (bridge, same root cause as the password one): the link is
+    # declared up when TCP connects (Bridge::on_connected), before Redis has
+    # answered anything, so after a reconnect a node reports link_up,
+    # /readyz 200 and logs "cluster link up" while none of its channels is
+    # subscribed again yet: a message another node publishes in that window
+    # is lost although it was published "after the link is back up". Seen
+    # without the proxy too: after kill -9 + restart of Redis with 100
+    # channels, /api/stats showed link_up true with redis_subscriptions 0.
+    # Here a proxy holds what the node sends, so the window stays open.
+    @unittest.expectedFailure
+    async def test_link_is_not_up_before_redis_has_answered(self):
+        with RedisServer() as redis, StallingProxy(redis.port) as proxy:
+            a = node(proxy.url, "a").start()
+            b = node(redis.url, "b").start()
+            clients = []
+            try:
+                wait_link(a)
+                wait_link(b)
+                sub = await ws_connect(a.url())
+                pub = await ws_connect(b.url())
+                clients = [sub, pub]
+                await subscribe_all(sub, [CH])
+                wait_redis_matches(redis, [(a, {CH}), (b, set())])
+                n0 = proxy.accepted()
+                proxy.hold()
+                proxy.drop_all()
+
+                def resubscribe_sent():
+                    n = proxy.accepted()
+                    return n >= n0 + 2 and any(proxy.bytes_from_client(i) > 0
+                                               for i in range(n0, n))
+
+                # a reconnected (both connections) and sent its SUBSCRIBE,
+                # which Redis has not seen.
+                wait_until(resubscribe_sent, what="a reconnects through the proxy")
+                self.assertEqual(redis.numsub(CH), {CH: 0})
+                try:
+                    wait_until(lambda: cluster_stats(a)["link_up"], timeout=3)
+                    claimed_up = [cluster_stats(a), a.admin_get("/readyz")[0]]
+                except AssertionError:
+                    claimed_up = None  # still down while Redis has not answered: right
+
+                # Redis gets the commands: a is subscribed and delivers again.
+                proxy.release()
+                wait_link(a, True)
+                wait_redis_matches(redis, [(a, {CH}), (b, set())])
+                await publish(pub, CH, "after-release")
+                self.assertEqual(await read_until(sub, {(CH, "after-release")}, "a"),
+                                 [(CH, "after-release")])
+                self.assertIsNone(claimed_up, "link up and ready while Redis had confirmed "
+                                              "no subscription")
+            finally:
+                proxy.release()
+                await close_all(clients)
+                a.stop()
+                b.stop()
+
     async def test_foreign_messages_in_our_channels_are_dropped_as_malformed(self):
         with RedisServer() as redis:
             a = node(redis.url, "a").start()
@@ -271,7 +319,8 @@ class ClusterRobustnessTest(AsyncTestCase):
                     m = await recv_json(ws)
                     self.assertEqual(m["content"], "from elsewhere", "junk was delivered")
                     c = cluster_stats(a)
-                    self.assertEqual(metric(a, "websocket_pubsub_dropped_total", reason="malformed"),
+                    self.assertEqual(metric(a, "websocket_pubsub_dropped_total",
+                                            reason="malformed"),
                                      7, c)
                     self.assertEqual(c["received_total"], 1, c)
                     self.assertTrue(c["link_up"])
@@ -302,7 +351,8 @@ class ClusterRobustnessTest(AsyncTestCase):
                     redis.command("PUBLISH", (PREFIX + CH).encode(), envelope(b"good"))
                     m = await recv_json(ws)  # raises ConnectionClosed(1007) with the bug
                     self.assertEqual(m["content"], "good")
-                    self.assertEqual(metric(a, "websocket_pubsub_dropped_total", reason="malformed"),
+                    self.assertEqual(metric(a, "websocket_pubsub_dropped_total",
+                                            reason="malformed"),
                                      1)
                 finally:
                     await close_all([ws])
