@@ -6,7 +6,10 @@
 
 #include <random>
 
+#include <simdjson.h>
+
 #include "cluster/envelope.h"
+#include "protocol/protocol.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -80,6 +83,9 @@ class Bridge::Link final : public net::IoHandler {
   bool connected = false;
   bool subscriber() const { return subscriber_; }
   uint64_t backoff_ns = 0;
+  bool ready = false;        // connected and (when needed) authenticated
+  bool auth_failed = false;  // the last disconnect followed a refused AUTH
+  std::string last_error;    // the last failure logged, so retries do not repeat it
   net::EventLoop::TimerId timer = 0;
   uint64_t connect_started = 0;
 
@@ -130,6 +136,7 @@ Bridge::Bridge(BridgeOptions options, telemetry::MetricRegistry& registry, Deliv
   sub_ = std::make_unique<Link>(*this, true);
   pub_ = std::make_unique<Link>(*this, false);
   loop_.add_before_sleep([this] { before_sleep(); });
+  loop_.add_timer(kDropLogInterval, kDropLogInterval, [this] { log_drops(); });
 }
 
 Bridge::~Bridge() {
@@ -206,27 +213,49 @@ void Bridge::connect(Link& link) {
       on_disconnected(link, "connect timeout");
     }
   });
-  if (!opts_.url.password.empty()) {
-    if (opts_.url.user.empty()) {
-      redisAsyncCommand(ac, nullptr, nullptr, "AUTH %b", opts_.url.password.data(),
-                        opts_.url.password.size());
-    } else {
-      redisAsyncCommand(ac, nullptr, nullptr, "AUTH %b %b", opts_.url.user.data(),
-                        opts_.url.user.size(), opts_.url.password.data(), opts_.url.password.size());
-    }
-  }
-  if (!link.subscriber() && opts_.url.db != 0) {
-    redisAsyncCommand(ac, nullptr, nullptr, "SELECT %d", opts_.url.db);
-  }
 }
 
 void Bridge::on_connected(Link& link) {
   link.connected = true;
-  link.backoff_ns = 0;
   if (link.timer) {
     loop_.cancel_timer(link.timer);
     link.timer = 0;
   }
+  if (opts_.url.password.empty()) {
+    on_ready(link);
+    return;
+  }
+  // The link counts as up only once Redis accepted the credentials.
+  auto on_auth = [](redisAsyncContext* ac, void* r, void* priv) {
+    auto* self = static_cast<Bridge*>(priv);
+    auto* reply = static_cast<redisReply*>(r);
+    auto* link = static_cast<Link*>(ac->data);
+    if (link == nullptr || reply == nullptr) return;  // connection already gone
+    if (reply->type == REDIS_REPLY_ERROR) {
+      // A configuration error: said at every (backed-off) attempt, as an error.
+      std::string error(reply->str, reply->len);
+      WS_LOG(Error, "cluster link down: Redis refused the credentials in --redis, retrying",
+             {"connection", link->name()}, {"error", error});
+      link->last_error = error;
+      link->auth_failed = true;
+      redisAsyncDisconnect(ac);
+      return;
+    }
+    self->on_ready(*link);
+  };
+  if (opts_.url.user.empty()) {
+    redisAsyncCommand(link.ctx(), on_auth, this, "AUTH %b", opts_.url.password.data(),
+                      opts_.url.password.size());
+  } else {
+    redisAsyncCommand(link.ctx(), on_auth, this, "AUTH %b %b", opts_.url.user.data(),
+                      opts_.url.user.size(), opts_.url.password.data(), opts_.url.password.size());
+  }
+}
+
+void Bridge::on_ready(Link& link) {
+  link.ready = true;
+  link.backoff_ns = 0;  // reset only once the link really works
+  link.last_error.clear();
   metrics_.reconnects.add(*shard_);
   if (link.subscriber()) {
     // Everything we want, again: Redis forgot our subscriptions with the old connection.
@@ -240,7 +269,9 @@ void Bridge::on_connected(Link& link) {
 
 void Bridge::on_disconnected(Link& link, const char* why) {
   const bool was_up = link_up();
+  const bool was_ready = link.ready;
   link.connected = false;
+  link.ready = false;
   if (link.timer) {
     loop_.cancel_timer(link.timer);
     link.timer = 0;
@@ -256,11 +287,16 @@ void Bridge::on_disconnected(Link& link, const char* why) {
   }
   update_link_state();
   if (stopping_) return;
-  if (was_up || link.backoff_ns == 0) {
+  // Log a failure once, not at every retry: when the link was working, or
+  // when the reason changes (a refused password was logged already).
+  std::string error = why ? why : "unknown";
+  if (!link.auth_failed && (was_up || was_ready || error != link.last_error)) {
     WS_LOG(Warn, "cluster link down: serving local clients only, reconnecting",
            {"connection", link.name()}, {"redis", opts_.url.host + ":" + std::to_string(opts_.url.port)},
-           {"error", why ? why : "unknown"});
+           {"error", error});
+    link.last_error = error;
   }
+  link.auth_failed = false;
   schedule_reconnect(link);
 }
 
@@ -278,10 +314,11 @@ void Bridge::schedule_reconnect(Link& link) {
 }
 
 void Bridge::update_link_state() {
-  const bool up = sub_->connected && pub_->connected;
+  const bool up = sub_->ready && pub_->ready;
   if (up == link_up_.load()) return;
   link_up_.store(up);
   if (up) {
+    log_drops();  // what was lost while the link was down, before saying it is back
     WS_LOG(Info, "cluster link up", {"redis", opts_.url.host + ":" + std::to_string(opts_.url.port)},
            {"channels", static_cast<uint64_t>(dirty_.size())}, {"node_id", opts_.node_id});
   }
@@ -290,14 +327,22 @@ void Bridge::update_link_state() {
 void Bridge::drop(size_t n, uint32_t reason) {
   if (n == 0) return;
   metrics_.dropped.add(*shard_, n, reason);
-  dropped_since_log_ += n;
-  uint64_t now = mono_ns();
-  if (now - last_drop_log_ns_ >= kDropLogInterval) {
-    WS_LOG(Warn, "publications not sent to the cluster",
-           {"dropped", dropped_since_log_},
-           {"reason", reason == kLinkDown ? "link down" : reason == kQueueFull ? "queue full" : "error"});
-    dropped_since_log_ = 0;
-    last_drop_log_ns_ = now;
+  drops_unlogged_[reason] += n;
+  // The first drop after a quiet period is logged at once; the rest are
+  // summed and logged by the periodic timer (or when the link comes back).
+  if (mono_ns() - last_drop_log_ns_ >= kDropLogInterval) log_drops();
+}
+
+void Bridge::log_drops() {
+  static constexpr const char* kReasons[] = {"link_down", "queue_full", "publish_error", "malformed"};
+  for (uint32_t r = 0; r < 4; ++r) {
+    if (drops_unlogged_[r] == 0) continue;
+    WS_LOG(Warn,
+           r == kMalformed ? "malformed publications from the cluster dropped"
+                           : "publications not sent to the cluster",
+           {"dropped", drops_unlogged_[r]}, {"reason", kReasons[r]});
+    drops_unlogged_[r] = 0;
+    last_drop_log_ns_ = mono_ns();
   }
 }
 
@@ -360,8 +405,11 @@ void Bridge::on_message(const char* channel, size_t channel_len, const char* pay
   if (name.substr(0, opts_.prefix.size()) != opts_.prefix) return;
   name.remove_prefix(opts_.prefix.size());
   auto env = decode_envelope(std::string_view(payload, len));
-  if (!env) {
-    metrics_.dropped.add(*shard_, 1, kMalformed);
+  // Anyone who can write to Redis can publish here: check what becomes a
+  // text frame for every subscriber (valid channel name, UTF-8 content).
+  if (!env || !protocol::valid_channel(name) ||
+      !simdjson::validate_utf8(env->content.data(), env->content.size())) {
+    drop(1, kMalformed);
     return;
   }
   if (env->origin_node == opts_.node_hash) return;  // ours: delivered locally already

@@ -91,6 +91,8 @@ class Bridge {
 
   void connect(Link& link);
   void on_connected(Link& link);
+  void on_ready(Link& link);
+  void log_drops();
   void on_disconnected(Link& link, const char* why);
   void schedule_reconnect(Link& link);
   void update_link_state();
@@ -122,7 +124,7 @@ class Bridge {
   std::string envelope_;
   Buffer scratch_;
   size_t in_flight_ = 0;
-  uint64_t dropped_since_log_ = 0;
+  uint64_t drops_unlogged_[4] = {};
   uint64_t last_drop_log_ns_ = 0;
   bool stopping_ = false;
 };

@@ -16,22 +16,6 @@ constexpr size_t kMaxRequest = 16 * 1024;
 constexpr size_t kMaxConnections = 256;
 }  // namespace
 
-class Server::Acceptor final : public net::IoHandler {
- public:
-  Acceptor(Server& s, int fd) : s_(s), fd_(fd) {}
-  void on_io(uint32_t) override {
-    for (int i = 0; i < 64; ++i) {
-      int fd = ::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-      if (fd < 0) return;
-      s_.on_accept(fd);
-    }
-  }
-
- private:
-  Server& s_;
-  int fd_;
-};
-
 class Server::Conn final : public net::IoHandler {
  public:
   Conn(Server& s, int fd) : s_(s), fd_(fd) {}
@@ -142,10 +126,11 @@ bool Server::start(const net::Address& addr, std::string* error) {
     if (error) *error = strerror(-fd);
     return false;
   }
-  listen_fd_ = fd;
   if (auto local = net::local_address(fd)) port_ = local->port();
-  acceptor_ = std::make_unique<Acceptor>(*this, fd);
-  loop_.add(fd, EPOLLIN, acceptor_.get());
+  // The same EMFILE-safe accept path as the WebSocket listener: out of
+  // descriptors, a client is answered 503 instead of making the loop spin.
+  listener_ = std::make_unique<net::Listener>(
+      loop_, fd, net::Listener::Callbacks{[this](int cfd, const net::Address&) { on_accept(cfd); }, {}});
   // Connections closed by a handler are freed once the iteration is over.
   loop_.add_before_sleep([this] {
     conns_.erase(std::remove_if(conns_.begin(), conns_.end(),
@@ -161,9 +146,7 @@ void Server::stop() {
   loop_.stop();
   thread_.join();
   conns_.clear();
-  acceptor_.reset();
-  if (listen_fd_ >= 0) ::close(listen_fd_);
-  listen_fd_ = -1;
+  listener_.reset();  // closes the socket
 }
 
 void Server::on_accept(int fd) {

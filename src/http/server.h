@@ -11,6 +11,7 @@
 
 #include "http/request.h"
 #include "net/event_loop.h"
+#include "net/listener.h"
 #include "net/socket.h"
 
 namespace wstrace::http {
@@ -38,17 +39,15 @@ class Server {
 
  private:
   class Conn;
-  class Acceptor;
   void on_accept(int fd);
   void close_conn(Conn* c);
 
   Handler handler_;
   net::EventLoop loop_;
-  std::unique_ptr<Acceptor> acceptor_;
+  std::unique_ptr<net::Listener> listener_;
   std::vector<std::unique_ptr<Conn>> conns_;
   std::thread thread_;
   uint16_t port_ = 0;
-  int listen_fd_ = -1;
 };
 
 }  // namespace wstrace::http

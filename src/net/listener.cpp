@@ -49,7 +49,9 @@ void Listener::on_io(uint32_t) {
     int err = errno;
     if (err == EAGAIN || err == EINTR) return;
     if (err == EMFILE || err == ENFILE) {
-      reject_one(err);
+      // accept() fails with EMFILE whether or not a client waits: only a
+      // client actually turned away counts, then look for the next.
+      if (!reject_one(err)) return;
       continue;
     }
     // ECONNABORTED and friends concern one client only: try the next.
@@ -60,22 +62,30 @@ void Listener::on_io(uint32_t) {
   }
 }
 
-void Listener::reject_one(int err) {
-  if (cb_.on_reject) cb_.on_reject(err);
+bool Listener::reject_one(int err) {
   if (reserve_fd_ < 0) {
     // No spare descriptor to drain the backlog with: stop polling for a moment
     // instead of spinning on a listener that stays readable.
     pause();
-    return;
+    return false;
   }
   ::close(reserve_fd_);
   reserve_fd_ = -1;
   int fd = ::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  int accept_err = errno;
   if (fd >= 0) {
     [[maybe_unused]] ssize_t n = ::send(fd, kBusy, sizeof kBusy - 1, MSG_NOSIGNAL);
     ::close(fd);
   }
   reserve_fd_ = open_reserve();
+  if (fd >= 0) {
+    if (cb_.on_reject) cb_.on_reject(err);
+    return true;
+  }
+  if (accept_err == EAGAIN || accept_err == EINTR) return false;  // nobody was waiting
+  // Still out of descriptors (another thread took the freed one): wait a bit.
+  pause();
+  return false;
 }
 
 void Listener::pause() {

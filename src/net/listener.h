@@ -32,7 +32,9 @@ class Listener final : public IoHandler {
   bool open() const { return fd_ >= 0; }
 
  private:
-  void reject_one(int err);
+  // Turns one waiting client away on the reserved descriptor. False when no
+  // client was waiting (or none could be reached): stop accepting for now.
+  bool reject_one(int err);
   void pause();
 
   EventLoop& loop_;
