@@ -5,6 +5,7 @@ collector) and trace ids in logs.
   returns exactly that trace's spans with the right parents, kinds and
   attributes; limit= bounds the answer (most recent first); an unknown or
   malformed trace id gives an empty list.
+- A malformed traceparent (handshake or message) is ignored: new traces.
 - A log line written inside a span carries that span's trace_id and
   span_id (--log-format json): a Ping that pushes its own connection over
   --max-backpressure makes the server log "slow consumer disconnected"
@@ -119,6 +120,38 @@ class ApiTraces(unittest.TestCase):
 
             self.assertEqual(api_traces(srv, f"?trace_id={random_ids()[0]}"), [])
             self.assertEqual(api_traces(srv, "?trace_id=not-a-trace-id"), [])
+
+    def test_malformed_traceparent_starts_a_new_trace(self):
+        """A traceparent that W3C Trace Context says to ignore (upper-case
+        hex, all-zero ids, version ff) is ignored: the span starts a new
+        trace; a message's own is likewise, and its handle span is then
+        linked to the connection."""
+        bad = ["00-" + "AB" * 16 + "-" + "cd" * 8 + "-01",
+               "00-" + "0" * 32 + "-" + "cd" * 8 + "-01",
+               "00-" + "ab" * 16 + "-" + "0" * 16 + "-01",
+               "ff-" + "ab" * 16 + "-" + "cd" * 8 + "-01",
+               "00-" + "ab" * 16 + "-" + "cd" * 8]
+        with WstraceServer(threads=2) as srv:
+            for tp in bad:
+                with RawClient(srv.port) as c:
+                    c.handshake(headers=[("traceparent", tp)])
+                    c.send_json({"type": "Ping", "id": tp, "traceparent": tp})
+                    self.assertEqual(c.read_json(), {"type": "Pong", "id": tp})
+                    c.send_close(1000)
+                    c.read_close()
+            srv.wait_stats(lambda s: s["connections"]["active"] == 0, what="closed")
+            spans = api_traces(srv, "?limit=1000")
+        ups = [s for s in spans if s["name"] == "websocket.upgrade"]
+        handles = [s for s in spans if s["name"] == "websocket.message.handle"]
+        conns = {s["span_id"]: s for s in spans if s["name"] == "websocket.connection"}
+        self.assertEqual((len(ups), len(handles), len(conns)), (len(bad), len(bad), len(bad)))
+        for s in ups + handles:
+            self.assertIsNone(s["parent_span_id"], s)
+            self.assertNotIn(s["trace_id"], ("ab" * 16, "0" * 32), s)
+        for h in handles:
+            [link] = h["links"]
+            self.assertIn(link["span_id"], conns, h)
+        self.assertEqual(len({s["trace_id"] for s in ups + handles}), 2 * len(bad))
 
     def check_log_line_carries_span(self, level):
         with WstraceServer("--log-level", level, "--max-backpressure", "4KiB",

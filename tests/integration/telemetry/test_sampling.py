@@ -13,8 +13,11 @@ the OTLP receiver (decoded with @opentelemetry/otlp-transformer's code).
   for every span and connection of that trace, whatever the parent's flag;
   checked on both sides of the boundary for two ratios, and on the random
   ids of new traces.
+- OTEL_SDK_DISABLED=true: nothing at all reaches the endpoint; /metrics
+  still counts. service.name may come from OTEL_RESOURCE_ATTRIBUTES.
 """
 
+import json
 import math
 import os
 
@@ -23,7 +26,7 @@ from telemetry_support import (FLAG_SAMPLED, KIND_SERVER, STATUS_ERROR, Exportin
 from wstrace_harness import OP_CLOSE, OP_PING, OP_TEXT, RawClient, wait_until
 import unittest
 
-HEARTBEAT = ("--heartbeat-interval", "250ms", "--client-timeout", "1s")
+HEARTBEAT = ("--heartbeat-interval", "250ms", "--client-timeout", "1500ms")
 
 
 def session(port, headers=None, path="/ws", messages=()):
@@ -166,13 +169,16 @@ class TraceIdRatioZero(NothingSampled, Base):
 class ParentBased(Base):
 
     def test_client_flags_decide(self):
+        # Also: service.name from OTEL_RESOURCE_ATTRIBUTES when
+        # OTEL_SERVICE_NAME is not set.
         tu, pu = random_ids()    # client traceparent, flags 00
         tu2, pu2 = random_ids()  # message traceparent, flags 00
         ts, ps = random_ids()    # client traceparent, flags 01
         ts2, ps2 = random_ids()  # message traceparent, flags 01, on the unsampled connection
         tv, pv = random_ids()    # flags 00, ends with a protocol error
-        with ExportingServer(self, *HEARTBEAT,
-                             env={"OTEL_TRACES_SAMPLER": "parentbased_always_on"}) as es:
+        env = {"OTEL_TRACES_SAMPLER": "parentbased_always_on",
+               "OTEL_RESOURCE_ATTRIBUTES": "service.name=from-attributes,region=eu"}
+        with ExportingServer(self, *HEARTBEAT, env=env) as es:
             port = es.srv.port
             session(port, headers=[("traceparent", traceparent(tu, pu, "00"))],
                     messages=[{"type": "Ping", "id": 1,
@@ -185,6 +191,9 @@ class ParentBased(Base):
             wait_idle(es.srv)
         x = es.export
 
+        for res in x.span_resources + x.metric_resources():
+            self.assertEqual((res.get("service.name"), res.get("region")),
+                             ("from-attributes", "eu"), res)
         self.assertEqual(x.in_trace(tu), [], "flags 00 on the handshake: not sampled")
         self.assertEqual(x.in_trace(tu2), [], "flags 00 on the message: not sampled")
 
@@ -207,6 +216,26 @@ class ParentBased(Base):
         [conn_v] = x.named("websocket.connection", **{"websocket.close.code": 1002})
         self.assert_reconstructed(x, conn_v, tv, pv)
         self.assertEqual(len(x.in_trace(tv)), 2)
+
+
+class SdkDisabled(Base):
+
+    def test_nothing_is_exported(self):
+        """OTEL_SDK_DISABLED=true: no trace and no metric reaches the
+        endpoint, not even an abnormal connection; /metrics still serves and
+        /api/traces is empty."""
+        te, pe = random_ids()
+        env = {"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_SAMPLER": "always_on"}
+        with ExportingServer(self, *HEARTBEAT, env=env) as es:
+            session(es.srv.port, messages=[{"type": "Ping"}])
+            protocol_error(es.srv.port, headers=[("traceparent", traceparent(te, pe))])
+            wait_idle(es.srv)
+            m = es.srv.metrics()
+            self.assertEqual(m.value("websocket_connections_total", outcome="accepted"), 2)
+            self.assertEqual(m.value("websocket_messages_received_total", type="Ping"), 1)
+            status, body = es.srv.admin_get("/api/traces")
+            self.assertEqual((status, json.loads(body)["spans"]), (200, []))
+        self.assertEqual(es.export.lines, [], "something was exported")
 
 
 class TraceIdRatio(Base):
