@@ -60,6 +60,7 @@ class Buffer {
   }
   void grow(size_t n) { size_ += static_cast<uint32_t>(n); }
   void append(const void* p, size_t n) {
+    if (n == 0) return;  // an empty buffer has no storage: memcpy(nullptr, ..., 0) is UB
     std::memcpy(prepare(n), p, n);
     size_ += static_cast<uint32_t>(n);
   }
