@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <deque>
 #include <string>
 
 namespace wstrace::http {
@@ -23,10 +24,14 @@ const std::string kUpgrade =
     "Sec-WebSocket-Version: 13\r\n"
     "\r\n";
 
+// A Request holds views into the text it was parsed from: every text parsed
+// here is kept alive until the end of the test program.
 ParseStatus parse(const std::string& s, Request& req, size_t* head = nullptr,
                   size_t max = kMax) {
+  static std::deque<std::string> keep;
+  keep.push_back(s);
   size_t h = 0;
-  ParseStatus st = parse_request(s, max, req, &h);
+  ParseStatus st = parse_request(keep.back(), max, req, &h);
   if (head != nullptr) *head = h;
   return st;
 }
