@@ -20,11 +20,11 @@ the OTLP receiver (decoded with @opentelemetry/otlp-transformer's code).
 import json
 import math
 import os
-
-from telemetry_support import (FLAG_SAMPLED, KIND_SERVER, STATUS_ERROR, ExportingServer,
-                               metric_value, random_ids, run_main, traceparent)
-from wstrace_harness import OP_CLOSE, OP_PING, OP_TEXT, RawClient, wait_until
 import unittest
+
+from telemetry_support import (FLAG_IS_REMOTE, FLAG_SAMPLED, KIND_SERVER, STATUS_ERROR,
+                               ExportingServer, metric_value, random_ids, run_main, traceparent)
+from wstrace_harness import OP_CLOSE, OP_PING, OP_TEXT, RawClient
 
 HEARTBEAT = ("--heartbeat-interval", "250ms", "--client-timeout", "1500ms")
 
@@ -107,6 +107,8 @@ class Base(unittest.TestCase):
         if trace_id is not None:
             self.assertEqual(conn.trace_id, trace_id)
         self.assertEqual(up.parent_span_id, parent or "", up)
+        # A client's traceparent makes the parent remote.
+        self.assertEqual(up.flags & FLAG_IS_REMOTE, FLAG_IS_REMOTE if parent else 0, up)
         self.assertEqual(conn.status_code, STATUS_ERROR, conn)
         return up
 
@@ -297,8 +299,6 @@ class TraceIdRatio(Base):
     def test_ratio_is_a_function_of_the_trace_id(self):
         n_half = self.check_ratio(0.5)
         n_quarter = self.check_ratio(0.25)
-        # Not a statistical assertion: 40 random traces at 1/2 and 1/4 are
-        # all sampled or all dropped with probability ~1e-12 and ~1e-5.
         print(f"\nnew traces sampled: {n_half}/40 at 0.5, {n_quarter}/40 at 0.25")
 
 
