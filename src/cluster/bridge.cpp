@@ -19,6 +19,7 @@ namespace {
 enum DropReason : uint32_t { kLinkDown = 0, kQueueFull = 1, kPublishError = 2, kMalformed = 3 };
 
 constexpr uint64_t kDropLogInterval = 5'000'000'000ull;
+constexpr uint64_t kHealthInterval = 1'000'000'000ull;
 
 }  // namespace
 
@@ -137,6 +138,7 @@ Bridge::Bridge(BridgeOptions options, telemetry::MetricRegistry& registry, Deliv
   pub_ = std::make_unique<Link>(*this, false);
   loop_.add_before_sleep([this] { before_sleep(); });
   loop_.add_timer(kDropLogInterval, kDropLogInterval, [this] { log_drops(); });
+  loop_.add_timer(kHealthInterval, kHealthInterval, [this] { health_check(); });
 }
 
 Bridge::~Bridge() {
@@ -205,27 +207,30 @@ void Bridge::connect(Link& link) {
   }
   link.attach(ac);
   link.connect_started = mono_ns();
-  // hiredis has no connect timeout in its async API: give up on our own.
+  // hiredis has no connect timeout in its async API: give up on our own if
+  // Redis has not answered (connected and authenticated) in time.
   link.timer = loop_.add_timer(opts_.connect_timeout_ns, 0, [this, &link] {
     link.timer = 0;
-    if (!link.connected && link.ctx() != nullptr) {
+    if (!link.ready && link.ctx() != nullptr) {
       link.abandon();
-      on_disconnected(link, "connect timeout");
+      on_disconnected(link, link.connected ? "Redis did not answer" : "connect timeout");
     }
   });
 }
 
 void Bridge::on_connected(Link& link) {
   link.connected = true;
-  if (link.timer) {
-    loop_.cancel_timer(link.timer);
-    link.timer = 0;
-  }
+  // The link counts as up only once Redis answered: the credentials when
+  // there are some, else a PING.
   if (opts_.url.password.empty()) {
-    on_ready(link);
+    auto on_pong = [](redisAsyncContext* ac, void* r, void* priv) {
+      auto* link = static_cast<Link*>(ac->data);
+      if (link == nullptr || r == nullptr) return;  // connection already gone
+      static_cast<Bridge*>(priv)->on_ready(*link);
+    };
+    redisAsyncCommand(link.ctx(), on_pong, this, "PING");
     return;
   }
-  // The link counts as up only once Redis accepted the credentials.
   auto on_auth = [](redisAsyncContext* ac, void* r, void* priv) {
     auto* self = static_cast<Bridge*>(priv);
     auto* reply = static_cast<redisReply*>(r);
@@ -254,15 +259,25 @@ void Bridge::on_connected(Link& link) {
 
 void Bridge::on_ready(Link& link) {
   link.ready = true;
+  if (link.timer) {
+    loop_.cancel_timer(link.timer);
+    link.timer = 0;
+  }
   link.backoff_ns = 0;  // reset only once the link really works
   link.last_error.clear();
   metrics_.reconnects.add(*shard_);
   if (link.subscriber()) {
-    // Everything we want, again: Redis forgot our subscriptions with the old connection.
+    // Everything we want, again: Redis forgot our subscriptions with the old
+    // connection. The link is not up until Redis confirmed all of them, so
+    // "up" means messages from other nodes can arrive.
     subscribed_.clear();
     for (const auto& [channel, active] : desired_) {
       if (active) dirty_.insert(channel);
     }
+    resyncing_ = true;
+    resync_awaiting_ = 0;
+  } else {
+    ping_sent_ns_ = 0;
   }
   update_link_state();
 }
@@ -279,6 +294,7 @@ void Bridge::on_disconnected(Link& link, const char* why) {
   if (link.subscriber()) {
     subscribed_.clear();
     redis_subs_.store(0);
+    resyncing_ = false;
   } else if (in_flight_ > 0) {
     // Replies that will never come (hiredis normally reports them first).
     drop(in_flight_, kLinkDown);
@@ -300,6 +316,27 @@ void Bridge::on_disconnected(Link& link, const char* why) {
   schedule_reconnect(link);
 }
 
+void Bridge::health_check() {
+  // A Redis that stops answering (hung, or a partition without resets) keeps
+  // its TCP connections open: ping it, and give up on it when it is silent.
+  if (stopping_ || !pub_->ready || pub_->ctx() == nullptr) return;
+  const uint64_t now = mono_ns();
+  if (ping_sent_ns_ != 0) {
+    if (now - ping_sent_ns_ < opts_.health_timeout_ns) return;
+    ping_sent_ns_ = 0;
+    for (Link* link : {sub_.get(), pub_.get()}) {
+      if (link->ctx() != nullptr) link->abandon();
+      on_disconnected(*link, "Redis stopped answering (no PING reply)");
+    }
+    return;
+  }
+  ping_sent_ns_ = now;
+  auto on_pong = [](redisAsyncContext*, void* r, void* priv) {
+    if (r != nullptr) static_cast<Bridge*>(priv)->ping_sent_ns_ = 0;
+  };
+  redisAsyncCommand(pub_->ctx(), on_pong, this, "PING");
+}
+
 void Bridge::schedule_reconnect(Link& link) {
   if (stopping_) return;
   link.backoff_ns = link.backoff_ns == 0 ? opts_.backoff_min_ns
@@ -314,7 +351,7 @@ void Bridge::schedule_reconnect(Link& link) {
 }
 
 void Bridge::update_link_state() {
-  const bool up = sub_->ready && pub_->ready;
+  const bool up = sub_->ready && pub_->ready && !resyncing_;
   if (up == link_up_.load()) return;
   link_up_.store(up);
   if (up) {
@@ -347,7 +384,14 @@ void Bridge::log_drops() {
 }
 
 void Bridge::reconcile_subscriptions() {
-  if (dirty_.empty() || !sub_->connected || sub_->ctx() == nullptr) return;
+  if (!sub_->ready || sub_->ctx() == nullptr) return;
+  if (dirty_.empty()) {
+    if (resyncing_) {  // nothing to resubscribe
+      resyncing_ = false;
+      update_link_state();
+    }
+    return;
+  }
   std::vector<const char*> sub_argv{"SUBSCRIBE"}, unsub_argv{"UNSUBSCRIBE"};
   std::vector<size_t> sub_len{9}, unsub_len{11};
   std::vector<std::string> names;  // keeps the prefixed names alive
@@ -373,6 +417,13 @@ void Bridge::reconcile_subscriptions() {
     }
   }
   dirty_.clear();
+  if (resyncing_) {
+    resync_awaiting_ = sub_argv.size() - 1;
+    if (resync_awaiting_ == 0) {
+      resyncing_ = false;
+      update_link_state();
+    }
+  }
   // One command per direction for the whole storm of this iteration.
   auto on_reply = [](redisAsyncContext*, void* r, void* priv) {
     auto* self = static_cast<Bridge*>(priv);
@@ -388,6 +439,11 @@ void Bridge::reconcile_subscriptions() {
     } else if ((k == "subscribe" || k == "unsubscribe") &&
                reply->element[2]->type == REDIS_REPLY_INTEGER) {
       self->redis_subs_.store(static_cast<size_t>(reply->element[2]->integer));
+      if (k == "subscribe" && self->resyncing_ && self->resync_awaiting_ > 0 &&
+          --self->resync_awaiting_ == 0) {
+        self->resyncing_ = false;
+        self->update_link_state();
+      }
     }
   };
   if (sub_argv.size() > 1) {
@@ -432,6 +488,8 @@ void Bridge::on_publish_reply(const void* reply, bool error) {
   } else if (error) {
     metrics_.publish_errors.add(*shard_);
     drop(1, kPublishError);
+  } else {
+    metrics_.published.add(*shard_);  // counted once Redis took it
   }
 }
 
@@ -465,7 +523,6 @@ void Bridge::flush_publications() {
     // when the socket is writable.
     if (redisAsyncCommandArgv(pub_->ctx(), on_reply, this, 3, argv, lens) == REDIS_OK) {
       ++in_flight_;
-      metrics_.published.add(*shard_);
     } else {
       drop(1, kPublishError);
       pending_.fetch_sub(1, std::memory_order_relaxed);

@@ -60,6 +60,7 @@ struct BridgeOptions {
   uint64_t connect_timeout_ns = 3'000'000'000ull;
   uint64_t backoff_min_ns = 100'000'000ull;
   uint64_t backoff_max_ns = 5'000'000'000ull;
+  uint64_t health_timeout_ns = 3'000'000'000ull;  // no PING reply for this long: reconnect
 };
 
 class Bridge {
@@ -93,6 +94,7 @@ class Bridge {
   void on_connected(Link& link);
   void on_ready(Link& link);
   void log_drops();
+  void health_check();
   void on_disconnected(Link& link, const char* why);
   void schedule_reconnect(Link& link);
   void update_link_state();
@@ -125,6 +127,9 @@ class Bridge {
   Buffer scratch_;
   size_t in_flight_ = 0;
   uint64_t drops_unlogged_[4] = {};
+  bool resyncing_ = false;        // subscriber link up, (re)subscriptions not confirmed yet
+  size_t resync_awaiting_ = 0;
+  uint64_t ping_sent_ns_ = 0;     // health check PING in flight since (0: none)
   uint64_t last_drop_log_ns_ = 0;
   bool stopping_ = false;
 };
