@@ -15,8 +15,8 @@ parent/child and links, attributes, events, status, resource, OTLP headers,
 and metric values against the script.
 
 Also: a publication reaching a subscriber that is closing counts it as
-dropped in its fan-out span; the handshake's tracestate (expected failure,
-see the BUG note).
+dropped in its fan-out span; exports answered 503 are retried and nothing is
+lost; the handshake's tracestate (expected failure, see the BUG note).
 
 Run once with OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf and once with
 http/json (two test classes, two ctest entries).
@@ -35,7 +35,8 @@ from telemetry_support import (FLAG_HAS_IS_REMOTE, FLAG_IS_REMOTE, FLAG_SAMPLED,
                                metric_value, random_ids, run_main, tmpdir, traceparent,
                                wstrace_version)
 from wstrace_harness import (OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, AsyncTestCase, RawClient,
-                             WstraceServer, encode_frame, recv_json, wait_until, ws_connect)
+                             WstraceServer, encode_frame, recv_json, upgrade_request, wait_until,
+                             ws_connect)
 
 HEARTBEAT = ("--heartbeat-interval", "250ms", "--client-timeout", "2s")
 
@@ -118,6 +119,7 @@ class Session:
         self.tz, self.pz = random_ids()   # still connected at SIGTERM
         self.flood = 0                    # big publications until the 4429
         self.pings_before_timeout = 0
+        self.rejected_bytes = 0           # the request of the rejected upgrade
         self.z_close = None               # what the SIGTERM client got
         self.z_thread = None
 
@@ -209,6 +211,36 @@ class OtlpSessionMixin:
         [conn] = x.named("websocket.connection", **{"websocket.close.code": 4429})
         self.assertEqual(conn.event_names(), ["websocket.slow_consumer"])
 
+    async def test_export_is_retried_after_503(self):
+        """The receiver answers its first 3 requests 503 (Retry-After: 0):
+        the exporter retries, nothing is lost, retries are counted."""
+        t, p = random_ids()
+        with ExportingServer(self, protocol=self.PROTOCOL, fail_first=3) as es:
+            with RawClient(es.srv.port) as c:
+                c.handshake(headers=[("traceparent", traceparent(t, p))])
+                c.send_json({"type": "Ping", "id": 1})
+                self.assertEqual(c.read_json(), {"type": "Pong", "id": 1})
+                c.send_close(1000)
+                c.read_close()
+            es.srv.wait_stats(lambda st: st["connections"]["active"] == 0, what="closed")
+            wait_until(lambda: es.srv.metrics().value("otel_sdk_exporter_retries_total") >= 3,
+                       what="3 retries")
+            # ... and the refused batches went through in the end.
+            wait_until(lambda: es.srv.metrics().value("otel_sdk_span_exported_total") >= 4,
+                       what="4 spans exported")
+            m = es.srv.metrics()
+            self.assertEqual(m.value("otel_sdk_exporter_retries_total"), 3)
+            self.assertEqual(m.value("otel_sdk_exporter_errors_total"), 0)
+            self.assertEqual(m.value("otel_sdk_span_dropped_total"), 0)
+        x = es.export
+        self.assertEqual(sorted(sp.name for sp in x.spans),
+                         ["websocket.connection", "websocket.message.handle",
+                          "websocket.message.send", "websocket.upgrade"])
+        self.assertEqual(len(x.in_trace(t)), 2)
+        final = x.last_metrics()
+        self.assertEqual(metric_value(final, "otel.sdk.exporter.retries"), 3)
+        self.assertEqual(metric_value(final, "otel.sdk.span.exported"), 4)
+
     # BUG (src/server/tracing.cpp trace_upgrade, src/telemetry/tracer.cpp
     # Tracer::start/record): the handshake's `tracestate` header is parsed
     # into the parent context and then lost -- SpanStart has no trace state
@@ -276,9 +308,10 @@ class OtlpSessionMixin:
 
         # Phase 2, raw clients (synchronous: no asyncio client is open).
         # A rejected upgrade.
+        rejected = [("traceparent", traceparent(s.tr, s.pr))]
         with RawClient(srv.port) as r:
-            r.handshake(path="/nope", expect=404,
-                        headers=[("traceparent", traceparent(s.tr, s.pr))])
+            r.handshake(path="/nope", expect=404, headers=rejected)
+        s.rejected_bytes = len(upgrade_request(srv.port, "/nope", rejected))
 
         # A protocol error: an unmasked frame.
         with RawClient(srv.port) as e:
@@ -675,6 +708,11 @@ class OtlpSessionMixin:
                          sum(c.attr("websocket.messages_sent") for c in conns))
         self.assertEqual(v("websocket.messages.received"),
                          sum(c.attr("websocket.messages_received") for c in conns))
+        self.assertEqual(v("websocket.bytes.sent"),
+                         sum(c.attr("websocket.bytes_sent") for c in conns))
+        # Bytes read include the handshakes, and the rejected one's.
+        self.assertEqual(v("websocket.bytes.received"),
+                         sum(c.attr("websocket.bytes_received") for c in conns) + s.rejected_bytes)
 
         # The SDK's own: every span recorded was exported, none dropped.
         self.assertEqual(v("otel.sdk.span.exported"), len(x.spans))
