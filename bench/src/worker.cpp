@@ -958,13 +958,16 @@ void Worker::publish_tick(uint64_t now) {
       budget = due > c.seq ? due - c.seq : 0;
       if (budget > 10000) budget = 10000;
     } else {
-      // Average delivery progress of this publisher's subscribers, all workers.
-      uint64_t delivered = 0, subs = 0;
+      // Delivery progress of this publisher's subscribers: the average within
+      // each worker, the slowest worker counts (a worker the scheduler left
+      // behind holds the publisher back instead of letting queues grow).
+      uint64_t acked = c.seq;
       for (uint32_t w = 0; w < ctx_.shared.procs; ++w) {
-        delivered += ctx_.shared.delivered_at(w, c.id).load(std::memory_order_relaxed);
-        subs += ctx_.shared.subs_at(w, c.channel).load(std::memory_order_relaxed);
+        const uint64_t subs = ctx_.shared.subs_at(w, c.channel).load(std::memory_order_relaxed);
+        if (subs == 0) continue;
+        const uint64_t got = ctx_.shared.delivered_at(w, c.id).load(std::memory_order_relaxed);
+        acked = std::min(acked, got / subs);
       }
-      const uint64_t acked = subs ? delivered / subs : c.seq;
       const uint64_t in_flight = c.seq > acked ? c.seq - acked : 0;
       budget = in_flight < opt_.window ? opt_.window - in_flight : 0;
     }
