@@ -23,12 +23,13 @@ import unittest
 from telemetry_support import refused_port, rss_bytes, run_main
 from wstrace_harness import OP_TEXT, RawClient, WstraceServer, encode_frame, wait_until
 
-MESSAGES_PER_PHASE = 30000     # per phase, over two connections
+MESSAGES_PER_PHASE = 20000     # per phase, over two connections
 PING_EVERY = 500
 CHANNEL = "queue-test/" + "c" * 100   # long names make each span heavier
 SMALL_QUEUE = 8
 # Generous: allocator slack between two identical phases. A kept span costs
-# far more than 1 KiB, so keeping a phase's ~90k spans would exceed it.
+# about 1 KiB, so keeping a phase's ~60k spans would exceed it (see the
+# control test).
 RSS_BOUND = 24 << 20
 
 
