@@ -6,5 +6,5 @@ if [ ! -x /usr/bin/python3 ]; then
   echo "SKIP: /usr/bin/python3 not installed"
   exit 77
 fi
-cd "$(dirname "$0")" || exit 1
+cd "${0%/*}" || exit 1
 exec /usr/bin/python3 -X faulthandler "$@"
