@@ -409,10 +409,7 @@ void Worker::upgrade(Connection& c, const UpgradeInfo& info) {
   c.state = ConnState::Open;
   trace_upgrade(*this, c, info.request, 101, {});
   c.out.push(pubsub::Frame::make_raw(r.response));
-  if (!c.in_flush_list) {
-    c.in_flush_list = true;
-    flush_list_.push_back(&c);
-  }
+  schedule_flush(c);
   c.last_activity = c.last_ping = wheel_.current();
   net::TimerWheel::cancel(&c.timer);
   schedule_heartbeat(c);
@@ -558,10 +555,7 @@ void Worker::on_close_frame(Connection& c, uint16_t code, std::string_view reaso
     c.close_sent = true;
     c.state = ConnState::Draining;
     wheel_.schedule(&c.timer, wheel_.tick_after(cfg_.close_timeout_ns));
-    if (!c.blocked && !c.in_flush_list) {
-      c.in_flush_list = true;
-      flush_list_.push_back(&c);
-    }
+    schedule_flush(c);
   } else if (c.state == ConnState::Closing) {
     // The client answered our Close: the handshake is complete.
     c.state = ConnState::Draining;
@@ -613,15 +607,8 @@ void Worker::send_frame(Connection& c, pubsub::Frame* f, OutType type) {
     return;
   }
   ++c.stats.messages_sent;
-  c.stats.bytes_sent += f->size();
   node_.metrics.messages_sent.add(shard_, 1, static_cast<uint32_t>(type));
-  node_.metrics.bytes_sent.add(shard_, f->size());
-  c.out.push(f);
-  if (!c.blocked && !c.in_flush_list) {
-    c.in_flush_list = true;
-    flush_list_.push_back(&c);
-  }
-  check_backpressure(c);
+  enqueue(c, f);
 }
 
 void Worker::send_control(Connection& c, pubsub::Frame* f) {
@@ -629,13 +616,14 @@ void Worker::send_control(Connection& c, pubsub::Frame* f) {
     f->unref();
     return;
   }
+  enqueue(c, f);
+}
+
+void Worker::enqueue(Connection& c, pubsub::Frame* f) {
   c.stats.bytes_sent += f->size();
   node_.metrics.bytes_sent.add(shard_, f->size());
   c.out.push(f);
-  if (!c.blocked && !c.in_flush_list) {
-    c.in_flush_list = true;
-    flush_list_.push_back(&c);
-  }
+  schedule_flush(c);
   check_backpressure(c);
 }
 
@@ -715,10 +703,7 @@ void Worker::close(Connection& c, uint16_t code, std::string_view reason, Initia
   c.close_sent = true;
   c.state = wait_for_client ? ConnState::Closing : ConnState::Draining;
   wheel_.schedule(&c.timer, wheel_.tick_after(cfg_.close_timeout_ns));
-  if (!c.blocked && !c.in_flush_list) {
-    c.in_flush_list = true;
-    flush_list_.push_back(&c);
-  }
+  schedule_flush(c);
 }
 
 void Worker::finalize(Connection& c) {
@@ -895,10 +880,7 @@ void Worker::deliver_run(pubsub::Channel& ch, pubsub::Publication* const* pubs, 
         frames[i]->ref();
         c.out.push(frames[i]);
       }
-      if (!c.blocked && !c.in_flush_list) {
-        c.in_flush_list = true;
-        flush_list_.push_back(&c);
-      }
+      schedule_flush(c);
       check_backpressure(c);
     }
     if (window == kLatencyWindow) record_latency();

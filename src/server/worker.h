@@ -106,6 +106,15 @@ class Worker {
   void send_reply(Connection& c, OutType type);  // sends reply_ as a text frame
   void send_error(Connection& c, protocol::ErrorCode code, std::string_view message,
                   const protocol::Id& id);
+  void enqueue(Connection& c, pubsub::Frame* f);  // queue + stats + backpressure check
+  // Flushed at the end of this loop iteration (corking), unless the socket
+  // is full: then EPOLLOUT resumes it.
+  void schedule_flush(Connection& c) {
+    if (!c.blocked && !c.in_flush_list) {
+      c.in_flush_list = true;
+      flush_list_.push_back(&c);
+    }
+  }
   void flush(Connection& c);
   void check_backpressure(Connection& c);
 

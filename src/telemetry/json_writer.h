@@ -9,31 +9,11 @@
 #include <string>
 #include <string_view>
 
+#include "util/json.h"
+
 namespace wstrace::telemetry::json {
 
-inline void append_string(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out.push_back('"');
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          out += "\\u00";
-          out.push_back(kHex[c >> 4]);
-          out.push_back(kHex[c & 0xf]);
-        } else {
-          out.push_back(ch);
-        }
-    }
-  }
-  out.push_back('"');
-}
+inline void append_string(std::string& out, std::string_view s) { ::wstrace::json::append_string(out, s); }
 
 inline void append_uint(std::string& out, uint64_t v) {
   char buf[24];

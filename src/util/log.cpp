@@ -7,6 +7,7 @@
 #include <ctime>
 
 #include "util/clock.h"
+#include "util/json.h"
 
 namespace wstrace::log {
 namespace detail {
@@ -22,28 +23,7 @@ thread_local char t_span[50] = {0};
 constexpr const char* kLevelNames[] = {"trace", "debug", "info", "warn", "error", "off"};
 constexpr const char* kLevelText[] = {"TRACE", "DEBUG", "INFO ", "WARN ", "ERROR", "OFF  "};
 
-void append_json_string(std::string& out, std::string_view s) {
-  out.push_back('"');
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out.push_back(ch);
-        }
-    }
-  }
-  out.push_back('"');
-}
+void append_json_string(std::string& out, std::string_view s) { json::append_string(out, s); }
 
 bool needs_quotes(std::string_view s) {
   if (s.empty()) return true;
