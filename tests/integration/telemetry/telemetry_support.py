@@ -17,6 +17,7 @@ Every wait is on a condition with a deadline; nothing sleeps to synchronise.
 Every process started here is stopped by its pid.
 """
 
+import ctypes
 import json
 import os
 import select
@@ -36,8 +37,7 @@ INTEGRATION = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(INTEGRATION, "python"))
 
 import wstrace_harness  # noqa: E402  (path set just above)
-from wstrace_harness import (IO_TIMEOUT, START_TIMEOUT, STOP_TIMEOUT,  # noqa: E402,F401
-                             _child_setup, wait_until)
+from wstrace_harness import IO_TIMEOUT, START_TIMEOUT, STOP_TIMEOUT, wait_until  # noqa: E402
 
 OTLP_DIR = os.path.join(INTEGRATION, "otlp")
 RECEIVER_JS = os.path.join(OTLP_DIR, "receiver.js")
@@ -50,6 +50,18 @@ STATUS_UNSET, STATUS_OK, STATUS_ERROR = 0, 1, 2
 FLAG_SAMPLED = 0x01
 FLAG_HAS_IS_REMOTE = 0x100
 FLAG_IS_REMOTE = 0x200
+
+
+def _child_setup(_unused=None):
+    """preexec_fn for helper processes: they die with the test process
+    (PR_SET_PDEATHSIG), so a killed test leaves nothing behind."""
+    def setup():
+        try:
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+    return setup
 
 
 # -- prerequisites ------------------------------------------------------------
