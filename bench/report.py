@@ -104,8 +104,9 @@ w(f"- Build: Release, `-O2 -g -DNDEBUG`, {cxx}")
 w(f"- Peers: Node {node_v} with ws {ws_v}; {py_v} with websockets {pyws_v}")
 w("- Server and load generator share the same cores: "
   + ("server pinned to CPU 0, wstrace-bench to CPU 1 (`taskset`)." if args.pin == "1"
-     else "no pinning (the scheduler spreads both over the cores; pinning one core each "
-          "was tried and was worse for wstrace, whose two threads then share one core)."))
+     else "no pinning (the scheduler spreads both over the cores; an early trial with the "
+          "server on one core and the load generator on the other was not better: wstrace's two "
+          "threads then share one core). `bench/run --pin` does that."))
 w("- wstrace runs with `--threads 2` (one per core); Node and Python are single-threaded.")
 busy = [r["result"]["machine_busy_pct"] for r in runs if r["result"] and r["result"].get("machine_busy_pct")]
 w("- The machine is shared with other engineers' builds and tests. Before each run the suite "
@@ -202,14 +203,18 @@ w("")
 # --- fan-out --------------------------------------------------------------------
 w("## Fan-out throughput (64-byte content)")
 w("")
-w("One publisher, all subscribers on one channel; the publisher keeps a window of messages ahead "
-  "of the average delivery progress of its subscribers (`--rate 0 --window W`), so the run is as "
-  "fast as server and clients go without unbounded queues. *CPU/delivery*: server utime+stime "
-  "over the measured window divided by the deliveries in it.")
+w("One publisher, all subscribers on one channel; the publisher keeps a window of 64 messages "
+  "ahead of the delivery progress of its subscribers (`--rate 0 --window 64`; the average per "
+  "load-generator process, the slowest process counting), so the run is as fast as server and "
+  "clients go without unbounded queues. *CPU/delivery*: server utime+stime over the measured "
+  "window divided by the deliveries in it. *per write*: deliveries per write-type syscall of the "
+  "server (`/proc/PID/io` syscw), i.e. how many messages one `writev` carries on average. "
+  "Latency here is queueing inside a saturated system (the window keeps every queue full); see "
+  "the next section for latency.")
 w("")
-w("| scenario | server | deliveries/s | CPU/delivery | p50 | p99 | lost / dup / reordered | busy | vs wstrace |")
-w("|---|---|---|---|---|---|---|---|---|")
-for label, name in (("fanout-1k", "1→1K"), ("fanout-10k", "1→10K")):
+w("| scenario | server | deliveries/s | CPU/delivery | per write | p50 | p99 | lost / dup / reordered | busy | vs wstrace |")
+w("|---|---|---|---|---|---|---|---|---|---|")
+for label, name in (("fanout-1k", "1→1K"), ("fanout-10k", "1→10K"), ("fanout-1k-1KiB", "1→1K, 1 KiB content")):
     base = res(label)
     for k in present:
         r = res(label, k)
@@ -217,7 +222,8 @@ for label, name in (("fanout-1k", "1→1K"), ("fanout-10k", "1→10K")):
             continue
         vs = "" if k == "wstrace" else ratio(base["deliveries_per_s"], r["deliveries_per_s"]) + " faster" if base else ""
         w(f"| {name} ({r['subscribers']} subs) | {NAMES[k]} | {si(r['deliveries_per_s'])} | "
-          f"{r['server_cpu_ns_per_delivery']:.0f} ns | {us(r['latency_p50_us'])} | "
+          f"{r['server_cpu_ns_per_delivery']:.0f} ns | {r.get('deliveries_per_write', 0):.1f} | "
+          f"{us(r['latency_p50_us'])} | "
           f"{us(r['latency_p99_us'])} | {check(r)} | {r['machine_busy_pct']:.0f}% | {vs} |")
 w("")
 
@@ -229,8 +235,8 @@ w("Publish→deliver latency from the CLOCK_MONOTONIC timestamp in each message 
   "(<0.8% bucket error). *publish lag*: how late the paced publisher itself was against its "
   "schedule (coordinated omission made visible).")
 w("")
-w("| rate | server | deliveries/s | p50 | p90 | p99 | p99.9 | max | publish lag p99 | CPU/delivery | busy | check |")
-w("|---|---|---|---|---|---|---|---|---|---|---|---|")
+w("| rate | server | deliveries/s | p50 | p90 | p99 | p99.9 | max | publish lag p99 | CPU/delivery | per write | busy | check |")
+w("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for label, name in (("latency-1m", "1000 subs × 1000 msg/s"), ("latency-100k", "100 subs × 1000 msg/s")):
     for k in present:
         r = res(label, k)
@@ -239,7 +245,8 @@ for label, name in (("latency-1m", "1000 subs × 1000 msg/s"), ("latency-100k", 
         w(f"| {name} | {NAMES[k]} | {si(r['deliveries_per_s'])} | {us(r['latency_p50_us'])} | "
           f"{us(r['latency_p90_us'])} | {us(r['latency_p99_us'])} | {us(r['latency_p999_us'])} | "
           f"{us(r['latency_max_us'])} | {us(r['publish_lag_p99_us'])} | "
-          f"{r['server_cpu_ns_per_delivery']:.0f} ns | {r['machine_busy_pct']:.0f}% | {check(r)} |")
+          f"{r['server_cpu_ns_per_delivery']:.0f} ns | {r.get('deliveries_per_write', 0):.1f} | "
+          f"{r['machine_busy_pct']:.0f}% | {check(r)} |")
 w("")
 w("The peers cannot sustain 1 M deliveries/s on this machine (see their fan-out throughput), so "
   "only wstrace runs that row; 100 K deliveries/s compares all three.")
@@ -254,14 +261,16 @@ w("1→1K as above, but one subscriber stops reading at the end of the warm-up. 
 w("")
 w("| server | deliveries/s with laggard | without | kept | laggard got | laggard closed | close codes | check |")
 w("|---|---|---|---|---|---|---|---|")
-for k in present:
-    r = res("laggard-1k", k)
-    b = res("fanout-1k", k)
+rows = [(k, "laggard-1k", "fanout-1k", "") for k in present]
+rows.append(("wstrace", "laggard-1k-1KiB", "fanout-1k-1KiB", ", 1 KiB content"))
+for k, lab, base_lab, note in rows:
+    r = res(lab, k)
+    b = res(base_lab, k)
     if not r:
         continue
     kept = f"{r['deliveries_per_s'] / b['deliveries_per_s']:.0%}" if b and b["deliveries_per_s"] else "—"
     codes = ", ".join(f"{c}×{n}" for c, n in r["close_codes"].items()) or "—"
-    w(f"| {NAMES[k]} | {si(r['deliveries_per_s'])} | {si(b['deliveries_per_s']) if b else '—'} | {kept} | "
+    w(f"| {NAMES[k]}{note} | {si(r['deliveries_per_s'])} | {si(b['deliveries_per_s']) if b else '—'} | {kept} | "
       f"{r['laggard_received']} | {r['laggard_closed']} | {codes} | {check(r)} |")
 w("")
 
@@ -325,7 +334,9 @@ w("## 100K connections over several wstrace processes")
 w("")
 w("Before Redis clustering, each wstrace process is its own island on its own port (`--threads 1`), "
   "and channel c lives on process c mod P; every connection subscribes to its process's channel "
-  "and one publisher per process broadcasts at a paced 10 msg/s. Per-process figures:")
+  "and one publisher per process broadcasts at a paced 1 msg/s (each message is written to "
+  "~16.7K sockets by one thread, so the last subscriber's latency is at least the time of that "
+  "many writes). Per-process figures:")
 w("")
 if sc:
     n = len(sc["servers"])

@@ -44,6 +44,7 @@ struct ProcSample {
   bool ok = false;
   uint64_t rss = 0;     // bytes
   uint64_t cpu_ns = 0;  // utime + stime, all threads
+  uint64_t syscw = 0;   // write-type syscalls so far (/proc/PID/io)
 };
 
 ProcSample sample_proc(int pid) {
@@ -55,6 +56,10 @@ ProcSample sample_proc(int pid) {
       s.rss = std::strtoull(line.c_str() + 6, nullptr, 10) * 1024;
       s.ok = true;
     }
+  }
+  std::ifstream io("/proc/" + std::to_string(pid) + "/io");
+  while (std::getline(io, line)) {
+    if (line.rfind("syscw:", 0) == 0) s.syscw = std::strtoull(line.c_str() + 6, nullptr, 10);
   }
   std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
   std::string all((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
@@ -543,13 +548,21 @@ void Parent::print_table(const Result& r) const {
     }
     if (s.window_end.ok) cpu += s.window_end.cpu_ns - s.window_start.cpu_ns;
   }
-  if (have_rss && r.connected) {
+  if (have_rss && r.connected && opt_.scenario == Scenario::Connect) {
     std::printf("  %-14s %.0f bytes of server RSS per connection\n", "memory",
                 double(rss_delta) / double(r.connected));
+  }
+  uint64_t writes = 0;
+  for (const ServerStats& s : servers_) {
+    if (s.window_end.ok) writes += s.window_end.syscw - s.window_start.syscw;
   }
   if (cpu && opt_.scenario == Scenario::Fanout && r.deliveries_window) {
     std::printf("  %-14s %.1f ns of server CPU per delivery\n", "server CPU",
                 double(cpu) / double(r.deliveries_window));
+  }
+  if (writes && opt_.scenario == Scenario::Fanout && r.deliveries_window) {
+    std::printf("  %-14s %.2f deliveries per write syscall of the server (%" PRIu64 " writes)\n",
+                "batching", double(r.deliveries_window) / double(writes), writes);
   }
   if (cpu && opt_.scenario == Scenario::Churn && r.cycles) {
     std::printf("  %-14s %.1f us of server CPU per cycle\n", "server CPU",
@@ -635,15 +648,19 @@ void Parent::print_json(const Result& r) const {
   num("handshake_p99_us", double(r.handshake.percentile(0.99)) / 1e3);
   num("publish_lag_p99_us", double(r.publish_lag.percentile(0.99)) / 1e3);
   num("publish_lag_max_us", double(r.publish_lag.max()) / 1e3);
-  uint64_t rss_delta = 0, rss_idle = 0, rss_loaded = 0, rss_end = 0, cpu = 0;
+  uint64_t rss_delta = 0, rss_idle = 0, rss_loaded = 0, rss_end = 0, cpu = 0, writes = 0;
   for (const ServerStats& s : servers_) {
     rss_idle += s.idle.rss;
     rss_loaded += s.loaded.rss;
     rss_end += s.end.rss;
     if (s.loaded.ok && s.loaded.rss > s.idle.rss) rss_delta += s.loaded.rss - s.idle.rss;
     if (s.window_end.ok) cpu += s.window_end.cpu_ns - s.window_start.cpu_ns;
+    if (s.window_end.ok) writes += s.window_end.syscw - s.window_start.syscw;
   }
   num("machine_busy_pct", machine_busy_pct());
+  num("server_write_syscalls", double(writes));
+  num("deliveries_per_write",
+      writes ? double(r.deliveries_window) / double(writes) : 0.0);
   num("server_rss_idle", double(rss_idle));
   num("server_rss_loaded", double(rss_loaded));
   num("server_rss_end", double(rss_end));
