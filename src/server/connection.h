@@ -43,6 +43,7 @@ struct ConnExtra {
   std::string close_reason;                // the reason of the Close frame sent or received
   std::vector<telemetry::Event> events;    // span events (timeouts, errors), kept for the end
   telemetry::SpanId client_parent;         // the handshake traceparent's span, if any
+  std::string trace_state;                 // the handshake's tracestate, if any
   bool upgrade_sampled = false;            // the upgrade span was exported at the time
 };
 

@@ -82,6 +82,7 @@ void trace_upgrade(Worker& w, Connection& c, const http::Request* req, int statu
   telemetry::SpanStart up = tr.start(parent ? &*parent : nullptr, accepted);
   if (tr.will_export(up)) {
     telemetry::SpanData d = tr.record(up, "websocket.upgrade", SpanKind::Server);
+    if (parent) d.trace_state = parent->trace_state;
     d.set("http.request.method", req ? std::string(req->method) : std::string("GET"));
     if (req) d.set("url.path", std::string(req->path));
     d.set("http.response.status_code", static_cast<int64_t>(status));
@@ -105,7 +106,10 @@ void trace_upgrade(Worker& w, Connection& c, const http::Request* req, int statu
   telemetry::SpanContext up_ctx = up.context();
   c.span = tr.start(up.valid() ? &up_ctx : nullptr, now);
   if (!c.span.valid()) c.span.start_unix_ns = now;
-  if (parent) c.ext().client_parent = parent->span_id;
+  if (parent) {
+    c.ext().client_parent = parent->span_id;
+    if (!parent->trace_state.empty()) c.ext().trace_state = parent->trace_state;
+  }
 }
 
 void trace_event(Worker& w, Connection& c, telemetry::Text name, telemetry::Attributes attrs) {
@@ -127,6 +131,7 @@ void trace_connection_end(Worker& w, Connection& c) {
   if (!tr.will_export(c.span, abnormal)) return;
   const uint64_t now = unix_ns();
   telemetry::SpanData d = tr.record(c.span, "websocket.connection", SpanKind::Server);
+  if (c.extra) d.trace_state = c.extra->trace_state;
   d.set("websocket.connection_id", std::to_string(c.id));
   set_peer(d, c);
   if (c.extra && !c.extra->user_id.empty()) d.set("user.id", c.extra->user_id);
@@ -160,6 +165,7 @@ void trace_connection_end(Worker& w, Connection& c) {
     up.trace_flags = c.span.trace_flags;
     if (up.span_id.valid()) {
       telemetry::SpanData u = tr.record(up, "websocket.upgrade", SpanKind::Server);
+      if (c.extra) u.trace_state = c.extra->trace_state;
       u.set("http.response.status_code", static_cast<int64_t>(101));
       u.set("websocket.connection_id", std::to_string(c.id));
       set_peer(u, c);

@@ -415,6 +415,7 @@ void Worker::upgrade(Connection& c, const UpgradeInfo& info) {
   schedule_heartbeat(c);
   node_.metrics.connections.add(shard_, 1, static_cast<uint32_t>(ConnOutcome::Accepted));
   node_.metrics.connections_active.add(shard_, 1);
+  auto scope = conn_log_scope(c);
   WS_LOG(Debug, "connection open", {"id", c.id}, {"peer", c.peer.to_string()},
          {"worker", index_}, {"deflate", c.deflate});
   if (!auth_error.empty()) {
@@ -439,10 +440,9 @@ void Worker::on_text(Connection& c, uint8_t* data, size_t len) {
   }
   node_.metrics.messages_received.add(shard_, 1, static_cast<uint32_t>(m.type));
   if (traced) handle_ = begin_handle(*this, m.traceparent, start);
+  // Lines logged while the message is handled carry its trace and span ids.
   std::optional<log::ScopedLogSpan> log_span;
-  if (handle_.sampled() && log::enabled(log::Level::Debug)) {
-    log_span.emplace(handle_.trace_id.bytes.data(), handle_.span_id.bytes.data());
-  }
+  if (handle_.sampled()) log_span.emplace(handle_.trace_id.bytes.data(), handle_.span_id.bytes.data());
   protocol::ErrorCode error{};
   bool failed = handle_message(c, m, error);
   if (traced) {
@@ -550,8 +550,8 @@ void Worker::on_close_frame(Connection& c, uint16_t code, std::string_view reaso
     c.initiator = Initiator::Client;
     c.close_code = code;
     if (!reason.empty()) c.ext().close_reason = std::string(reason);
-    c.out.push(make_close_frame(code == ws::close_code::kNoStatus ? ws::close_code::kNormal : code,
-                                {}));
+    push_close(c, make_close_frame(code == ws::close_code::kNoStatus ? ws::close_code::kNormal : code,
+                                   {}));
     c.close_sent = true;
     c.state = ConnState::Draining;
     wheel_.schedule(&c.timer, wheel_.tick_after(cfg_.close_timeout_ns));
@@ -570,6 +570,7 @@ void Worker::on_protocol_error(Connection& c, ws::Error e) {
   if (e == ws::Error::MessageTooBig) kind = ErrorKind::MessageTooBig;
   if (e == ws::Error::CompressionError) kind = ErrorKind::Compression;
   node_.metrics.errors.add(shard_, 1, static_cast<uint32_t>(kind));
+  auto scope = conn_log_scope(c);
   WS_LOG(Debug, "protocol error", {"id", c.id}, {"error", ws::describe(e)});
   trace_event(*this, c, "websocket.protocol_error",
               {{"error.type", std::string(ws::error_kind(e))},
@@ -617,6 +618,18 @@ void Worker::send_control(Connection& c, pubsub::Frame* f) {
     return;
   }
   enqueue(c, f);
+}
+
+void Worker::push_close(Connection& c, pubsub::Frame* f) {
+  // Past --max-backpressure too: the Close is the last frame the client gets.
+  c.stats.bytes_sent += f->size();
+  node_.metrics.bytes_sent.add(shard_, f->size());
+  c.out.push(f);
+}
+
+log::ScopedLogSpan Worker::conn_log_scope(const Connection& c) {
+  if (!c.span.sampled() || log::span_current()) return log::ScopedLogSpan();
+  return log::ScopedLogSpan(c.span.trace_id.bytes.data(), c.span.span_id.bytes.data());
 }
 
 void Worker::enqueue(Connection& c, pubsub::Frame* f) {
@@ -676,6 +689,7 @@ void Worker::check_backpressure(Connection& c) {
   node_.metrics.messages_dropped.add(shard_, dropped,
                                      static_cast<uint32_t>(DropReason::SlowConsumer));
   node_.metrics.slow_consumer_disconnects.add(shard_, 1);
+  auto scope = conn_log_scope(c);
   WS_LOG(Info, "slow consumer disconnected", {"id", c.id}, {"peer", c.peer.to_string()},
          {"dropped_frames", dropped});
   trace_event(*this, c, "websocket.slow_consumer",
@@ -699,7 +713,7 @@ void Worker::close(Connection& c, uint16_t code, std::string_view reason, Initia
   c.close_code = code;
   c.initiator = who;
   c.ext().close_reason = std::string(reason);
-  c.out.push(make_close_frame(code, reason));
+  push_close(c, make_close_frame(code, reason));
   c.close_sent = true;
   c.state = wait_for_client ? ConnState::Closing : ConnState::Draining;
   wheel_.schedule(&c.timer, wheel_.tick_after(cfg_.close_timeout_ns));
@@ -722,6 +736,7 @@ void Worker::finalize(Connection& c) {
     const double seconds = static_cast<double>(unix_ns() - c.span.start_unix_ns) / 1e9;
     node_.metrics.connection_duration.record(shard_, seconds);
     trace_connection_end(*this, c);
+    auto scope = conn_log_scope(c);
     WS_LOG(Debug, "connection closed", {"id", c.id}, {"code", c.close_code},
            {"initiator", initiator_name(c.initiator)}, {"seconds", seconds},
            {"messages_received", c.stats.messages_received},
@@ -964,6 +979,7 @@ void Worker::on_timer(Connection& c) {
   const uint32_t now = wheel_.current();
   if (timeout_ticks_ > 0 && static_cast<int32_t>(now - c.last_activity) >= static_cast<int32_t>(timeout_ticks_)) {
     node_.metrics.heartbeat_timeouts.add(shard_, 1);
+    auto scope = conn_log_scope(c);
     WS_LOG(Debug, "heartbeat timeout", {"id", c.id}, {"peer", c.peer.to_string()});
     trace_event(*this, c, "websocket.heartbeat_timeout",
                 {{"websocket.silent_ms", static_cast<double>(now - c.last_activity) *

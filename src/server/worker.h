@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -23,6 +24,7 @@
 #include "server/channel_metrics.h"
 #include "server/connection.h"
 #include "server/node.h"
+#include "util/log.h"
 #include "util/slab_pool.h"
 
 namespace wstrace::server {
@@ -107,6 +109,10 @@ class Worker {
   void send_error(Connection& c, protocol::ErrorCode code, std::string_view message,
                   const protocol::Id& id);
   void enqueue(Connection& c, pubsub::Frame* f);  // queue + stats + backpressure check
+  void push_close(Connection& c, pubsub::Frame* f);
+  // Log lines about a connection carry its span's ids (unless a message span
+  // is current: then theirs).
+  static log::ScopedLogSpan conn_log_scope(const Connection& c);
   // Flushed at the end of this loop iteration (corking), unless the socket
   // is full: then EPOLLOUT resumes it.
   void schedule_flush(Connection& c) {

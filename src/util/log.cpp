@@ -168,7 +168,13 @@ void write(Level level, std::string_view msg, std::initializer_list<Field> field
   }
 }
 
+bool span_current() { return t_span[0] != 0; }
+
 ScopedLogSpan::ScopedLogSpan(const uint8_t trace_id[16], const uint8_t span_id[8]) {
+  if (trace_id == nullptr || span_id == nullptr) {
+    active_ = false;
+    return;
+  }
   std::memcpy(saved_, t_span, sizeof saved_);
   static constexpr char kHex[] = "0123456789abcdef";
   for (int i = 0; i < 16; ++i) {
@@ -183,6 +189,8 @@ ScopedLogSpan::ScopedLogSpan(const uint8_t trace_id[16], const uint8_t span_id[8
   t_span[49] = 0;
 }
 
-ScopedLogSpan::~ScopedLogSpan() { std::memcpy(t_span, saved_, sizeof saved_); }
+ScopedLogSpan::~ScopedLogSpan() {
+  if (active_) std::memcpy(t_span, saved_, sizeof saved_);
+}
 
 }  // namespace wstrace::log

@@ -59,16 +59,22 @@ void write(Level level, std::string_view msg, std::initializer_list<Field> field
 std::string format_line(Format format, Level level, std::string_view msg,
                         std::initializer_list<Field> fields, uint64_t unix_ns);
 
+// Whether a span is current for logging on this thread.
+bool span_current();
+
 // While alive, log lines from this thread carry the given trace and span id.
+// Null ids: does nothing.
 class ScopedLogSpan {
  public:
   ScopedLogSpan(const uint8_t trace_id[16], const uint8_t span_id[8]);
+  ScopedLogSpan() : active_(false) {}
   ~ScopedLogSpan();
   ScopedLogSpan(const ScopedLogSpan&) = delete;
   ScopedLogSpan& operator=(const ScopedLogSpan&) = delete;
 
  private:
   char saved_[50];
+  bool active_ = true;
 };
 
 namespace detail {

@@ -165,21 +165,21 @@ class ApiTraces(unittest.TestCase):
             self.assertTrue(handles)
             self.assertEqual(line.get("trace_id"), tl, line)
             self.assertIn(line.get("span_id"), handles, line)
+            # Lines outside any span carry no ids; lines about one connection
+            # carry that connection's span.
+            conns = {s["span_id"]: s["trace_id"] for s in api_traces(srv, "?limit=1000")
+                     if s["name"] == "websocket.connection"}
             for j in srv.log_lines():
-                if j.get("msg") in ("wstrace listening", "connection open", "telemetry configured"):
+                if j.get("msg") in ("wstrace listening", "telemetry configured"):
                     self.assertNotIn("trace_id", j, j)
                     self.assertNotIn("span_id", j, j)
+                if j.get("msg") in ("connection open", "connection closed") and level == "debug":
+                    self.assertEqual(conns.get(j.get("span_id")), j.get("trace_id"), j)
 
     def test_log_line_inside_a_span_carries_its_ids(self):
         self.check_log_line_carries_span("debug")
 
-    # BUG (worker.cpp, Worker::on_text): the handle span is made current for
-    # logging only when the debug level is enabled
-    # (`log::enabled(log::Level::Debug)`), so at the default level (info) an
-    # Info/Warn line written inside a span -- here "slow consumer
-    # disconnected" -- carries no trace_id/span_id. Issue 3 point 8: "a line
-    # written inside a span carries its trace_id and span_id".
-    @unittest.expectedFailure
+    # Issue 3 point 8 at the default level (this once worked only at debug).
     def test_log_line_inside_a_span_carries_its_ids_at_info_level(self):
         self.check_log_line_carries_span("info")
 

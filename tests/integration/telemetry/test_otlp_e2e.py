@@ -241,14 +241,8 @@ class OtlpSessionMixin:
         self.assertEqual(metric_value(final, "otel.sdk.exporter.retries"), 3)
         self.assertEqual(metric_value(final, "otel.sdk.span.exported"), 4)
 
-    # BUG (src/server/tracing.cpp trace_upgrade, src/telemetry/tracer.cpp
-    # Tracer::start/record): the handshake's `tracestate` header is parsed
-    # into the parent context and then lost -- SpanStart has no trace state
-    # and Tracer::record never sets SpanData::trace_state -- so the exported
-    # websocket.upgrade (child of the remote parent) and websocket.connection
-    # carry no traceState. W3C Trace Context / OpenTelemetry: a span started
-    # from a parent inherits the parent's tracestate (Span.trace_state in OTLP).
-    @unittest.expectedFailure
+    # A span started from a remote parent keeps the parent's tracestate
+    # (W3C Trace Context; Span.trace_state in OTLP).
     def test_handshake_tracestate_is_propagated(self):
         t, p = random_ids()
         with ExportingServer(self, protocol=self.PROTOCOL) as es:
