@@ -46,9 +46,18 @@ void append_id(Buffer& out, const Id& id) {
     case Id::Kind::Uint:
       r = std::to_chars(buf, buf + sizeof buf, id.u);
       break;
-    case Id::Kind::Double:
+    case Id::Kind::Double: {
       r = std::to_chars(buf, buf + sizeof buf, id.d);
+      // The shortest form of a whole double may have no '.' or exponent
+      // (9.8e20 -> "984467440737095122944"): keep it a floating-point literal,
+      // or parsers read it as an integer (and reject one past 2^64).
+      std::string_view text(buf, static_cast<size_t>(r.ptr - buf));
+      if (text.find_first_of(".e") == std::string_view::npos) {
+        *r.ptr++ = '.';
+        *r.ptr++ = '0';
+      }
       break;
+    }
     case Id::Kind::None:
       return;
   }
