@@ -111,7 +111,8 @@ TEST_F(ProtocolTest, IdEchoRoundTrip) {
   // Whatever id came in goes back out as the same JSON value.
   for (const char* id : {R"("abc")", R"("with \"quotes\" and \\ and \u0001")", "0", "-1",
                          "9223372036854775807", "-9223372036854775808", "18446744073709551615",
-                         "0.5", "-2.25e-7", "1e300", "123456789.125"}) {
+                         "0.5", "-2.25e-7", "1e300", "123456789.125", "5.0", "-0.0", "1e20",
+                         "98446744073709516e4", "1.2345678901234567e20"}) {
     std::string in = std::string(R"({"type":"Ping","id":)") + id + "}";
     ASSERT_TRUE(parse(in)) << in;
     std::string out = encoded(encode_pong, msg_.id);
@@ -283,6 +284,11 @@ TEST(Encoders, ExactBytes) {
   EXPECT_EQ(encoded(encode_pong, i), R"({"type":"Pong","id":-5})");
   EXPECT_EQ(encoded(encode_pong, u), R"({"type":"Pong","id":18446744073709551615})");
   EXPECT_EQ(encoded(encode_pong, d), R"({"type":"Pong","id":0.25})");
+  // A whole double stays a floating-point literal.
+  Id whole{Id::Kind::Double, {}, 0, 0, 5.0};
+  EXPECT_EQ(encoded(encode_pong, whole), R"({"type":"Pong","id":5.0})");
+  Id big{Id::Kind::Double, {}, 0, 0, 9.8446744073709516e20};
+  EXPECT_EQ(encoded(encode_pong, big), R"({"type":"Pong","id":984467440737095122944.0})");
   Buffer b;
   encode_subscribed(b, "room:1", none);
   EXPECT_EQ(b.view(), R"({"type":"Subscribed","channel":"room:1"})");
