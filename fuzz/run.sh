@@ -15,6 +15,9 @@ shift || true
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${BUILD_DIR:-$repo/build-fuzz}"
 export CC="${CC:-clang-14}" CXX="${CXX:-clang++-14}"
+# The fuzz build compiles UBSan in recover mode: make every report fatal so
+# libFuzzer keeps the input and the run fails.
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
 
 cmake -S "$repo" -B "$build" -G Ninja -DWSTRACE_FUZZ=ON -DWSTRACE_TESTS=OFF >/dev/null
 if [ "$#" -gt 0 ]; then
@@ -43,7 +46,7 @@ for t in "${targets[@]}"; do
     grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -1 || true
   else
     echo "!! $t failed; log: $log" >&2
-    grep -E 'ERROR|SUMMARY|check failed|Test unit written' "$log" | head -20 >&2 || tail -20 "$log" >&2
+    grep -E 'ERROR|SUMMARY|runtime error|check failed|Test unit written' "$log" | head -20 >&2 || tail -20 "$log" >&2
     failed+=("$t")
   fi
 done
