@@ -162,6 +162,15 @@ class Parent {
   uint64_t connect_elapsed_ns_ = 0;
   bool timed_out_ = false;
   MachineSample machine_start_, machine_end_;
+  uint64_t bench_start_ns_ = 0, bench_end_ns_ = 0;  // workers' CPU at the window's ends
+  // CPU time of everything else on the machine during the window, in cores.
+  double other_cores(uint64_t server_cpu_ns) const {
+    if (!window_ns_ || machine_end_.total == 0) return 0.0;
+    const double tick_ns = 1e9 / double(sysconf(_SC_CLK_TCK));
+    const double busy_ns = double(machine_end_.busy - machine_start_.busy) * tick_ns;
+    const double other = busy_ns - double(server_cpu_ns) - double(bench_end_ns_ - bench_start_ns_);
+    return other > 0 ? other / double(window_ns_) : 0.0;
+  }
 };
 
 bool Parent::spawn() {
@@ -344,8 +353,19 @@ void Parent::broadcast(Kind kind, const std::vector<uint64_t>& values) {
 
 void Parent::sample(ProcSample ServerStats::*field) {
   for (ServerStats& s : servers_) s.*field = sample_proc(s.pid);
-  if (field == &ServerStats::window_start) machine_start_ = sample_machine();
-  if (field == &ServerStats::window_end) machine_end_ = sample_machine();
+  if (field == &ServerStats::window_start || field == &ServerStats::window_end) {
+    uint64_t bench = 0;
+    for (const Child& c : children_) {
+      if (c.pid > 0) bench += sample_proc(c.pid).cpu_ns;
+    }
+    if (field == &ServerStats::window_start) {
+      machine_start_ = sample_machine();
+      bench_start_ns_ = bench;
+    } else {
+      machine_end_ = sample_machine();
+      bench_end_ns_ = bench;
+    }
+  }
 }
 
 void Parent::kill_children() {
@@ -570,9 +590,11 @@ void Parent::print_table(const Result& r) const {
   }
   std::printf("  %-14s %s CPU in the workers\n", "bench", dur(r.bench_cpu_ns).c_str());
   if (machine_end_.total) {
-    std::printf("  %-14s %.0f%% of all CPUs busy during the window (server, bench and anything "
-                "else)\n",
-                "machine", machine_busy_pct());
+    std::printf("  %-14s %.0f%% of all CPUs busy during the window; server %.2f cores, bench "
+                "%.2f cores, other processes %.2f cores\n",
+                "machine", machine_busy_pct(), window_ns_ ? double(cpu) / double(window_ns_) : 0.0,
+                window_ns_ ? double(bench_end_ns_ - bench_start_ns_) / double(window_ns_) : 0.0,
+                other_cores(cpu));
   }
   for (auto& [code, n] : r.close_codes) {
     std::printf("  %-14s %" PRIu64 " x %" PRIu64 "\n", "close code", n, code);
@@ -658,6 +680,8 @@ void Parent::print_json(const Result& r) const {
     if (s.window_end.ok) writes += s.window_end.syscw - s.window_start.syscw;
   }
   num("machine_busy_pct", machine_busy_pct());
+  num("bench_cpu_window_ns", double(bench_end_ns_ - bench_start_ns_));
+  num("other_cores", other_cores(cpu));
   num("server_write_syscalls", double(writes));
   num("deliveries_per_write",
       writes ? double(r.deliveries_window) / double(writes) : 0.0);
