@@ -111,8 +111,9 @@ w("- wstrace runs with `--threads 2` (one per core); Node and Python are single-
 busy = [r["result"]["machine_busy_pct"] for r in runs if r["result"] and r["result"].get("machine_busy_pct")]
 w("- The machine is shared with other engineers' builds and tests. Before each run the suite "
   "waits (bounded) for it to be ≥80% idle, and each fan-out run records how busy all CPUs were "
-  "during its window (column *busy*): 100% means the two cores were saturated, by the run or by "
-  "something else.")
+  "during its window (column *busy*: 100% = both cores saturated) and how much of it was neither "
+  "the server nor wstrace-bench (column *other load*, in cores: /proc/stat busy time minus the "
+  "server's and the workers' CPU). Runs with other load above ~0.1 core are contaminated.")
 w("")
 
 # --- summary against targets --------------------------------------------------
@@ -212,8 +213,8 @@ w("One publisher, all subscribers on one channel; the publisher keeps a window o
   "Latency here is queueing inside a saturated system (the window keeps every queue full); see "
   "the next section for latency.")
 w("")
-w("| scenario | server | deliveries/s | CPU/delivery | per write | p50 | p99 | lost / dup / reordered | busy | vs wstrace |")
-w("|---|---|---|---|---|---|---|---|---|---|")
+w("| scenario | server | deliveries/s | CPU/delivery | per write | p50 | p99 | lost / dup / reordered | busy | other load | vs wstrace |")
+w("|---|---|---|---|---|---|---|---|---|---|---|")
 for label, name in (("fanout-1k", "1→1K"), ("fanout-10k", "1→10K"), ("fanout-1k-1KiB", "1→1K, 1 KiB content")):
     base = res(label)
     for k in present:
@@ -224,7 +225,8 @@ for label, name in (("fanout-1k", "1→1K"), ("fanout-10k", "1→10K"), ("fanout
         w(f"| {name} ({r['subscribers']} subs) | {NAMES[k]} | {si(r['deliveries_per_s'])} | "
           f"{r['server_cpu_ns_per_delivery']:.0f} ns | {r.get('deliveries_per_write', 0):.1f} | "
           f"{us(r['latency_p50_us'])} | "
-          f"{us(r['latency_p99_us'])} | {check(r)} | {r['machine_busy_pct']:.0f}% | {vs} |")
+          f"{us(r['latency_p99_us'])} | {check(r)} | {r['machine_busy_pct']:.0f}% | "
+          f"{r.get('other_cores', 0):.2f} | {vs} |")
 w("")
 
 # --- latency --------------------------------------------------------------------
@@ -235,8 +237,8 @@ w("Publish→deliver latency from the CLOCK_MONOTONIC timestamp in each message 
   "(<0.8% bucket error). *publish lag*: how late the paced publisher itself was against its "
   "schedule (coordinated omission made visible).")
 w("")
-w("| rate | server | deliveries/s | p50 | p90 | p99 | p99.9 | max | publish lag p99 | CPU/delivery | per write | busy | check |")
-w("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+w("| rate | server | deliveries/s | p50 | p90 | p99 | p99.9 | max | publish lag p99 | CPU/delivery | per write | busy | other load | check |")
+w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for label, name in (("latency-1m", "1000 subs × 1000 msg/s"), ("latency-100k", "100 subs × 1000 msg/s")):
     for k in present:
         r = res(label, k)
@@ -246,7 +248,7 @@ for label, name in (("latency-1m", "1000 subs × 1000 msg/s"), ("latency-100k", 
           f"{us(r['latency_p90_us'])} | {us(r['latency_p99_us'])} | {us(r['latency_p999_us'])} | "
           f"{us(r['latency_max_us'])} | {us(r['publish_lag_p99_us'])} | "
           f"{r['server_cpu_ns_per_delivery']:.0f} ns | {r.get('deliveries_per_write', 0):.1f} | "
-          f"{r['machine_busy_pct']:.0f}% | {check(r)} |")
+          f"{r['machine_busy_pct']:.0f}% | {r.get('other_cores', 0):.2f} | {check(r)} |")
 w("")
 w("The peers cannot sustain 1 M deliveries/s on this machine (see their fan-out throughput), so "
   "only wstrace runs that row; 100 K deliveries/s compares all three.")
