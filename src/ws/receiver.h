@@ -8,7 +8,10 @@
 // feed() consumes whole frames only; the owner keeps the unconsumed tail and
 // feeds it again with more bytes appended (`pending` tells how large that
 // frame is once its header has arrived, 0 before). Payloads are unmasked in
-// place, so `data` must be writable. The handler is a template parameter
+// place, so `data` must be writable. Text is checked as it arrives: a byte
+// that cannot be UTF-8 fails the connection even before its frame is
+// complete (the part of a frame already checked is remembered between
+// calls, relying on the tail being fed again). The handler is a template parameter
 // (inlined, no virtual calls) with these members:
 //
 //   void on_message(Opcode op, uint8_t* data, size_t len); // Text (valid UTF-8) or Binary
@@ -26,6 +29,8 @@
 // The handler must not destroy the receiver from inside a callback.
 #pragma once
 
+#include <algorithm>
+#include <cstring>
 #include <memory>
 #include <string_view>
 
@@ -62,6 +67,7 @@ class Receiver {
   template <class H>
   bool deliver(uint8_t opcode, bool compressed, bool utf8_checked, uint8_t* data, size_t len,
                H& h);
+  bool check_incomplete_text(const FrameHeader& fh, const uint8_t* payload, size_t avail);
   template <class H>
   bool fail(Error e, H& h) {
     done_ = true;
@@ -70,9 +76,46 @@ class Receiver {
     return false;
   }
 
+  // How far into the incomplete text frame at the head of the tail the
+  // UTF-8 check has got (frames arrive in pieces, and are fed again).
+  struct Partial {
+    uint64_t checked = 0;
+    uint64_t size = 0;
+    uint8_t mask[4] = {0, 0, 0, 0};
+    Utf8Validator utf8;
+    bool active = false;
+  };
+
   std::unique_ptr<Assembly> assembly_;
+  Partial partial_;
   bool done_ = false;
 };
+
+inline bool Receiver::check_incomplete_text(const FrameHeader& fh, const uint8_t* payload,
+                                            size_t avail) {
+  const bool text = (fh.opcode == 0x1 && !fh.rsv1) ||
+                    (fh.opcode == 0x0 && assembly_ && assembly_->opcode == 0x1 &&
+                     !assembly_->compressed);
+  if (!text) return true;
+  if (!partial_.active || partial_.size != fh.payload_size ||
+      std::memcmp(partial_.mask, fh.mask, 4) != 0) {
+    partial_.active = true;
+    partial_.checked = 0;
+    partial_.size = fh.payload_size;
+    std::memcpy(partial_.mask, fh.mask, 4);
+    partial_.utf8 = fh.opcode == 0x0 ? assembly_->utf8 : Utf8Validator{};
+  }
+  // Unmask a copy: the bytes stay masked in the tail the owner feeds again.
+  uint8_t chunk[512];
+  while (partial_.checked < avail) {
+    const size_t n = std::min<size_t>(sizeof chunk, avail - partial_.checked);
+    std::memcpy(chunk, payload + partial_.checked, n);
+    apply_mask(chunk, n, fh.mask, static_cast<size_t>(partial_.checked));
+    if (!partial_.utf8.feed(chunk, n)) return false;
+    partial_.checked += n;
+  }
+  return true;
+}
 
 template <class H>
 Error Receiver::check_header(const FrameHeader& fh, H& h) const {
@@ -121,9 +164,14 @@ size_t Receiver::feed(uint8_t* data, size_t len, H& h, uint64_t& pending) {
     }
     uint64_t frame_size = fh.header_size + fh.payload_size;
     if (len - pos < frame_size) {
+      if (!check_incomplete_text(fh, data + pos + fh.header_size, len - pos - fh.header_size)) {
+        fail(Error::InvalidUtf8, h);
+        break;
+      }
       pending = frame_size;
       break;
     }
+    partial_.active = false;
     uint8_t* payload = data + pos + fh.header_size;
     apply_mask(payload, static_cast<size_t>(fh.payload_size), fh.mask);
     pos += static_cast<size_t>(frame_size);
