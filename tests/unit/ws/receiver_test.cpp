@@ -356,6 +356,51 @@ TEST(Receiver, InvalidUtf8FailsAtTheFirstBadFragment) {
   EXPECT_EQ(h.events, Events{fail_ev(Error::InvalidUtf8)});
 }
 
+// Autobahn 6.4.3/6.4.4: a frame whose bytes arrive in pieces fails at the
+// piece with the bad byte, not when the whole frame is in.
+TEST(Receiver, InvalidUtf8FailsBeforeItsFrameIsComplete) {
+  std::string payload(1000, 'a');
+  payload[10] = '\xFF';
+  for (uint8_t b0 : {uint8_t{0x81}, uint8_t{0x01}}) {  // unfragmented, and a first fragment
+    Recorder h;
+    Receiver r;
+    std::string f = client_frame(b0, payload);
+    feed_chunks(r, h, f.substr(0, 8 + 11), {8, 12});  // header, then up to the bad byte
+    EXPECT_EQ(h.events, Events{fail_ev(Error::InvalidUtf8)}) << int{b0};
+    EXPECT_TRUE(r.done());
+  }
+  // In a continuation frame, with the character state carried from the
+  // previous fragment: "\xE2" then "\x82" then "A" (not a continuation byte).
+  Recorder h;
+  Receiver r;
+  std::string s = client_frame(0x01, "ok \xE2") + client_frame(0x80, "\x82" "A" + std::string(500, 'z'));
+  const size_t second = client_frame(0x01, "ok \xE2").size();
+  feed_chunks(r, h, s.substr(0, second + 8 + 2), {second + 8 + 1});
+  EXPECT_EQ(h.events, Events{fail_ev(Error::InvalidUtf8)});
+}
+
+TEST(Receiver, TextArrivingInPiecesIsNotFailedEarly) {
+  // Valid text split inside multi-byte characters, one byte at a time.
+  std::string text_payload;
+  for (int i = 0; i < 3000; ++i) text_payload += (i % 3 == 0) ? "\xE2\x82\xAC" : (i % 3 == 1) ? "\xF0\x9F\x98\x80" : "x";
+  std::string s = text(text_payload) + client_frame(0x01, text_payload) + ping("p") +
+                  client_frame(0x80, text_payload);
+  std::vector<size_t> cuts;
+  for (size_t i = 1; i < s.size(); ++i) cuts.push_back(i);
+  Recorder h;
+  Receiver r;
+  feed_chunks(r, h, s, cuts);
+  EXPECT_EQ(h.events, (Events{text_msg(text_payload), ping_ev("p"),
+                              text_msg(text_payload + text_payload)}));
+  // Binary and compressed frames are not looked at before they are complete.
+  std::string junk(300, '\xFF');
+  Recorder hb;
+  Receiver rb;
+  std::string bs = binary(junk);
+  feed_chunks(rb, hb, bs, {20, 100});
+  EXPECT_EQ(hb.events, Events{msg(Opcode::Binary, junk)});
+}
+
 TEST(Receiver, BinaryIsNotUtf8Checked) {
   std::string junk = "\xFF\xFE\xC0\x80\xED\xA0\x80";
   EXPECT_EQ(run(binary(junk)), Events{msg(Opcode::Binary, junk)});
