@@ -76,18 +76,13 @@ class Receiver {
     return false;
   }
 
-  // How far into the incomplete text frame at the head of the tail the
-  // UTF-8 check has got (frames arrive in pieces, and are fed again).
-  struct Partial {
-    uint64_t checked = 0;
-    uint64_t size = 0;
-    uint8_t mask[4] = {0, 0, 0, 0};
-    Utf8Validator utf8;
-    bool active = false;
-  };
-
   std::unique_ptr<Assembly> assembly_;
-  Partial partial_;
+  // How far the UTF-8 check has got into the incomplete text frame at the
+  // head of the tail (it is fed again with more bytes). Kept within the
+  // padding after assembly_: a Receiver is part of every idle connection.
+  uint32_t partial_checked_ = 0;
+  Utf8Validator partial_utf8_;
+  bool partial_active_ = false;
   bool done_ = false;
 };
 
@@ -96,23 +91,20 @@ inline bool Receiver::check_incomplete_text(const FrameHeader& fh, const uint8_t
   const bool text = (fh.opcode == 0x1 && !fh.rsv1) ||
                     (fh.opcode == 0x0 && assembly_ && assembly_->opcode == 0x1 &&
                      !assembly_->compressed);
-  if (!text) return true;
-  if (!partial_.active || partial_.size != fh.payload_size ||
-      std::memcmp(partial_.mask, fh.mask, 4) != 0) {
-    partial_.active = true;
-    partial_.checked = 0;
-    partial_.size = fh.payload_size;
-    std::memcpy(partial_.mask, fh.mask, 4);
-    partial_.utf8 = fh.opcode == 0x0 ? assembly_->utf8 : Utf8Validator{};
+  if (!text || fh.payload_size > UINT32_MAX) return true;
+  if (!partial_active_) {
+    partial_active_ = true;
+    partial_checked_ = 0;
+    partial_utf8_ = fh.opcode == 0x0 ? assembly_->utf8 : Utf8Validator{};
   }
   // Unmask a copy: the bytes stay masked in the tail the owner feeds again.
   uint8_t chunk[512];
-  while (partial_.checked < avail) {
-    const size_t n = std::min<size_t>(sizeof chunk, avail - partial_.checked);
-    std::memcpy(chunk, payload + partial_.checked, n);
-    apply_mask(chunk, n, fh.mask, static_cast<size_t>(partial_.checked));
-    if (!partial_.utf8.feed(chunk, n)) return false;
-    partial_.checked += n;
+  while (partial_checked_ < avail) {
+    const size_t n = std::min<size_t>(sizeof chunk, avail - partial_checked_);
+    std::memcpy(chunk, payload + partial_checked_, n);
+    apply_mask(chunk, n, fh.mask, partial_checked_);
+    if (!partial_utf8_.feed(chunk, n)) return false;
+    partial_checked_ += static_cast<uint32_t>(n);
   }
   return true;
 }
@@ -171,7 +163,7 @@ size_t Receiver::feed(uint8_t* data, size_t len, H& h, uint64_t& pending) {
       pending = frame_size;
       break;
     }
-    partial_.active = false;
+    partial_active_ = false;
     uint8_t* payload = data + pos + fh.header_size;
     apply_mask(payload, static_cast<size_t>(fh.payload_size), fh.mask);
     pos += static_cast<size_t>(frame_size);
