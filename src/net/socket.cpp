@@ -15,14 +15,21 @@ namespace wstrace::net {
 std::optional<Address> Address::parse(std::string_view text, std::string* error) {
   std::string host;
   std::string port;
+  if (text.find('\0') != std::string_view::npos) {
+    if (error) *error = "address contains a NUL byte";
+    return std::nullopt;
+  }
+  bool bracketed = false;
   if (!text.empty() && text.front() == '[') {
     size_t close = text.find(']');
-    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':' ||
+        close == 1) {
       if (error) *error = "expected [ipv6]:port";
       return std::nullopt;
     }
     host = std::string(text.substr(1, close - 1));
     port = std::string(text.substr(close + 2));
+    bracketed = true;
   } else {
     size_t colon = text.rfind(':');
     if (colon == std::string_view::npos) {
@@ -43,6 +50,17 @@ std::optional<Address> Address::parse(std::string_view text, std::string* error)
   uint16_t p = static_cast<uint16_t>(std::stoul(port));
   auto* v4 = reinterpret_cast<sockaddr_in*>(&out.storage);
   auto* v6 = reinterpret_cast<sockaddr_in6*>(&out.storage);
+  if (bracketed) {
+    // Brackets hold an IPv6 literal and nothing else (RFC 3986 §3.2.2).
+    if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) != 1) {
+      if (error) *error = "'" + host + "' in brackets is not an IPv6 address";
+      return std::nullopt;
+    }
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(p);
+    out.len = sizeof(sockaddr_in6);
+    return out;
+  }
   if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
     v4->sin_family = AF_INET;
     v4->sin_port = htons(p);

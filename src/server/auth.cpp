@@ -71,6 +71,11 @@ std::string hmac_sha256(std::string_view key, std::string_view data) {
 
 AuthResult verify_jwt(std::string_view token, std::string_view secret, int64_t now_unix_s) {
   AuthResult r;
+  if (secret.empty()) {
+    // An empty HMAC key is one anybody can sign with.
+    r.error = "no secret configured";
+    return r;
+  }
   size_t dot1 = token.find('.');
   size_t dot2 = dot1 == std::string_view::npos ? dot1 : token.find('.', dot1 + 1);
   if (dot2 == std::string_view::npos || token.find('.', dot2 + 1) != std::string_view::npos) {

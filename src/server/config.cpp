@@ -206,7 +206,7 @@ const std::vector<Option>& options() {
       {"echo", "BOOL", "false",
        "Also serve /echo: a plain echo endpoint on the same engine, for conformance suites.",
        [](Config& c, const std::string& v, std::string& why) { return set_bool(c.echo, v, why); }},
-      {"trace-buffer", "N", "1000", "Finished spans kept in memory for /api/traces.",
+      {"trace-buffer", "N", "256", "Finished spans kept in memory for /api/traces (about 0.8 KiB each).",
        [](Config& c, const std::string& v, std::string& why) {
          return set_uint(c.trace_buffer, v, why, 1000000);
        }},

@@ -35,7 +35,7 @@ struct Config {
   log::Level log_level = log::Level::Info;
   log::Format log_format = log::Format::Text;
   bool echo = false;
-  uint32_t trace_buffer = 1000;   // recent spans kept for /api/traces
+  uint32_t trace_buffer = 256;    // recent spans kept for /api/traces
   uint32_t channel_metrics = 0;   // top-N channels labelled in metrics; 0: off
 
   bool admin_enabled() const { return admin != "off" && !admin.empty(); }

@@ -83,6 +83,7 @@ class Connection final : public net::IoHandler, public pubsub::Subscriber {
   ConnState state = ConnState::Handshake;
   Initiator initiator = Initiator::None;
   uint8_t endpoint = 0;  // ws::Endpoint
+  uint8_t trace_flags = 0;  // of the connection span
 
   // Flags.
   bool deflate : 1 = false;                     // permessage-deflate negotiated
@@ -113,8 +114,33 @@ class Connection final : public net::IoHandler, public pubsub::Subscriber {
   PeerAddress peer;
 
   // The connection span, kept compact until it ends: ids, parent (the
-  // upgrade span), start time (during the handshake: the accept time).
-  telemetry::SpanStart span;
+  // upgrade span), start time (during the handshake: the accept time). Its
+  // trace flags are `trace_flags` above (a SpanStart would pad to 48 bytes).
+  struct Span {
+    telemetry::TraceId trace_id;
+    telemetry::SpanId span_id;
+    telemetry::SpanId parent_span_id;
+    uint64_t start_unix_ns = 0;
+  } span;
+
+  telemetry::SpanStart span_start() const {
+    telemetry::SpanStart s;
+    s.trace_id = span.trace_id;
+    s.span_id = span.span_id;
+    s.parent_span_id = span.parent_span_id;
+    s.start_unix_ns = span.start_unix_ns;
+    s.trace_flags = trace_flags;
+    return s;
+  }
+  void set_span(const telemetry::SpanStart& s) {
+    span.trace_id = s.trace_id;
+    span.span_id = s.span_id;
+    span.parent_span_id = s.parent_span_id;
+    span.start_unix_ns = s.start_unix_ns;
+    trace_flags = s.trace_flags;
+  }
+  bool span_valid() const { return span.trace_id.valid() && span.span_id.valid(); }
+  bool span_sampled() const { return (trace_flags & telemetry::kFlagSampled) != 0; }
 };
 
 }  // namespace wstrace::server

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "net/socket.h"
+#include "ws/handshake.h"
 #include "telemetry/json_writer.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -49,6 +50,11 @@ bool Server::start() {
   Node& node = *node_;
   node.started_unix_ns = unix_ns();
   node.node_hash = make_node_hash(cfg_.node_id);
+
+  // Load the code of the first handshake (OpenSSL's SHA-1 and base64) now, so
+  // the first client does not pay for it and memory per connection measures
+  // connections only.
+  (void)ws::accept_key("dGhlIHNhbXBsZSBub25jZQ==");
 
   const uint64_t fd_limit = net::raise_fd_limit();
   // Keep some descriptors for listeners, Redis, the admin API and exports.

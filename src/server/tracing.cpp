@@ -104,8 +104,8 @@ void trace_upgrade(Worker& w, Connection& c, const http::Request* req, int statu
   }
   if (status != 101) return;
   telemetry::SpanContext up_ctx = up.context();
-  c.span = tr.start(up.valid() ? &up_ctx : nullptr, now);
-  if (!c.span.valid()) c.span.start_unix_ns = now;
+  c.set_span(tr.start(up.valid() ? &up_ctx : nullptr, now));
+  if (!c.span_valid()) c.span.start_unix_ns = now;
   if (parent) {
     c.ext().client_parent = parent->span_id;
     if (!parent->trace_state.empty()) c.ext().trace_state = parent->trace_state;
@@ -113,7 +113,7 @@ void trace_upgrade(Worker& w, Connection& c, const http::Request* req, int statu
 }
 
 void trace_event(Worker& w, Connection& c, telemetry::Text name, telemetry::Attributes attrs) {
-  if (!w.tracer().enabled() || !c.span.valid()) return;
+  if (!w.tracer().enabled() || !c.span_valid()) return;
   telemetry::Event e;
   e.name = std::move(name);
   e.time_unix_ns = unix_ns();
@@ -124,13 +124,14 @@ void trace_event(Worker& w, Connection& c, telemetry::Text name, telemetry::Attr
 
 void trace_connection_end(Worker& w, Connection& c) {
   telemetry::Tracer& tr = w.tracer();
-  if (!tr.enabled() || !c.span.valid()) return;
+  if (!tr.enabled() || !c.span_valid()) return;
   // Head sampling may have dropped this connection; an abnormal one is
   // exported anyway — its data is in memory, so the decision is made now.
   const bool abnormal = is_abnormal(c);
-  if (!tr.will_export(c.span, abnormal)) return;
+  const telemetry::SpanStart span = c.span_start();
+  if (!tr.will_export(span, abnormal)) return;
   const uint64_t now = unix_ns();
-  telemetry::SpanData d = tr.record(c.span, "websocket.connection", SpanKind::Server);
+  telemetry::SpanData d = tr.record(span, "websocket.connection", SpanKind::Server);
   if (c.extra) d.trace_state = c.extra->trace_state;
   d.set("websocket.connection_id", std::to_string(c.id));
   set_peer(d, c);
@@ -153,7 +154,7 @@ void trace_connection_end(Worker& w, Connection& c) {
     c.extra->events.clear();
   }
   if (abnormal) d.set_status(StatusCode::Error, reason.empty() ? "abnormal closure" : reason);
-  if (abnormal && !c.span.sampled()) {
+  if (abnormal && !span.sampled()) {
     // The upgrade span was dropped by the same sampling decision: rebuild a
     // minimal one so the exported connection span has its parent.
     telemetry::SpanStart up;
@@ -162,7 +163,7 @@ void trace_connection_end(Worker& w, Connection& c) {
     if (c.extra) up.parent_span_id = c.extra->client_parent;
     up.parent_remote = up.parent_span_id.valid();
     up.start_unix_ns = c.span.start_unix_ns;
-    up.trace_flags = c.span.trace_flags;
+    up.trace_flags = span.trace_flags;
     if (up.span_id.valid()) {
       telemetry::SpanData u = tr.record(up, "websocket.upgrade", SpanKind::Server);
       if (c.extra) u.trace_state = c.extra->trace_state;
@@ -202,7 +203,7 @@ void end_handle(Worker& w, const Connection& c, const telemetry::SpanStart& s,
   }
   // Without a client traceparent the message starts its own trace; the link
   // ties it to the connection it came in on.
-  if (!s.parent_span_id.valid() && c.span.valid()) d.add_link(c.span.context());
+  if (!s.parent_span_id.valid() && c.span_valid()) d.add_link(c.span_start().context());
   tr.end(std::move(d));
 }
 

@@ -408,8 +408,14 @@ void Worker::upgrade(Connection& c, const UpgradeInfo& info) {
   }
   c.state = ConnState::Open;
   trace_upgrade(*this, c, info.request, 101, {});
-  c.out.push(pubsub::Frame::make_raw(r.response));
-  schedule_flush(c);
+  // The 101 goes out at once: a fresh socket takes it whole, so a handshake
+  // allocates nothing that outlives it. (Only if it does not fit is it queued.)
+  ssize_t sent = ::send(c.fd, r.response.data(), r.response.size(), MSG_NOSIGNAL);
+  if (sent != static_cast<ssize_t>(r.response.size())) {
+    size_t done = sent > 0 ? static_cast<size_t>(sent) : 0;
+    c.out.push(pubsub::Frame::make_raw(std::string_view(r.response).substr(done)));
+    schedule_flush(c);
+  }
   c.last_activity = c.last_ping = wheel_.current();
   net::TimerWheel::cancel(&c.timer);
   schedule_heartbeat(c);
@@ -628,7 +634,7 @@ void Worker::push_close(Connection& c, pubsub::Frame* f) {
 }
 
 log::ScopedLogSpan Worker::conn_log_scope(const Connection& c) {
-  if (!c.span.sampled() || log::span_current()) return log::ScopedLogSpan();
+  if (!c.span_sampled() || log::span_current()) return log::ScopedLogSpan();
   return log::ScopedLogSpan(c.span.trace_id.bytes.data(), c.span.span_id.bytes.data());
 }
 
@@ -977,7 +983,10 @@ void Worker::on_timer(Connection& c) {
       break;
   }
   const uint32_t now = wheel_.current();
-  if (timeout_ticks_ > 0 && static_cast<int32_t>(now - c.last_activity) >= static_cast<int32_t>(timeout_ticks_)) {
+  // last_activity is a whole tick, up to one tick before the real time of the
+  // frame: only more than timeout_ticks since it means at least the timeout.
+  if (timeout_ticks_ > 0 &&
+      static_cast<int32_t>(now - c.last_activity) > static_cast<int32_t>(timeout_ticks_)) {
     node_.metrics.heartbeat_timeouts.add(shard_, 1);
     auto scope = conn_log_scope(c);
     WS_LOG(Debug, "heartbeat timeout", {"id", c.id}, {"peer", c.peer.to_string()});
@@ -1019,7 +1028,7 @@ void Worker::schedule_heartbeat(Connection& c) {
     any = true;
   };
   if (hb_ticks_ > 0) consider(c.last_ping + hb_ticks_);
-  if (timeout_ticks_ > 0) consider(c.last_activity + timeout_ticks_);
+  if (timeout_ticks_ > 0) consider(c.last_activity + timeout_ticks_ + 1);
   if (!any) {
     net::TimerWheel::cancel(&c.timer);
     return;

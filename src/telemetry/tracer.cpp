@@ -64,6 +64,10 @@ void Tracer::end(SpanData&& span, uint64_t end_unix_ns, bool force) noexcept {
     span.end_unix_ns = span.start_unix_ns;
   }
   apply_limits(span, limits_);
+  // The record may live on in the ring and the export queue: no spare capacity.
+  span.attributes.shrink_to_fit();
+  span.events.shrink_to_fit();
+  span.links.shrink_to_fit();
   ended_.fetch_add(1, std::memory_order_relaxed);
   SpanPtr p;
   try {

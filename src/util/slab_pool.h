@@ -4,6 +4,8 @@
 // live slots, so the owner can still iterate every live object.
 #pragma once
 
+#include <sys/mman.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -28,7 +30,7 @@ class SlabPool {
   SlabPool& operator=(const SlabPool&) = delete;
   // Live objects must have been destroyed by the owner first.
   ~SlabPool() {
-    for (char* b : blocks_) std::free(b);
+    for (auto [p, n] : regions_) munmap(p, n);
   }
 
   template <typename... Args>
@@ -69,9 +71,28 @@ class SlabPool {
   }
 
  private:
+  // Blocks come from our own mappings, kBlocksPerRegion at a time: malloc's
+  // aligned allocations would waste (and touch) memory around each block, and
+  // untouched pages of a mapping cost nothing.
+  static constexpr size_t kBlocksPerRegion = 32;
+
+  char* next_block() {
+    if (region_next_ == region_end_) {
+      size_t len = kBlock * (kBlocksPerRegion + 1);  // + 1 block of slack to align
+      void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) std::abort();  // out of memory
+      regions_.emplace_back(p, len);
+      auto start = (reinterpret_cast<uintptr_t>(p) + kBlock - 1) & ~(uintptr_t{kBlock} - 1);
+      region_next_ = reinterpret_cast<char*>(start);
+      region_end_ = region_next_ + kBlock * kBlocksPerRegion;
+    }
+    char* b = region_next_;
+    region_next_ += kBlock;
+    return b;
+  }
+
   void grow() {
-    auto* b = static_cast<char*>(std::aligned_alloc(kBlock, kBlock));
-    if (b == nullptr) std::abort();  // out of memory
+    char* b = next_block();
     for (size_t i = 0; i < kHeader / 8; ++i) reinterpret_cast<uint64_t*>(b)[i] = 0;
     blocks_.push_back(b);
     for (size_t i = kPerBlock; i-- > 0;) {
@@ -93,6 +114,9 @@ class SlabPool {
   }
 
   std::vector<char*> blocks_;
+  std::vector<std::pair<void*, size_t>> regions_;
+  char* region_next_ = nullptr;
+  char* region_end_ = nullptr;
   void* free_ = nullptr;
   size_t size_ = 0;
 };
