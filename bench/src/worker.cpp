@@ -256,6 +256,10 @@ class Worker {
   void sweep(uint64_t now);
   void update_shared();
   uint64_t next_wakeup(uint64_t now) const;
+  // Offset of publisher j's schedule: j/P of one period.
+  uint64_t phase_ns(uint32_t pub, double rate_p) const {
+    return static_cast<uint64_t>(double(pub) / double(opt_.publishers) * 1e9 / rate_p);
+  }
 
   // Commands from the parent.
   void on_command();
@@ -954,7 +958,11 @@ void Worker::publish_tick(uint64_t now) {
     uint64_t budget = 0;
     const double rate_p = opt_.rate / opt_.publishers;
     if (opt_.rate > 0) {
-      const uint64_t due = static_cast<uint64_t>(double(now - go_ns_) * rate_p / 1e9) + 1;
+      // Publishers are phase-shifted by j/P of their period, as independent
+      // publishers would be, instead of all firing at the same instant.
+      const uint64_t start = go_ns_ + phase_ns(c.id, rate_p);
+      const uint64_t due =
+          now < start ? 0 : static_cast<uint64_t>(double(now - start) * rate_p / 1e9) + 1;
       budget = due > c.seq ? due - c.seq : 0;
       if (budget > 10000) budget = 10000;
     } else {
@@ -973,7 +981,8 @@ void Worker::publish_tick(uint64_t now) {
     }
     for (uint64_t k = 0; k < budget; ++k) {
       if (opt_.rate > 0) {
-        const uint64_t intended = go_ns_ + static_cast<uint64_t>(double(c.seq) * 1e9 / rate_p);
+        const uint64_t intended = go_ns_ + phase_ns(c.id, rate_p) +
+                                  static_cast<uint64_t>(double(c.seq) * 1e9 / rate_p);
         r_.publish_lag.record(now > intended ? now - intended : 0);
       }
       build_message(c.id, c.seq, now, c.channel);
@@ -1063,7 +1072,8 @@ uint64_t Worker::next_wakeup(uint64_t now) const {
       const double rate_p = opt_.rate / opt_.publishers;
       for (uint32_t idx : pubs_) {
         const Conn& c = conns_[idx];
-        const uint64_t due = go_ns_ + static_cast<uint64_t>(double(c.seq) * 1e9 / rate_p);
+        const uint64_t due = go_ns_ + phase_ns(c.id, rate_p) +
+                             static_cast<uint64_t>(double(c.seq) * 1e9 / rate_p);
         next = std::min(next, due);
       }
     } else {
