@@ -120,7 +120,9 @@ w("- The machine is shared with other engineers' builds and tests. Before each r
   "waits (bounded) for it to be ≥80% idle, and each fan-out run records how busy all CPUs were "
   "during its window (column *busy*: 100% = both cores saturated) and how much of it was neither "
   "the server nor wstrace-bench (column *other load*, in cores: /proc/stat busy time minus the "
-  "server's and the workers' CPU). Runs with other load above ~0.1 core are contaminated.")
+  "server's and the workers' CPU). A run with more than 0.15 core of other load is measured "
+  "again (once) and the less disturbed attempt kept. /proc/stat idle accounting in this VM is "
+  "occasionally off (a *busy* far below server + bench CPU); *other load* is then 0.")
 w("")
 
 # --- summary against targets --------------------------------------------------
@@ -343,7 +345,7 @@ w("## 100K connections over several wstrace processes")
 w("")
 w("Before Redis clustering, each wstrace process is its own island on its own port (`--threads 1`), "
   "and channel c lives on process c mod P; every connection subscribes to its process's channel "
-  "and one publisher per process broadcasts at a paced 1 msg/s (each message is written to "
+  "and one publisher per process broadcasts at a paced 1 msg/s (the six schedules phase-shifted; each message is written to "
   "~16.7K sockets by one thread, so the last subscriber's latency is at least the time of that "
   "many writes). Per-process figures:")
 w("")
