@@ -28,6 +28,22 @@ Frame* Frame::make_raw(std::string_view bytes) {
   return f;
 }
 
+Frame* Frame::concat(Frame* const* frames, size_t n) {
+  size_t total = 0;
+  for (size_t i = 0; i < n; ++i) total += frames[i]->size();
+  void* mem = std::malloc(sizeof(Frame) + total);
+  if (mem == nullptr) std::abort();  // out of memory
+  auto* f = new (mem) Frame();
+  uint8_t* p = f->bytes_;
+  for (size_t i = 0; i < n; ++i) {
+    std::memcpy(p, frames[i]->data(), frames[i]->size());
+    p += frames[i]->size();
+  }
+  f->size_ = static_cast<uint32_t>(total);
+  f->payload_size_ = static_cast<uint32_t>(total);
+  return f;
+}
+
 void Frame::destroy() {
   this->~Frame();
   std::free(this);

@@ -22,6 +22,9 @@ class Frame {
 
   // Raw bytes sent as they are (an HTTP response before the upgrade).
   static Frame* make_raw(std::string_view bytes);
+  // Several frames back to back in one buffer (a fan-out run: one copy per
+  // run, then every subscriber's write is a single contiguous segment).
+  static Frame* concat(Frame* const* frames, size_t n);
 
   void ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
   void unref() {

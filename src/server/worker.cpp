@@ -811,17 +811,27 @@ void Worker::deliver(std::vector<pubsub::Publication*>& pubs) {
 }
 
 void Worker::deliver_run(pubsub::Channel& ch, pubsub::Publication* const* pubs, size_t k) {
-  frames_plain_.resize(k);
-  iov_plain_.resize(k);
-  size_t total_plain = 0;
-  for (size_t i = 0; i < k; ++i) {
-    pubsub::Frame* f = pubs[i]->plain();
-    frames_plain_[i] = f;
-    iov_plain_[i] = {const_cast<uint8_t*>(f->data()), f->size()};
-    total_plain += f->size();
-  }
-  uint8_t deflate_bits = 0;  // which variant iov_deflate_ holds (0: none yet)
-  size_t total_deflate = 0;
+  const auto& members = ch.members();
+  // What one subscriber gets: the run's frames as one contiguous buffer, built
+  // once per variant (plain, or compressed for a window size) and shared by
+  // every subscriber of the run, so each write is a single segment.
+  struct Variant {
+    pubsub::Frame* frame = nullptr;  // the run (one reference held here)
+    uint8_t bits = 0;                // 0: plain; else server_max_window_bits
+  };
+  auto build = [&](uint8_t bits) {
+    frames_.resize(k);
+    for (size_t i = 0; i < k; ++i) {
+      frames_[i] = bits == 0 ? pubs[i]->plain() : pubs[i]->deflated(bits, deflaters_);
+    }
+    if (k == 1) {
+      frames_[0]->ref();
+      return Variant{frames_[0], bits};
+    }
+    return Variant{pubsub::Frame::concat(frames_.data(), k), bits};
+  };
+  Variant plain;
+  Variant deflated;  // the last compressed variant used (usually the only one)
 
   uint32_t delivered = 0;
   uint32_t skipped = 0;
@@ -838,41 +848,32 @@ void Worker::deliver_run(pubsub::Channel& ch, pubsub::Publication* const* pubs, 
     window = 0;
   };
 
-  const auto& members = ch.members();
   for (size_t mi = 0; mi < members.size(); ++mi) {
     Connection& c = *static_cast<Connection*>(members[mi].sub);
     if (c.state != ConnState::Open) {
       ++skipped;
       continue;
     }
-    const iovec* iov = iov_plain_.data();
-    pubsub::Frame* const* frames = frames_plain_.data();
-    size_t total = total_plain;
-    if (c.deflate) {
-      if (deflate_bits != c.server_window_bits) {
-        frames_deflate_.resize(k);
-        iov_deflate_.resize(k);
-        total_deflate = 0;
-        for (size_t i = 0; i < k; ++i) {
-          pubsub::Frame* f = pubs[i]->deflated(c.server_window_bits, deflaters_);
-          frames_deflate_[i] = f;
-          iov_deflate_[i] = {const_cast<uint8_t*>(f->data()), f->size()};
-          total_deflate += f->size();
-        }
-        deflate_bits = c.server_window_bits;
+    pubsub::Frame* run;
+    if (!c.deflate) {
+      if (plain.frame == nullptr) plain = build(0);
+      run = plain.frame;
+    } else {
+      if (deflated.bits != c.server_window_bits) {
+        if (deflated.frame) deflated.frame->unref();
+        deflated = build(c.server_window_bits);
       }
-      iov = iov_deflate_.data();
-      frames = frames_deflate_.data();
-      total = total_deflate;
+      run = deflated.frame;
     }
+    const size_t total = run->size();
     c.stats.messages_sent += static_cast<uint32_t>(k);
     c.stats.bytes_sent += total;
     bytes += total;
     ++delivered;
     ++window;
     if (c.out.empty() && !c.blocked) {
-      // The common case: write the whole run straight from the shared frames.
-      ssize_t w = ::writev(c.fd, iov, static_cast<int>(k));
+      // The common case: one write straight from the shared bytes.
+      ssize_t w = ::send(c.fd, run->data(), total, MSG_NOSIGNAL);
       if (w != static_cast<ssize_t>(total)) {
         if (w < 0) {
           if (errno != EAGAIN && errno != EINTR) {
@@ -883,30 +884,22 @@ void Worker::deliver_run(pubsub::Channel& ch, pubsub::Publication* const* pubs, 
         }
         // Queue what did not fit; from now on this subscriber costs nothing
         // per message until its socket is writable again.
-        size_t skip = static_cast<size_t>(w);
-        for (size_t i = 0; i < k; ++i) {
-          if (skip >= frames[i]->size()) {
-            skip -= frames[i]->size();
-            continue;
-          }
-          frames[i]->ref();
-          c.out.push(frames[i], static_cast<uint32_t>(skip));
-          skip = 0;
-        }
+        run->ref();
+        c.out.push(run, static_cast<uint32_t>(w));
         flush(c);
         check_backpressure(c);
       }
     } else {
-      for (size_t i = 0; i < k; ++i) {
-        frames[i]->ref();
-        c.out.push(frames[i]);
-      }
+      run->ref();
+      c.out.push(run);
       schedule_flush(c);
       check_backpressure(c);
     }
     if (window == kLatencyWindow) record_latency();
   }
   record_latency();
+  if (plain.frame) plain.frame->unref();
+  if (deflated.frame) deflated.frame->unref();
   node_.metrics.messages_sent.add(shard_, uint64_t{delivered} * k,
                                   static_cast<uint32_t>(OutType::Message));
   node_.metrics.bytes_sent.add(shard_, bytes);

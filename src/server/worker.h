@@ -178,10 +178,7 @@ class Worker {
   std::vector<pubsub::Publication*> incoming_;   // from other threads and the cluster
   std::vector<pubsub::Publication*> delivering_;
   std::vector<pubsub::Publication*> run_pubs_;
-  std::vector<pubsub::Frame*> frames_plain_;
-  std::vector<pubsub::Frame*> frames_deflate_;
-  std::vector<iovec> iov_plain_;
-  std::vector<iovec> iov_deflate_;
+  std::vector<pubsub::Frame*> frames_;
   std::vector<std::pair<pubsub::Channel*, pubsub::Publication*>> runs_;
   // --channel-metrics: publications per channel made on this thread.
   std::unordered_map<std::string, uint64_t> channel_published_;
