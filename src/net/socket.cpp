@@ -116,8 +116,13 @@ std::string Address::host() const {
 }
 
 std::string Address::to_string() const {
-  if (storage.ss_family == AF_INET6) return "[" + host() + "]:" + std::to_string(port());
-  return host() + ":" + std::to_string(port());
+  std::string out;
+  if (storage.ss_family == AF_INET6) out.push_back('[');
+  out.append(host());
+  if (storage.ss_family == AF_INET6) out.push_back(']');
+  out.push_back(':');
+  out.append(std::to_string(port()));
+  return out;
 }
 
 int listen_on(const Address& addr, bool reuse_port, int backlog) {

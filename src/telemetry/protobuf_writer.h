@@ -72,7 +72,7 @@ class Writer {
   void end(size_t mark) {
     size_t body = mark + kLenReserve;
     size_t len = out_.size() - body;
-    char tmp[kLenReserve];
+    char tmp[10];  // a 64-bit varint takes at most 10 bytes
     size_t n = 0;
     uint64_t v = len;
     while (v >= 0x80) {
@@ -80,10 +80,8 @@ class Writer {
       v >>= 7;
     }
     tmp[n++] = static_cast<char>(v);
-    std::memcpy(&out_[mark], tmp, n);
-    if (n < kLenReserve) {
-      out_.erase(mark + n, kLenReserve - n);
-    }
+    // Shrinks (or, past 2^35 bytes, grows) the reserved bytes to the varint.
+    out_.replace(mark, kLenReserve, tmp, n);
   }
 
  private:
