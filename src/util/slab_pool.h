@@ -20,7 +20,9 @@ class SlabPool {
  public:
   static constexpr size_t kBlock = 64 * 1024;
   static constexpr size_t kSlot = (sizeof(T) + alignof(T) - 1) & ~(alignof(T) - 1);
-  static constexpr size_t kHeader = 64;
+  // The live bitmap, sized for the most slots a block could hold, in whole
+  // cache lines.
+  static constexpr size_t kHeader = ((kBlock / kSlot + 63) / 64 * 8 + 63) / 64 * 64;
   static constexpr size_t kPerBlock = (kBlock - kHeader) / kSlot;
   static_assert((kPerBlock + 63) / 64 * 8 <= kHeader, "bitmap must fit the block header");
   static_assert(alignof(T) <= kHeader);
