@@ -107,7 +107,15 @@ class Connection final : public net::IoHandler, public pubsub::Subscriber {
 
   net::WheelNode timer;
   ws::Receiver receiver;
-  Buffer in;                     // unconsumed input (a partial frame or request)
+  // Unconsumed input (a partial frame or request), allocated only while there
+  // is some: most connections have none most of the time.
+  std::unique_ptr<Buffer> in_;
+  bool has_input() const { return in_ && !in_->empty(); }
+  Buffer& input() {
+    if (!in_) in_ = std::make_unique<Buffer>();
+    return *in_;
+  }
+  void release_input() { in_.reset(); }
   pubsub::OutQueue out;
   std::unique_ptr<ConnExtra> extra;
   ConnStats stats;

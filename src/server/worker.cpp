@@ -238,7 +238,7 @@ void Worker::on_io(Connection& c, uint32_t events) {
 void Worker::read(Connection& c) {
   for (int i = 0; i < kMaxReadsPerEvent; ++i) {
     if (c.state == ConnState::Dead || c.state == ConnState::Draining) return;
-    const bool into_conn = !c.in.empty();
+    const bool into_conn = c.has_input();
     uint8_t* dst;
     size_t room;
     if (into_conn) {
@@ -247,11 +247,11 @@ void Worker::read(Connection& c) {
       room = 16384;
       ws::FrameHeader fh;
       if (c.state != ConnState::Handshake &&
-          ws::parse_header(c.in.data(), c.in.size(), fh) == ws::HeaderStatus::Ok) {
+          ws::parse_header(c.in_->data(), c.in_->size(), fh) == ws::HeaderStatus::Ok) {
         uint64_t need = fh.header_size + fh.payload_size;
-        if (need > c.in.size()) room = std::max<size_t>(room, need - c.in.size());
+        if (need > c.in_->size()) room = std::max<size_t>(room, need - c.in_->size());
       }
-      dst = c.in.prepare(room);
+      dst = c.in_->prepare(room);
     } else {
       dst = read_buf_.data();
       room = read_buf_.capacity();
@@ -262,8 +262,8 @@ void Worker::read(Connection& c) {
       node_.metrics.bytes_received.add(shard_, static_cast<uint64_t>(n));
       c.last_activity = wheel_.current();
       if (into_conn) {
-        c.in.grow(static_cast<size_t>(n));
-        process(c, c.in.data(), c.in.size(), true);
+        c.in_->grow(static_cast<size_t>(n));
+        process(c, c.in_->data(), c.in_->size(), true);
       } else {
         process(c, dst, static_cast<size_t>(n), false);
       }
@@ -292,7 +292,7 @@ void Worker::process(Connection& c, uint8_t* data, size_t len, bool from_conn) {
   if (c.state == ConnState::Handshake) {
     used = process_handshake(c, data, len);
     if (c.state == ConnState::Handshake) {  // request incomplete: keep it
-      if (!from_conn) c.in.append(data, len);
+      if (!from_conn) c.input().append(data, len);
       return;
     }
   }
@@ -303,14 +303,14 @@ void Worker::process(Connection& c, uint8_t* data, size_t len, bool from_conn) {
   }
   if (c.state != ConnState::Open && c.state != ConnState::Closing) {
     // Nothing more will be read from this connection.
-    c.in.release();
+    c.release_input();
     return;
   }
   if (from_conn) {
-    c.in.consume(used);
-    if (c.in.empty()) c.in.release();
+    c.in_->consume(used);
+    if (c.in_->empty()) c.release_input();
   } else if (used < len) {
-    c.in.append(data + used, len - used);
+    c.input().append(data + used, len - used);
   }
 }
 
@@ -733,7 +733,7 @@ void Worker::finalize(Connection& c) {
   ::close(c.fd);  // also removes it from epoll
   sockets_.fetch_sub(1, std::memory_order_relaxed);
   c.out.clear();
-  c.in.release();
+  c.release_input();
   if (was_websocket) {
     node_.websockets.fetch_sub(1, std::memory_order_relaxed);
     node_.metrics.connections_active.add(shard_, -1);
@@ -1008,7 +1008,7 @@ void Worker::on_timer(Connection& c) {
   }
   // An idle connection gives its buffers back.
   if (c.out.empty()) c.out.shrink();
-  if (c.in.empty()) c.in.release();
+  if (!c.has_input()) c.release_input();
   schedule_heartbeat(c);
 }
 
