@@ -50,14 +50,7 @@ inline void append_double(std::string& out, double v) {
     out += v > 0 ? "\"Infinity\"" : "\"-Infinity\"";
     return;
   }
-  char buf[32];
-  for (int prec = 15; prec <= 17; ++prec) {
-    std::snprintf(buf, sizeof buf, "%.*g", prec, v);
-    if (std::strtod(buf, nullptr) == v) {
-      break;
-    }
-  }
-  out += buf;
+  ::wstrace::json::append_finite_double(out, v);
 }
 
 }  // namespace wstrace::telemetry::json

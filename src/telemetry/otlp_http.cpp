@@ -230,6 +230,34 @@ OtlpHttpClient::Result OtlpHttpClient::post(const std::string& body,
   }
 }
 
+namespace {
+
+// Encodes, posts (with the client's retries), counts, and logs a failure
+// (rate-limited). `encode` may throw only std::bad_alloc.
+template <typename Encode>
+ExportResult post_export(OtlpHttpClient& client, ExportCounters* counters, Encode&& encode,
+                         uint64_t deadline_mono_ns, const char* what, size_t items) noexcept {
+  OtlpHttpClient::Result r;
+  try {
+    r = client.post(encode(), deadline_mono_ns);
+  } catch (...) {
+    r.error = "out of memory";
+  }
+  if (counters) {
+    counters->retries.fetch_add(r.attempts > 1 ? r.attempts - 1 : 0, std::memory_order_relaxed);
+    (r.ok ? counters->requests : counters->failures).fetch_add(1, std::memory_order_relaxed);
+  }
+  if (r.ok) return ExportResult::Success;
+  if (should_log_failure()) {
+    WS_LOG(Warn, "OTLP export failed; data dropped", {"signal", what},
+           {"url", client.config().url}, {"items", items}, {"attempts", r.attempts},
+           {"error", r.error});
+  }
+  return ExportResult::Failure;
+}
+
+}  // namespace
+
 OtlpSpanExporter::OtlpSpanExporter(HttpConfig config, Resource resource, Scope scope,
                                    ExportCounters* counters)
     : client_(std::move(config)),
@@ -239,27 +267,14 @@ OtlpSpanExporter::OtlpSpanExporter(HttpConfig config, Resource resource, Scope s
 
 ExportResult OtlpSpanExporter::export_spans(const std::vector<SpanPtr>& batch,
                                             uint64_t deadline_mono_ns) noexcept {
-  OtlpHttpClient::Result r;
-  try {
-    std::string body = client_.config().protocol == OtlpProtocol::HttpJson
-                           ? encode_traces_json(resource_, scope_, batch)
-                           : encode_traces_protobuf(resource_, scope_, batch);
-    r = client_.post(body, deadline_mono_ns);
-  } catch (...) {
-    r.error = "out of memory";
-  }
-  if (counters_) {
-    counters_->retries.fetch_add(r.attempts > 1 ? r.attempts - 1 : 0, std::memory_order_relaxed);
-    (r.ok ? counters_->requests : counters_->failures).fetch_add(1, std::memory_order_relaxed);
-  }
-  if (!r.ok) {
-    if (should_log_failure()) {
-      WS_LOG(Warn, "OTLP span export failed; batch dropped", {"url", client_.config().url},
-             {"spans", batch.size()}, {"attempts", r.attempts}, {"error", r.error});
-    }
-    return ExportResult::Failure;
-  }
-  return ExportResult::Success;
+  const bool json = client_.config().protocol == OtlpProtocol::HttpJson;
+  return post_export(
+      client_, counters_,
+      [&] {
+        return json ? encode_traces_json(resource_, scope_, batch)
+                    : encode_traces_protobuf(resource_, scope_, batch);
+      },
+      deadline_mono_ns, "traces", batch.size());
 }
 
 OtlpMetricExporter::OtlpMetricExporter(HttpConfig config, Resource resource, Scope scope,
@@ -271,27 +286,14 @@ OtlpMetricExporter::OtlpMetricExporter(HttpConfig config, Resource resource, Sco
 
 ExportResult OtlpMetricExporter::export_metrics(const MetricsSnapshot& snapshot,
                                                 uint64_t deadline_mono_ns) noexcept {
-  OtlpHttpClient::Result r;
-  try {
-    std::string body = client_.config().protocol == OtlpProtocol::HttpJson
-                           ? encode_metrics_json(resource_, scope_, snapshot)
-                           : encode_metrics_protobuf(resource_, scope_, snapshot);
-    r = client_.post(body, deadline_mono_ns);
-  } catch (...) {
-    r.error = "out of memory";
-  }
-  if (counters_) {
-    counters_->retries.fetch_add(r.attempts > 1 ? r.attempts - 1 : 0, std::memory_order_relaxed);
-    (r.ok ? counters_->requests : counters_->failures).fetch_add(1, std::memory_order_relaxed);
-  }
-  if (!r.ok) {
-    if (should_log_failure()) {
-      WS_LOG(Warn, "OTLP metric export failed; dropped", {"url", client_.config().url},
-             {"attempts", r.attempts}, {"error", r.error});
-    }
-    return ExportResult::Failure;
-  }
-  return ExportResult::Success;
+  const bool json = client_.config().protocol == OtlpProtocol::HttpJson;
+  return post_export(
+      client_, counters_,
+      [&] {
+        return json ? encode_metrics_json(resource_, scope_, snapshot)
+                    : encode_metrics_protobuf(resource_, scope_, snapshot);
+      },
+      deadline_mono_ns, "metrics", snapshot.metrics.size());
 }
 
 }  // namespace wstrace::telemetry

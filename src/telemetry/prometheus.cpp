@@ -1,5 +1,7 @@
 #include "telemetry/prometheus.h"
 
+#include "util/json.h"
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -116,14 +118,7 @@ void append_number(std::string& out, double v) {
     out += v > 0 ? "+Inf" : "-Inf";
     return;
   }
-  char buf[32];
-  for (int prec = 15; prec <= 17; ++prec) {
-    std::snprintf(buf, sizeof buf, "%.*g", prec, v);
-    if (std::strtod(buf, nullptr) == v) {
-      break;
-    }
-  }
-  out += buf;
+  json::append_finite_double(out, v);
 }
 
 void append_int(std::string& out, int64_t v) {

@@ -3,6 +3,7 @@
 // '\\' and control characters are escaped.
 #pragma once
 
+#include <charconv>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -74,6 +75,13 @@ inline size_t string_size(std::string_view s) {
     n += e == 0 ? 1 : e == 'u' ? 6 : 2;
   }
   return n;
+}
+
+// A finite double in its shortest form that reads back as the same value.
+inline void append_finite_double(std::string& out, double v) {
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::general);
+  out.append(buf, static_cast<size_t>(r.ptr - buf));
 }
 
 }  // namespace wstrace::json
