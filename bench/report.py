@@ -14,11 +14,13 @@ ap.add_argument("--mode", default="full")
 ap.add_argument("--elapsed", type=int, default=0)
 ap.add_argument("--pin", default="0")
 ap.add_argument("--root", default=".")
+ap.add_argument("--cluster-nodes", type=int, default=6)
 args = ap.parse_args()
 
 runs = [json.loads(line) for line in open(args.runs) if line.strip()]
 KINDS = ["wstrace", "node", "python"]
-NAMES = {"wstrace": "wstrace", "node": "Node ws", "python": "Python websockets"}
+NAMES = {"wstrace": "wstrace", "node": "Node ws", "python": "Python websockets",
+         "cluster": "wstrace nodes"}
 present = [k for k in KINDS if any(r["server"] == k for r in runs)]
 peers = [k for k in present if k != "wstrace"]
 
@@ -60,10 +62,12 @@ def ratio(a, b, digits=1):
 
 
 def per_write(r):
-    # Python's asyncio writes with send(), which /proc/PID/io does not count.
     if not r.get("server_write_syscalls"):
         return "—"
-    return f"{r['deliveries_per_write']:.1f}"
+    # Without perf counters the tool falls back to /proc/PID/io syscw, which
+    # does not count send()/sendmsg() (wstrace's and asyncio's socket writes).
+    note = "" if r.get("server_write_syscalls_source", "perf") == "perf" else " (syscw)"
+    return f"{r['deliveries_per_write']:.1f}{note}"
 
 
 def check(r):
@@ -114,7 +118,8 @@ w("- Server and load generator share the same cores: "
      else "no pinning (the scheduler spreads both over the cores; an early trial with the "
           "server on one core and the load generator on the other was not better: wstrace's two "
           "threads then share one core). `bench/run --pin` does that."))
-w("- wstrace runs with `--threads 2` (one per core); Node and Python are single-threaded.")
+w("- wstrace runs with `--threads 2` (one per core), except the cluster nodes (`--threads 1`); "
+  "Node and Python are single-threaded.")
 busy = [r["result"]["machine_busy_pct"] for r in runs if r["result"] and r["result"].get("machine_busy_pct")]
 w("- The machine is shared with other engineers' builds and tests. Before each run the suite "
   "waits (bounded) for it to be ≥80% idle, and each fan-out run records how busy all CPUs were "
@@ -126,7 +131,7 @@ w("- The machine is shared with other engineers' builds and tests. Before each r
 w("")
 
 # --- summary against targets --------------------------------------------------
-w("## Targets (issue 4)")
+w("## Targets (issues 4 and 5)")
 w("")
 w("| target | measured (wstrace) | met |")
 w("|---|---|---|")
@@ -135,7 +140,86 @@ f1 = res("fanout-1k")
 f10 = res("fanout-10k")
 lat = res("latency-1m")
 lag = res("laggard-1k")
-sc = res("scale")
+
+
+
+def drop_unless(mark, labels):
+    """Drops what was written since `mark` when none of these runs is present
+    (a partial run: bench/run --only ...)."""
+    if not any(r["label"] in labels for r in runs):
+        del out[mark:]
+
+
+# --- the cluster runs -----------------------------------------------------------
+def rate_of(label):
+    return float(label.rsplit("-", 1)[1])
+
+
+chat = sorted((r for r in runs if r["label"].startswith("cluster-chat-") and r["result"]),
+              key=lambda r: rate_of(r["label"]))
+chat_ok = [r for r in chat if r["result"]["latency_p99_us"] <= 10000 and r["exit"] == 0]
+chosen = chat_ok[-1] if chat_ok else (chat[0] if chat else None)
+big = get("cluster-bigroom", "cluster")
+singles = [r for r in runs if r["label"].startswith("single-chat-") and r["result"]]
+
+
+def cores(r, ns):
+    w_ = r["result"].get("window_s") or 0
+    return ns / 1e9 / w_ if w_ else 0
+
+
+def redis_cpu(r):
+    return sum(a["cpu_ns_window"] for a in r["result"].get("aux", []))
+
+
+def redis_rss(r):
+    a = r["result"].get("aux", [])
+    return max((x["rss_end"] for x in a), default=0)
+
+
+def total_rss(r):
+    x = r["result"]
+    return max(x["server_rss_loaded"], x["server_rss_end"])
+
+
+def lag_buckets(r):
+    """The websocket_pubsub_lag_seconds histogram summed over the nodes: [(le, cumulative)]."""
+    tot = {}
+    for n in (r.get("extra") or {}).get("node_stats", []):
+        for le, c in n.get("lag_buckets", {}).items():
+            tot[le] = tot.get(le, 0) + c
+    def key(le):
+        return float("inf") if le == "+Inf" else float(le)
+    return sorted(tot.items(), key=lambda kv: key(kv[0]))
+
+
+def lag_q(r, q):
+    """Upper bound of the bucket that holds quantile q of the Redis hop lag."""
+    b = lag_buckets(r)
+    if not b or b[-1][1] == 0:
+        return None
+    n = b[-1][1]
+    for le, c in b:
+        if c >= q * n:
+            return le
+    return "+Inf"
+
+
+def le_ms(le):
+    if le is None:
+        return "—"
+    if le == "+Inf":
+        return "> 5 s"
+    v = float(le) * 1000
+    return f"≤ {v:g} ms"
+
+
+def node_sum(r, field):
+    return sum(((n.get("stats") or {}).get("cluster") or {}).get(field, 0)
+               for n in (r.get("extra") or {}).get("node_stats", []))
+
+
+sc = chosen["result"] if chosen else None
 
 
 def met(ok):
@@ -166,12 +250,16 @@ if lag and f1:
       f"one subscriber not reading vs {si(f1['deliveries_per_s'])}/s without ({keep:.0%}) | "
       f"{met(keep >= 0.8)} |")
 if sc:
-    w(f"| 100K connections, total RSS < 1 GB, broadcast p99 < 10 ms | {sc['subscribed']} subscribed "
-      f"over {len(sc['servers'])} processes, RSS {sc['server_rss_end'] / 2**20:.0f} MiB, "
-      f"p99 {us(sc['latency_p99_us'])} | "
-      f"{met(sc['subscribed'] >= 100000 and sc['server_rss_end'] < 2**30 and sc['latency_p99_us'] <= 10000)} |")
+    rss = total_rss(chosen)
+    w(f"| 100K connections, total RSS < 1 GB, broadcast p99 < 10 ms | {sc['connected']} connections "
+      f"on {len(sc['servers'])} nodes behind Redis, chat rooms of 100 at "
+      f"{rate_of(chosen['label']):g} msg/s ({si(sc['deliveries_per_s'])} deliveries/s): "
+      f"p99 {us(sc['latency_p99_us'])}, server RSS {rss / 2**20:.0f} MiB "
+      f"(+ Redis {redis_rss(chosen) / 2**20:.0f} MiB) | "
+      f"{met(sc['connected'] >= 100000 and rss < 2**30 and sc['latency_p99_us'] <= 10000)} |")
 w("")
 
+mark = len(out)
 # --- memory -------------------------------------------------------------------
 w("## Memory per connection")
 w("")
@@ -210,6 +298,9 @@ for k in present:
           f"{us(r['handshake_p50_us'])} | {us(r['handshake_p99_us'])} | {r['alive_at_end']} |")
 w("")
 
+drop_unless(mark, ['mem-idle', 'mem-subscribed'])
+
+mark = len(out)
 # --- fan-out --------------------------------------------------------------------
 w("## Fan-out throughput (64-byte content)")
 w("")
@@ -218,7 +309,8 @@ w("One publisher, all subscribers on one channel; the publisher keeps a window o
   "load-generator process, the slowest process counting), so the run is as fast as server and "
   "clients go without unbounded queues. *CPU/delivery*: server utime+stime over the measured "
   "window divided by the deliveries in it. *per write*: deliveries per write-type syscall of the "
-  "server (`/proc/PID/io` syscw), i.e. how many messages one `writev` carries on average. "
+  "server (write, writev, send, sendmsg: perf tracepoint counters on the server's threads during "
+  "the window), i.e. how many messages one syscall carries on average. "
   "Latency here is queueing inside a saturated system (the window keeps every queue full); see "
   "the next section for latency.")
 w("")
@@ -238,6 +330,9 @@ for label, name in (("fanout-1k", "1→1K"), ("fanout-10k", "1→10K"), ("fanout
           f"{r.get('other_cores', 0):.2f} | {vs} |")
 w("")
 
+drop_unless(mark, ['fanout-1k', 'fanout-10k', 'fanout-1k-1KiB'])
+
+mark = len(out)
 # --- latency --------------------------------------------------------------------
 w("## Latency at a fixed rate")
 w("")
@@ -263,6 +358,9 @@ w("The peers cannot sustain 1 M deliveries/s on this machine (see their fan-out 
   "only wstrace runs that row; 100 K deliveries/s compares all three.")
 w("")
 
+drop_unless(mark, ['latency-1m', 'latency-100k'])
+
+mark = len(out)
 # --- laggard --------------------------------------------------------------------
 w("## A subscriber that stops reading")
 w("")
@@ -285,6 +383,9 @@ for k, lab, base_lab, note in rows:
       f"{r['laggard_received']} | {r['laggard_closed']} | {codes} | {check(r)} |")
 w("")
 
+drop_unless(mark, ['laggard-1k', 'laggard-1k-1KiB'])
+
+mark = len(out)
 # --- compression ----------------------------------------------------------------
 w("## Compression (permessage-deflate) on vs off, 1→1K")
 w("")
@@ -306,22 +407,20 @@ for k in present:
       f"{on['deflate_conns']} | {check(on)} |")
 w("")
 
-# --- telemetry ------------------------------------------------------------------
-w("## Telemetry off vs on (wstrace)")
-w("")
-toff = res("fanout-1k-otel-off")
-if toff and f1:
-    w("| 1→1K | deliveries/s | CPU/delivery | p99 | busy |")
-    w("|---|---|---|---|---|")
-    w(f"| telemetry on (default) | {si(f1['deliveries_per_s'])} | {f1['server_cpu_ns_per_delivery']:.0f} ns | "
-      f"{us(f1['latency_p99_us'])} | {f1['machine_busy_pct']:.0f}% |")
-    w(f"| `OTEL_SDK_DISABLED=true` | {si(toff['deliveries_per_s'])} | "
-      f"{toff['server_cpu_ns_per_delivery']:.0f} ns | {us(toff['latency_p99_us'])} | "
-      f"{toff['machine_busy_pct']:.0f}% |")
-    w("")
-    w(f"Telemetry on/off throughput: {ratio(f1['deliveries_per_s'], toff['deliveries_per_s'], 2)}.")
-    w("")
+drop_unless(mark, ['deflate-1k'])
 
+# --- telemetry ------------------------------------------------------------------
+w("## Telemetry")
+w("")
+w("Not re-measured here: what traces and metrics cost the server per delivery (telemetry off, "
+  "metrics only, 1% and 100% sampling) is counted deterministically with callgrind by "
+  "`bench/scripts/telemetry-cost.sh`; see [docs/TELEMETRY.md, \"What it costs the server\"]"
+  "(../docs/TELEMETRY.md#what-it-costs-the-server). Wall-clock fan-out throughput does not "
+  "separate the modes beyond this machine's run-to-run noise. Memory per idle connection with "
+  "telemetry off is in the memory section above.")
+w("")
+
+mark = len(out)
 # --- churn --------------------------------------------------------------------
 w("## Churn")
 w("")
@@ -340,32 +439,169 @@ for k in present:
       f"{us(r['handshake_p99_us'])} | {r['cycle_failures']} | {vs} |")
 w("")
 
-# --- scale --------------------------------------------------------------------
-w("## 100K connections over several wstrace processes")
-w("")
-w("Before Redis clustering, each wstrace process is its own island on its own port (`--threads 1`), "
-  "and channel c lives on process c mod P; every connection subscribes to its process's channel "
-  "and one publisher per process broadcasts at a paced 1 msg/s (the six schedules phase-shifted; each message is written to "
-  "~16.7K sockets by one thread, so the last subscriber's latency is at least the time of that "
-  "many writes). Per-process figures:")
-w("")
-if sc:
-    n = len(sc["servers"])
-    w("| process | RSS idle | RSS with connections | RSS at the end | CPU in window |")
-    w("|---|---|---|---|---|")
-    for s in sc["servers"]:
-        w(f"| pid {s['pid']} | {s['rss_idle'] / 2**20:.1f} MiB | {s['rss_loaded'] / 2**20:.1f} MiB | "
-          f"{s['rss_end'] / 2**20:.1f} MiB | {s['cpu_ns_window'] / 1e9:.2f} s |")
+drop_unless(mark, ['churn'])
+
+# --- cluster ------------------------------------------------------------------
+if chat or big or singles:
+    N = args.cluster_nodes
+    w("## 100K connections across a Redis cluster")
     w("")
-    per = (sc["server_rss_loaded"] - sc["server_rss_idle"]) / max(sc["connected"], 1)
-    w(f"- {sc['connected']} connected ({sc['connect_failed'] + sc['handshake_failed']} failed), "
-      f"{sc['subscribed']} subscribed over {n} processes, in {sc['connect_elapsed_s']:.1f} s.")
-    w(f"- Total server RSS {sc['server_rss_loaded'] / 2**20:.0f} MiB with everyone subscribed "
-      f"({per:.0f} B per subscribed connection over the idle processes), "
-      f"{sc['server_rss_end'] / 2**20:.0f} MiB at the end.")
-    w(f"- Broadcast: {si(sc['deliveries_per_s'])} deliveries/s; latency p50 {us(sc['latency_p50_us'])}, "
-      f"p99 {us(sc['latency_p99_us'])}, p99.9 {us(sc['latency_p999_us'])}, max {us(sc['latency_max_us'])}; "
-      f"check {check(sc)}; busy {sc['machine_busy_pct']:.0f}%.")
+    w(f"{N} wstrace nodes (`--threads 1` each: one process holds under 20000 sockets here) share "
+      "one port with SO_REUSEPORT, so the kernel spreads the connections over them, and join the "
+      "cluster through one `redis-server` (no persistence) started by the suite; wstrace-bench "
+      f"opens every connection to that port from {chat[0]['result']['procs'] if chat else N} worker "
+      "processes bound to 8 loopback source addresses. A fresh cluster for every row.")
+    w("")
+    w("**The scenario is a chat service**, the seed's production case: the subscribers are in "
+      "rooms of 100 (one channel each) and every room has one publisher, the publishers' "
+      "schedules phase-shifted over the period, at the total rate of the first column. Since "
+      "connections land on nodes at random, every room has members on every node: a message "
+      f"reaches its publisher's node's share of the room directly and the other {N - 1}/{N} "
+      "through Redis (one PUBLISH, received by every node that subscribed the channel). The "
+      "latency is the bench's own: from the publisher's write to the subscriber's read, both "
+      "hops through Redis included. Why not one message to all 100K: writing one message to "
+      "one socket costs ~5–8 µs of kernel CPU on this VM (the profile in docs/BENCHMARKS.md), "
+      "so one broadcast to 100K subscribers is ~0.5–0.8 s of CPU: its last delivery cannot come "
+      "within 10 ms on 2 cores, on any server. The big-room row below shows that cost.")
+    w("")
+    if chat:
+        w("### Rate curve")
+        w("")
+        w("*servers / Redis / bench*: CPU of all the nodes, of redis-server and of the load "
+          "generator during the window, in cores (2 = the machine). *Redis hop*: the nodes' own "
+          "`websocket_pubsub_lag_seconds` histogram (publish on one node → received on another, "
+          "summed over the nodes, whole run), as the upper bound of the bucket that holds p50 "
+          "and p99. *per write*: deliveries per write-type syscall of all the nodes.")
+        w("")
+        w("| msg/s (all rooms) | deliveries/s | p50 | p90 | p99 | p99.9 | max | publish lag p99 | Redis hop p50 / p99 | CPU/delivery | per write | servers | Redis | bench | other load | lost / dup / reordered |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in chat:
+            x = r["result"]
+            mark = " **← p99 < 10 ms, highest**" if r is chosen and chat_ok else ""
+            w(f"| {rate_of(r['label']):g}{mark} | {si(x['deliveries_per_s'])} | "
+              f"{us(x['latency_p50_us'])} | {us(x['latency_p90_us'])} | {us(x['latency_p99_us'])} | "
+              f"{us(x['latency_p999_us'])} | {us(x['latency_max_us'])} | "
+              f"{us(x['publish_lag_p99_us'])} | {le_ms(lag_q(r, 0.5))} / {le_ms(lag_q(r, 0.99))} | "
+              f"{x['server_cpu_ns_per_delivery'] / 1000:.1f} µs | {per_write(x)} | "
+              f"{cores(r, x['server_cpu_ns']):.2f} | {cores(r, redis_cpu(r)):.2f} | "
+              f"{cores(r, x['bench_cpu_window_ns']):.2f} | {x.get('other_cores', 0):.2f} | {check(x)} |")
+        w("")
+        if not chat_ok:
+            w("**No rate kept p99 under 10 ms**; the figures below are for the lowest rate.")
+            w("")
+    if chosen:
+        x = chosen["result"]
+        rate = rate_of(chosen["label"])
+        per_conn = total_rss(chosen) / max(x["connected"], 1)
+        per_conn_delta = (x["server_rss_loaded"] - x["server_rss_idle"]) / max(x["connected"], 1)
+        info = (chosen.get("extra") or {}).get("redis_info", {})
+        rpeak = (chosen.get("extra") or {}).get("redis_peak", {})
+        w(f"### At {rate:g} msg/s: memory, nodes, Redis")
+        w("")
+        w(f"- {x['connected']} connections ({x['subscribed']} subscribers in {x['channels']} rooms, "
+          f"{x['publishers']} publishers), {x['connect_failed'] + x['handshake_failed']} failed, "
+          f"opened in {x['connect_elapsed_s']:.1f} s ({x['connect_rate']:.0f}/s); "
+          f"{si(x['deliveries_per_s'])} deliveries/s; check {check(x)}, "
+          f"{x['disconnected']} closed by a server.")
+        w(f"- **Total server RSS {total_rss(chosen) / 2**20:.0f} MiB** (sum of the nodes' VmRSS "
+          f"with every connection open, after the run: {per_conn:.0f} B per connection all in; "
+          f"{per_conn_delta:.0f} B per connection over the idle nodes' "
+          f"{x['server_rss_idle'] / 2**20:.0f} MiB). Userland only: the kernel's socket buffers are "
+          "not in RSS.")
+        if x.get("aux"):
+            a = x["aux"][0]
+            w(f"- **redis-server RSS {a['rss_end'] / 2**20:.1f} MiB** (VmRSS; "
+              f"{a['rss_idle'] / 2**20:.1f} MiB before the clients came; INFO used_memory peak "
+              f"{int(info.get('used_memory_peak', 0)) / 2**20:.1f} MiB; "
+              f"{rpeak.get('pubsub_channels', '?')} channels and "
+              f"{rpeak.get('connected_clients', '?')} clients at the peak; redis "
+              f"{info.get('redis_version', '?')}); {cores(chosen, a['cpu_ns_window']):.2f} core in "
+              "the window.")
+        w(f"- Through Redis: {node_sum(chosen, 'published_total')} publications sent by the nodes, "
+          f"{node_sum(chosen, 'received_total')} received from other nodes, "
+          f"{node_sum(chosen, 'dropped_total')} dropped.")
+        w("")
+        w("*connections*: peak open on the node (polled every 3 s) / accepted in the run; "
+          "*channels in Redis*: the node's peak Redis subscriptions (one per channel with local "
+          "subscribers); *PUBLISHed*: publications of its clients sent to Redis; *from Redis*: "
+          "publications of other nodes it received.")
+        w("")
+        w("| node | pid | connections | RSS after the run | CPU in the window | channels in Redis | PUBLISHed | from Redis |")
+        w("|---|---|---|---|---|---|---|---|")
+        nodes = (chosen.get("extra") or {}).get("node_stats", [])
+        for i, srv in enumerate(x["servers"]):
+            st = (nodes[i].get("stats") or {}) if i < len(nodes) else {}
+            cl = st.get("cluster") or {}
+            nd = nodes[i] if i < len(nodes) else {}
+            peak = nd.get("peak_active")
+            w(f"| {st.get('node_id', i)} | {srv['pid']} | "
+              f"{peak if peak is not None else '—'} / "
+              f"{st.get('connections', {}).get('accepted_total', '—')} | "
+              f"{srv['rss_end'] / 2**20:.1f} MiB | {srv['cpu_ns_window'] / 1e9:.2f} s | "
+              f"{nd.get('peak_redis_subscriptions', '—')} | "
+              f"{cl.get('published_total', '—')} | {cl.get('received_total', '—')} |")
+        w("")
+        b = lag_buckets(chosen)
+        if b and b[-1][1]:
+            n = b[-1][1]
+            w(f"Redis hop (`websocket_pubsub_lag_seconds`, all nodes, whole run, {n} publications "
+              "received):")
+            w("")
+            w("| received within | " + " | ".join("+Inf" if le == "+Inf" else f"{float(le) * 1000:g} ms"
+                                   for le, _ in b) + " |")
+            w("|---" * (len(b) + 1) + "|")
+            w("| cumulative share | " + " | ".join(f"{100 * c / n:.2f}%" for _, c in b) + " |")
+            w("")
+    if big or singles:
+        w("### The big room, and one node without Redis")
+        w("")
+        w(f"*Big room*: the same {big['result']['subscribers'] if big and big['result'] else '?'} subscribers on only "
+          f"{big['result']['channels'] if big and big['result'] else '?'} channels, so every "
+          f"message goes to {big['result']['subscribers'] // max(big['result']['channels'], 1) if big and big['result'] else '?'} "
+          f"subscribers (about 1/{N} of them on each node). *One node, no Redis*: a single "
+          "wstrace process (`--threads 1`, no `--redis`), "
+          f"{singles[0]['result']['subscribers'] if singles else '?'} subscribers in rooms of 100, first at "
+          "the same per-room rate as the chosen cluster row (one node's share of the cluster's "
+          "load, the machine mostly idle), then at the whole cluster's deliveries/s.")
+        w("")
+        w("| run | connections | msg/s | deliveries/s | p50 | p90 | p99 | p99.9 | max | CPU/delivery | per write | RSS | busy | lost / dup / reordered |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        rows = []
+        if chosen:
+            rows.append((f"cluster, rooms of 100 (chosen row)", chosen))
+        if big and big["result"]:
+            rows.append((f"cluster, big room ({big['result']['subscribers'] // max(big['result']['channels'], 1)} per channel)", big))
+        for r_ in singles:
+            what = ("one node, no Redis, whole cluster's deliveries/s" if "-all-" in r_["label"]
+                    else "one node, no Redis, same per-room rate")
+            rows.append((what, r_))
+        for name, r_ in rows:
+            x = r_["result"]
+            w(f"| {name} | {x['connected']} | {x['rate']:g} | {si(x['deliveries_per_s'])} | "
+              f"{us(x['latency_p50_us'])} | {us(x['latency_p90_us'])} | {us(x['latency_p99_us'])} | "
+              f"{us(x['latency_p999_us'])} | {us(x['latency_max_us'])} | "
+              f"{x['server_cpu_ns_per_delivery'] / 1000:.1f} µs | {per_write(x)} | "
+              f"{total_rss(r_) / 2**20:.0f} MiB | {x['machine_busy_pct']:.0f}% | {check(x)} |")
+        w("")
+    w("How to run this section alone: `bench/run --only cluster` (the report goes to a temporary "
+      "file unless `--out` is given; `CLUSTER_RATES=\"500 1000\"` changes the curve). By hand, "
+      "for the chosen row:")
+    w("")
+    w("```")
+    if chosen:
+        w(f"redis-server --port $RPORT --bind 127.0.0.1 --save '' --appendonly no --daemonize no")
+        w(f"wstrace --listen 127.0.0.1:0 --admin 127.0.0.1:0 --threads 1 "
+          f'--redis redis://127.0.0.1:$RPORT --node-id n0 --log-format json   # logs "port": P')
+        w(f"for i in $(seq 1 {N - 1}); do wstrace --listen 127.0.0.1:$P --admin 127.0.0.1:0 "
+          f"--threads 1 --redis redis://127.0.0.1:$RPORT --node-id n$i --log-format json & done")
+        cmd = chosen["command"].replace(args.root + "/", "")
+        w(cmd)
+    w("```")
+    w("")
+    w("Before the Redis path existed, this section measured six separate wstrace processes, "
+      "each an island with its own channels and one 16.7K-subscriber broadcast per second "
+      "(p99 183 ms, 112 MiB, commit `d7995a0`). It is replaced: the big-room row measures the "
+      "same huge fan-out, now across nodes, and the one-node rows are the no-Redis baseline.")
     w("")
 
 # --- correctness ----------------------------------------------------------------
@@ -390,9 +626,12 @@ w("")
 w("## Commands")
 w("")
 w("Servers were started by bench/run: `wstrace --listen 127.0.0.1:0 --admin 127.0.0.1:0 --threads 2 "
-  "--compression off|on` (`--threads 1` for the 100K run), `node bench/peers/node-ws/server.js "
+  "--compression off|on`, `node bench/peers/node-ws/server.js "
   "--compression off|on`, `/usr/bin/python3 bench/peers/python-websockets/server.py --compression "
-  "off|on`; each run below got a fresh server (the ports and pids shown are that run's).")
+  "off|on`; the cluster runs: `redis-server --port R --bind 127.0.0.1 --save '' --appendonly no` "
+  "and `wstrace --listen 127.0.0.1:P --admin 127.0.0.1:0 --threads 1 --redis redis://127.0.0.1:R "
+  "--node-id nK --log-format json` for every node (the one-node baseline without `--redis`); "
+  "each run below got a fresh server or cluster (the ports and pids shown are that run's).")
 w("")
 w("```")
 seen = set()

@@ -20,7 +20,7 @@ trap cleanup EXIT
 start() {
   local name=$1
   shift
-  "$server" --listen 127.0.0.1:0 --admin 127.0.0.1:0 --threads 2 "$@" 2>"$tmp/$name.log" &
+  "$server" --listen 127.0.0.1:0 --admin 127.0.0.1:0 --threads "${THREADS:-2}" "$@" 2>"$tmp/$name.log" &
   pids+=($!)
   port=""
   for _ in $(seq 1 100); do
@@ -60,5 +60,41 @@ check fanout-paced fanout "${t[@]}" --subscribers 20 --rate 500 --duration 1s --
 check fanout-laggard fanout "${t[@]}" --subscribers 20 --laggards 1 --duration 1s --warmup 200ms
 check fanout-deflate fanout --target "127.0.0.1:$deflate" --compression on --subscribers 20 --duration 1s --warmup 200ms
 check churn churn "${t[@]}" --connections 10 --channels 3 --duration 1s
+
+# Two nodes behind a redis-server of our own (when there is one): on one port
+# (SO_REUSEPORT), and on two ports with --spread; every room spans both nodes.
+if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
+  rport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+    --loglevel warning >"$tmp/redis.log" 2>&1 &
+  rpid=$!
+  pids+=("$rpid")
+  for _ in $(seq 1 100); do
+    [ "$(redis-cli -p "$rport" ping 2>/dev/null)" = PONG ] && break
+    sleep 0.05
+  done
+  THREADS=1 start n0 --redis "redis://127.0.0.1:$rport" --node-id n0
+  n0=$port
+  n0pid=${pids[-1]}
+  "$server" --listen "127.0.0.1:$n0" --admin 127.0.0.1:0 --threads 1 \
+    --redis "redis://127.0.0.1:$rport" --node-id n1 2>"$tmp/n1.log" &
+  pids+=($!)
+  n1pid=$!
+  THREADS=1 start n2 --redis "redis://127.0.0.1:$rport" --node-id n2
+  n2=$port
+  for n in n0 n1 n2; do  # every node's link to Redis up
+    for _ in $(seq 1 100); do
+      grep -q "cluster link up" "$tmp/$n.log" && break
+      sleep 0.1
+    done
+  done
+  check cluster-reuseport fanout --target "127.0.0.1:$n0" --server-pid "$n0pid" \
+    --server-pid "$n1pid" --aux-pid "$rpid" --subscribers 200 --channels 4 --publishers 4 \
+    --rate 200 --duration 1s --warmup 300ms --procs 2
+  check cluster-spread fanout --target "127.0.0.1:$n0" --target "127.0.0.1:$n2" --spread \
+    --subscribers 200 --channels 4 --publishers 4 --rate 200 --duration 1s --warmup 300ms
+else
+  echo "skip  cluster (no redis-server)"
+fi
 echo "bench smoke: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -29,6 +29,7 @@
 #include "histogram.h"
 #include "options.h"
 #include "result.h"
+#include "syscalls.h"
 #include "util/clock.h"
 #include "util/units.h"
 #include "wire.h"
@@ -152,6 +153,10 @@ class Parent {
   const Options& opt_;
   std::vector<Child> children_;
   std::vector<ServerStats> servers_;
+  std::vector<ServerStats> aux_;  // --aux-pid: sampled like the servers, reported apart
+  SyscallCounter syscalls_;       // the servers' write-type syscalls during the window
+  bool perf_writes_ = false;      // syscalls_ counted the window (else /proc/PID/io syscw)
+  uint64_t perf_writes_n_ = 0;
   uint64_t start_ns_ = 0;
   uint64_t last_progress_ = 0;
   uint64_t last_deliveries_ = 0;
@@ -163,13 +168,33 @@ class Parent {
   bool timed_out_ = false;
   MachineSample machine_start_, machine_end_;
   uint64_t bench_start_ns_ = 0, bench_end_ns_ = 0;  // workers' CPU at the window's ends
+  // CPU of the --aux-pid processes during the window.
+  uint64_t aux_cpu_ns() const {
+    uint64_t cpu = 0;
+    for (const ServerStats& s : aux_) {
+      if (s.window_end.ok && s.window_start.ok) cpu += s.window_end.cpu_ns - s.window_start.cpu_ns;
+    }
+    return cpu;
+  }
   // CPU time of everything else on the machine during the window, in cores.
   double other_cores(uint64_t server_cpu_ns) const {
     if (!window_ns_ || machine_end_.total == 0) return 0.0;
     const double tick_ns = 1e9 / double(sysconf(_SC_CLK_TCK));
     const double busy_ns = double(machine_end_.busy - machine_start_.busy) * tick_ns;
-    const double other = busy_ns - double(server_cpu_ns) - double(bench_end_ns_ - bench_start_ns_);
+    const double other = busy_ns - double(server_cpu_ns) - double(bench_end_ns_ - bench_start_ns_) -
+                         double(aux_cpu_ns());
     return other > 0 ? other / double(window_ns_) : 0.0;
+  }
+  // Write-type syscalls of the servers during the window: perf tracepoint
+  // counters when they could be opened, else /proc/PID/io syscw (which misses
+  // send() and sendmsg()).
+  uint64_t server_writes() const {
+    if (perf_writes_) return perf_writes_n_;
+    uint64_t writes = 0;
+    for (const ServerStats& s : servers_) {
+      if (s.window_end.ok) writes += s.window_end.syscw - s.window_start.syscw;
+    }
+    return writes;
   }
 };
 
@@ -352,7 +377,15 @@ void Parent::broadcast(Kind kind, const std::vector<uint64_t>& values) {
 }
 
 void Parent::sample(ProcSample ServerStats::*field) {
+  if (field == &ServerStats::window_end && perf_writes_) {
+    perf_writes_n_ = syscalls_.read();
+    syscalls_.close();
+  }
   for (ServerStats& s : servers_) s.*field = sample_proc(s.pid);
+  for (ServerStats& s : aux_) s.*field = sample_proc(s.pid);
+  if (field == &ServerStats::window_start && !opt_.server_pids.empty() && !opt_.no_perf) {
+    perf_writes_ = syscalls_.open(opt_.server_pids);
+  }
   if (field == &ServerStats::window_start || field == &ServerStats::window_end) {
     uint64_t bench = 0;
     for (const Child& c : children_) {
@@ -376,6 +409,7 @@ void Parent::kill_children() {
 
 int Parent::run() {
   for (int pid : opt_.server_pids) servers_.push_back(ServerStats{pid, {}, {}, {}, {}, {}});
+  for (int pid : opt_.aux_pids) aux_.push_back(ServerStats{pid, {}, {}, {}, {}, {}});
   signal(SIGPIPE, SIG_IGN);
   start_ns_ = mono_ns();
   last_progress_ = start_ns_;
@@ -559,6 +593,16 @@ void Parent::print_table(const Result& r) const {
     }
     std::printf("\n");
   }
+  for (const ServerStats& s : aux_) {
+    std::printf("  other  %-7d RSS idle %s", s.pid, wstrace::format_size(s.idle.rss).c_str());
+    if (s.loaded.ok) std::printf(", loaded %s", wstrace::format_size(s.loaded.rss).c_str());
+    if (s.end.ok) std::printf(", end %s", wstrace::format_size(s.end.rss).c_str());
+    if (s.window_end.ok) {
+      std::printf(", CPU %s in the window",
+                  dur(s.window_end.cpu_ns - s.window_start.cpu_ns).c_str());
+    }
+    std::printf("\n");
+  }
   uint64_t rss_delta = 0, cpu = 0;
   bool have_rss = false;
   for (const ServerStats& s : servers_) {
@@ -572,17 +616,16 @@ void Parent::print_table(const Result& r) const {
     std::printf("  %-14s %.0f bytes of server RSS per connection\n", "memory",
                 double(rss_delta) / double(r.connected));
   }
-  uint64_t writes = 0;
-  for (const ServerStats& s : servers_) {
-    if (s.window_end.ok) writes += s.window_end.syscw - s.window_start.syscw;
-  }
+  const uint64_t writes = server_writes();
   if (cpu && opt_.scenario == Scenario::Fanout && r.deliveries_window) {
     std::printf("  %-14s %.1f ns of server CPU per delivery\n", "server CPU",
                 double(cpu) / double(r.deliveries_window));
   }
   if (writes && opt_.scenario == Scenario::Fanout && r.deliveries_window) {
-    std::printf("  %-14s %.2f deliveries per write syscall of the server (%" PRIu64 " writes)\n",
-                "batching", double(r.deliveries_window) / double(writes), writes);
+    std::printf("  %-14s %.2f deliveries per write-type syscall of the server (%" PRIu64
+                " writes, counted by %s)\n",
+                "batching", double(r.deliveries_window) / double(writes), writes,
+                perf_writes_ ? "perf tracepoints" : "/proc/PID/io syscw: misses send()");
   }
   if (cpu && opt_.scenario == Scenario::Churn && r.cycles) {
     std::printf("  %-14s %.1f us of server CPU per cycle\n", "server CPU",
@@ -590,11 +633,13 @@ void Parent::print_table(const Result& r) const {
   }
   std::printf("  %-14s %s CPU in the workers\n", "bench", dur(r.bench_cpu_ns).c_str());
   if (machine_end_.total) {
+    const auto cores = [&](uint64_t ns) { return window_ns_ ? double(ns) / double(window_ns_) : 0.0; };
+    char aux[64] = "";
+    if (!aux_.empty()) std::snprintf(aux, sizeof aux, "--aux-pid %.2f cores, ", cores(aux_cpu_ns()));
     std::printf("  %-14s %.0f%% of all CPUs busy during the window; server %.2f cores, bench "
-                "%.2f cores, other processes %.2f cores\n",
-                "machine", machine_busy_pct(), window_ns_ ? double(cpu) / double(window_ns_) : 0.0,
-                window_ns_ ? double(bench_end_ns_ - bench_start_ns_) / double(window_ns_) : 0.0,
-                other_cores(cpu));
+                "%.2f cores, %sother processes %.2f cores\n",
+                "machine", machine_busy_pct(), cores(cpu), cores(bench_end_ns_ - bench_start_ns_),
+                aux, other_cores(cpu));
   }
   for (auto& [code, n] : r.close_codes) {
     std::printf("  %-14s %" PRIu64 " x %" PRIu64 "\n", "close code", n, code);
@@ -677,12 +722,14 @@ void Parent::print_json(const Result& r) const {
     rss_end += s.end.rss;
     if (s.loaded.ok && s.loaded.rss > s.idle.rss) rss_delta += s.loaded.rss - s.idle.rss;
     if (s.window_end.ok) cpu += s.window_end.cpu_ns - s.window_start.cpu_ns;
-    if (s.window_end.ok) writes += s.window_end.syscw - s.window_start.syscw;
   }
+  writes = server_writes();
   num("machine_busy_pct", machine_busy_pct());
   num("bench_cpu_window_ns", double(bench_end_ns_ - bench_start_ns_));
   num("other_cores", other_cores(cpu));
   num("server_write_syscalls", double(writes));
+  str("server_write_syscalls_source", perf_writes_ ? "perf" : "syscw");
+  num("aux_cpu_ns", double(aux_cpu_ns()));
   num("deliveries_per_write",
       writes ? double(r.deliveries_window) / double(writes) : 0.0);
   num("server_rss_idle", double(rss_idle));
@@ -696,6 +743,17 @@ void Parent::print_json(const Result& r) const {
   j += "\"servers\":[";
   for (size_t i = 0; i < servers_.size(); ++i) {
     const ServerStats& s = servers_[i];
+    char buf[256];
+    std::snprintf(buf, sizeof buf,
+                  "%s{\"pid\":%d,\"rss_idle\":%" PRIu64 ",\"rss_loaded\":%" PRIu64
+                  ",\"rss_end\":%" PRIu64 ",\"cpu_ns_window\":%" PRIu64 "}",
+                  i ? "," : "", s.pid, s.idle.rss, s.loaded.rss, s.end.rss,
+                  s.window_end.ok ? s.window_end.cpu_ns - s.window_start.cpu_ns : 0);
+    j += buf;
+  }
+  j += "],\"aux\":[";
+  for (size_t i = 0; i < aux_.size(); ++i) {
+    const ServerStats& s = aux_[i];
     char buf[256];
     std::snprintf(buf, sizeof buf,
                   "%s{\"pid\":%d,\"rss_idle\":%" PRIu64 ",\"rss_loaded\":%" PRIu64
@@ -796,8 +854,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--subscribe", opt.subscribe, "connect: each connection subscribes to a channel");
   app.add_flag("--spread", opt.spread,
-               "fanout: spread connections over targets regardless of channel (for a cluster; "
-               "by default channel c lives on target c mod T)");
+               "fanout: spread every channel's members over all targets (for a cluster: the "
+               "k-th member of channel c goes to target (c+k) mod T; by default channel c lives "
+               "on target c mod T)");
   app.add_option("--laggards", opt.laggards,
                  "fanout: this many subscribers stop reading after the warm-up")
       ->capture_default_str();
@@ -813,8 +872,14 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1u, 100000u))
       ->capture_default_str();
   app.add_option("--server-pid", opt.server_pids,
-                 "Server process to sample (RSS from /proc/PID/status, CPU from /proc/PID/stat); "
-                 "repeatable");
+                 "Server process to sample (RSS from /proc/PID/status, CPU from /proc/PID/stat, "
+                 "write-type syscalls in the window from perf tracepoints); repeatable");
+  app.add_option("--aux-pid", opt.aux_pids,
+                 "Other process to sample (RSS, CPU) and report apart from the servers, e.g. "
+                 "redis-server; its CPU is not counted as other load; repeatable");
+  app.add_flag("--no-perf", opt.no_perf,
+               "Count the servers' write syscalls from /proc/PID/io syscw (misses send/sendmsg) "
+               "instead of perf tracepoint counters");
   app.add_flag("--json", opt.json, "Print the result as one JSON object on stdout");
   app.add_flag("--quiet", opt.quiet, "No progress line");
   CLI11_PARSE(app, argc, argv);

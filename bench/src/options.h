@@ -41,6 +41,8 @@ struct Options {
   double drain_timeout_s = 5;
   uint32_t max_pending = 256;     // handshakes in flight per worker when --rate 0
   std::vector<int> server_pids;
+  std::vector<int> aux_pids;      // sampled and reported apart from the servers (redis-server)
+  bool no_perf = false;           // write syscalls from syscw, no perf tracepoint counters
   bool json = false;
   bool quiet = false;             // no progress line
 };

@@ -1229,12 +1229,17 @@ void Worker::plan() {
     }
     case Scenario::Fanout: {
       const uint32_t C = opt_.channels, P = opt_.publishers;
+      // --spread: the k-th member of channel c (i = c + k*C) goes to target
+      // (c + k) mod T, so every channel has members on every target and the
+      // targets get equal shares (i mod T alone would keep a channel on the
+      // targets congruent to it when C and T share a factor).
+      const auto spread_target = [&](uint32_t i) { return (i % C + i / C) % T; };
       for (uint32_t i = w; i < opt_.subscribers; i += W) {
         Conn& c = conns_.emplace_back();
         c.role = Role::Subscriber;
         c.id = i;
         c.channel = i % C;
-        c.target = opt_.spread ? i % T : c.channel % T;
+        c.target = opt_.spread ? spread_target(i) : c.channel % T;
         c.source = i % K;
         c.laggard = i < opt_.laggards;
         const uint32_t pubs_here = c.channel < P ? (P - c.channel + C - 1) / C : 0;
@@ -1245,7 +1250,7 @@ void Worker::plan() {
         c.role = Role::Publisher;
         c.id = j;
         c.channel = j % C;
-        c.target = opt_.spread ? j % T : c.channel % T;
+        c.target = opt_.spread ? spread_target(j) : c.channel % T;
         c.source = (opt_.subscribers + j) % K;
       }
       for (uint32_t k = 0; k < conns_.size(); ++k) {
