@@ -41,6 +41,10 @@ struct ConnExtra {
   std::unique_ptr<ws::Inflater> inflater;  // only with client context takeover
   std::string user_id;                     // from a verified token
   std::string close_reason;                // the reason of the Close frame sent or received
+  uint16_t close_code = 0;                 // sent, or received from the client
+  Initiator initiator = Initiator::None;   // who ended the connection
+  uint16_t rate_count = 0;                 // --rate-limit: messages in the current second
+  uint16_t rate_second = 0;                // which second rate_count counts (mod 65536)
   std::vector<telemetry::Event> events;    // span events (timeouts, errors), kept for the end
   telemetry::SpanId client_parent;         // the handshake traceparent's span, if any
   std::string trace_state;                 // the handshake's tracestate, if any
@@ -74,6 +78,15 @@ class Connection final : public net::IoHandler, public pubsub::Subscriber {
   void on_io(uint32_t events) override;
 
   bool is_open() const { return state == ConnState::Open; }
+  // How the connection ended (kept in ConnExtra: only closing connections need it).
+  uint16_t close_code() const { return extra ? extra->close_code : 0; }
+  Initiator initiator() const { return extra ? extra->initiator : Initiator::None; }
+  void set_close(uint16_t code, Initiator who) {
+    ConnExtra& e = ext();
+    e.close_code = code;
+    e.initiator = who;
+  }
+  double rtt_ms() const { return rtt_100us / 10.0; }
   ConnExtra& ext() {
     if (!extra) extra = std::make_unique<ConnExtra>();
     return *extra;
@@ -81,7 +94,6 @@ class Connection final : public net::IoHandler, public pubsub::Subscriber {
 
   int fd;
   ConnState state = ConnState::Handshake;
-  Initiator initiator = Initiator::None;
   uint8_t endpoint = 0;  // ws::Endpoint
   uint8_t trace_flags = 0;  // of the connection span
 
@@ -97,12 +109,9 @@ class Connection final : public net::IoHandler, public pubsub::Subscriber {
   uint8_t server_window_bits : 4 = 15;          // window we compress with
   uint8_t client_window_bits : 4 = 15;          // window the client compresses with
 
-  uint16_t close_code = 0;
-  uint16_t rate_count = 0;       // messages in the current rate-limit second
-  uint16_t rate_second = 0;      // which second rate_count counts (mod 65536)
+  uint16_t rtt_100us = 0;        // last heartbeat round trip, in 100 µs (saturates at 6.5 s)
   uint32_t last_activity = 0;    // wheel tick of the last frame received
   uint32_t last_ping = 0;        // wheel tick of the last Ping sent
-  uint32_t rtt_us = 0;           // last heartbeat round trip
   uint64_t id = 0;
 
   net::WheelNode timer;

@@ -373,7 +373,7 @@ std::string Server::connections_json(const http::Request& req) {
     out += ",\"subscriptions\":";
     json::append_uint(out, c.subscriptions);
     out += ",\"rtt_ms\":";
-    json::append_double(out, c.rtt_us / 1000.0);
+    json::append_double(out, c.rtt_ms);
     out += ",\"queued_bytes\":";
     json::append_uint(out, c.queued_bytes);
     out += ",\"compression\":";

@@ -31,10 +31,10 @@ void set_peer(telemetry::SpanData& d, const Connection& c) {
 }
 
 bool is_abnormal(const Connection& c) {
-  return c.initiator == Initiator::Timeout || c.initiator == Initiator::Error ||
-         c.close_code == ws::close_code::kSlowConsumer ||
-         c.close_code == ws::close_code::kInternalError ||
-         c.close_code == ws::close_code::kAbnormal;
+  return c.initiator() == Initiator::Timeout || c.initiator() == Initiator::Error ||
+         c.close_code() == ws::close_code::kSlowConsumer ||
+         c.close_code() == ws::close_code::kInternalError ||
+         c.close_code() == ws::close_code::kAbnormal;
 }
 
 }  // namespace
@@ -136,10 +136,10 @@ void trace_connection_end(Worker& w, Connection& c) {
   d.set("websocket.connection_id", std::to_string(c.id));
   set_peer(d, c);
   if (c.extra && !c.extra->user_id.empty()) d.set("user.id", c.extra->user_id);
-  d.set("websocket.close.code", static_cast<int64_t>(c.close_code));
+  d.set("websocket.close.code", static_cast<int64_t>(c.close_code()));
   const std::string reason = c.extra ? c.extra->close_reason : std::string();
   d.set("websocket.close.reason", reason);
-  d.set("websocket.close.initiator", initiator_name(c.initiator));
+  d.set("websocket.close.initiator", initiator_name(c.initiator()));
   d.set("websocket.duration_ms", static_cast<double>(now - c.span.start_unix_ns) / 1e6);
   d.set("websocket.messages_sent", static_cast<int64_t>(c.stats.messages_sent));
   d.set("websocket.messages_received", static_cast<int64_t>(c.stats.messages_received));
@@ -147,7 +147,7 @@ void trace_connection_end(Worker& w, Connection& c) {
   d.set("websocket.bytes_received", static_cast<int64_t>(c.stats.bytes_received));
   d.set("websocket.errors", static_cast<int64_t>(c.stats.errors));
   d.set("websocket.compression", bool{c.deflate});
-  if (c.rtt_us > 0) d.set("websocket.heartbeat.rtt_ms", c.rtt_us / 1000.0);
+  if (c.rtt_100us > 0) d.set("websocket.heartbeat.rtt_ms", c.rtt_ms());
   d.set("websocket.endpoint", c.endpoint == static_cast<uint8_t>(ws::Endpoint::Echo) ? "echo" : "pubsub");
   if (c.extra) {
     for (auto& e : c.extra->events) d.events.push_back(std::move(e));

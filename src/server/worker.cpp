@@ -467,16 +467,17 @@ bool Worker::handle_message(Connection& c, const protocol::ClientMessage& m,
   };
   if (cfg_.rate_limit > 0) {
     auto second = static_cast<uint16_t>(wheel_.current() / ticks_per_second_);
-    if (second != c.rate_second) {
-      c.rate_second = second;
-      c.rate_count = 0;
+    ConnExtra& e = c.ext();  // only with --rate-limit
+    if (second != e.rate_second) {
+      e.rate_second = second;
+      e.rate_count = 0;
     }
-    if (c.rate_count >= cfg_.rate_limit) {
+    if (e.rate_count >= cfg_.rate_limit) {
       node_.metrics.messages_dropped.add(shard_, 1, static_cast<uint32_t>(DropReason::RateLimited));
       return fail(protocol::ErrorCode::RateLimited,
                   "too many messages; the limit is --rate-limit per second");
     }
-    ++c.rate_count;
+    ++e.rate_count;
   }
   if (!cfg_.auth_secret.empty() && !c.authenticated && m.type != protocol::Type::Ping) {
     return fail(protocol::ErrorCode::Unauthorized,
@@ -545,7 +546,7 @@ void Worker::on_pong(Connection& c, const uint8_t* data, size_t len) {
   uint64_t now = mono_ns();
   if (sent > now || now - sent > 600'000'000'000ull) return;
   uint64_t rtt = now - sent;
-  c.rtt_us = static_cast<uint32_t>(std::min<uint64_t>(rtt / 1000, UINT32_MAX));
+  c.rtt_100us = static_cast<uint16_t>(std::min<uint64_t>(rtt / 100'000, UINT16_MAX));
   node_.metrics.heartbeat_rtt.record(shard_, static_cast<double>(rtt) / 1e9);
 }
 
@@ -553,8 +554,7 @@ void Worker::on_close_frame(Connection& c, uint16_t code, std::string_view reaso
   if (c.state == ConnState::Open) {
     // The client starts the close handshake: echo its code, then close the
     // TCP connection once the reply is written (the server closes first, §7.1.1).
-    c.initiator = Initiator::Client;
-    c.close_code = code;
+    c.set_close(code, Initiator::Client);
     if (!reason.empty()) c.ext().close_reason = std::string(reason);
     push_close(c, make_close_frame(code == ws::close_code::kNoStatus ? ws::close_code::kNormal : code,
                                    {}));
@@ -587,8 +587,7 @@ void Worker::on_protocol_error(Connection& c, ws::Error e) {
 
 void Worker::on_eof(Connection& c) {
   if (c.state == ConnState::Open) {
-    c.close_code = ws::close_code::kAbnormal;
-    c.initiator = Initiator::Client;
+    c.set_close(ws::close_code::kAbnormal, Initiator::Client);
     c.ext().close_reason = "connection closed without a Close frame";
   }
   finalize(c);
@@ -596,8 +595,8 @@ void Worker::on_eof(Connection& c) {
 
 void Worker::socket_error(Connection& c, int err) {
   if (c.state == ConnState::Open || c.state == ConnState::Closing) {
-    c.close_code = ws::close_code::kAbnormal;
-    if (c.initiator == Initiator::None) c.initiator = Initiator::Error;
+    c.set_close(ws::close_code::kAbnormal,
+                c.initiator() == Initiator::None ? Initiator::Error : c.initiator());
     c.ext().close_reason = std::string("socket error: ") + strerror(err);
     node_.metrics.errors.add(shard_, 1, static_cast<uint32_t>(ErrorKind::Socket));
   }
@@ -716,8 +715,7 @@ void Worker::close(Connection& c, uint16_t code, std::string_view reason, Initia
     return;
   }
   if (c.state != ConnState::Open) return;
-  c.close_code = code;
-  c.initiator = who;
+  c.set_close(code, who);
   c.ext().close_reason = std::string(reason);
   push_close(c, make_close_frame(code, reason));
   c.close_sent = true;
@@ -738,13 +736,13 @@ void Worker::finalize(Connection& c) {
     node_.websockets.fetch_sub(1, std::memory_order_relaxed);
     node_.metrics.connections_active.add(shard_, -1);
     node_.metrics.subscriptions_active.add(shard_, -static_cast<int64_t>(c.subscription_count()));
-    if (c.close_code == 0) c.close_code = ws::close_code::kAbnormal;
+    if (c.close_code() == 0) c.set_close(ws::close_code::kAbnormal, c.initiator());
     const double seconds = static_cast<double>(unix_ns() - c.span.start_unix_ns) / 1e9;
     node_.metrics.connection_duration.record(shard_, seconds);
     trace_connection_end(*this, c);
     auto scope = conn_log_scope(c);
-    WS_LOG(Debug, "connection closed", {"id", c.id}, {"code", c.close_code},
-           {"initiator", initiator_name(c.initiator)}, {"seconds", seconds},
+    WS_LOG(Debug, "connection closed", {"id", c.id}, {"code", c.close_code()},
+           {"initiator", initiator_name(c.initiator())}, {"seconds", seconds},
            {"messages_received", c.stats.messages_received},
            {"messages_sent", c.stats.messages_sent});
   }
@@ -1055,8 +1053,7 @@ void Worker::stop() {
     std::vector<Connection*> all = connections();
     for (Connection* c : all) {
       if (c->state != ConnState::Dead) {
-        if (c->initiator == Initiator::None) c->initiator = Initiator::Shutdown;
-        if (c->close_code == 0) c->close_code = ws::close_code::kGoingAway;
+        if (c->close_code() == 0) c->set_close(ws::close_code::kGoingAway, Initiator::Shutdown);
         finalize(*c);
       }
     }
@@ -1077,7 +1074,7 @@ void Worker::collect_connections(std::vector<ConnInfo>& out) const {
     if (c->extra) info.user_id = c->extra->user_id;
     info.opened_unix_ns = c->span.start_unix_ns;
     info.subscriptions = c->subscription_count();
-    info.rtt_us = c->rtt_us;
+    info.rtt_ms = c->rtt_ms();
     info.queued_bytes = c->out.bytes();
     info.stats = c->stats;
     info.deflate = c->deflate;

@@ -70,7 +70,7 @@ class Worker {
     std::string user_id;
     uint64_t opened_unix_ns;
     uint32_t subscriptions;
-    uint32_t rtt_us;
+    double rtt_ms;
     uint64_t queued_bytes;
     ConnStats stats;
     bool deflate;
