@@ -35,6 +35,7 @@ struct Result {
   uint64_t reordered = 0;
   uint64_t misrouted = 0;          // wrong channel, unknown publisher
   uint64_t corrupt = 0;            // unparseable content
+  uint64_t gaps_forgotten = 0;     // missing sequences past the checker's gap cap (sequence.h)
   uint64_t publisher_stalls = 0;   // ticks a paced publisher could not write (socket full)
   uint64_t laggard_received = 0;
   uint64_t laggard_closed = 0;     // laggards the server closed
@@ -79,6 +80,7 @@ struct Result {
     reordered += o.reordered;
     misrouted += o.misrouted;
     corrupt += o.corrupt;
+    gaps_forgotten += o.gaps_forgotten;
     publisher_stalls += o.publisher_stalls;
     laggard_received += o.laggard_received;
     laggard_closed += o.laggard_closed;
@@ -97,7 +99,8 @@ struct Result {
   X(attempted) X(connected) X(connect_failed) X(handshake_failed) X(subscribed)              \
   X(disconnected) X(alive_at_end) X(server_errors) X(pings_answered) X(connect_ns) X(deflate_conns) \
   X(published) X(published_window) X(deliveries) X(deliveries_window) X(expected) X(unique)  \
-  X(lost) X(duplicated) X(reordered) X(misrouted) X(corrupt) X(publisher_stalls)             \
+  X(lost) X(duplicated) X(reordered) X(misrouted) X(corrupt) X(gaps_forgotten)               \
+  X(publisher_stalls)                                                                        \
   X(laggard_received) X(laggard_closed) X(cycles) X(cycle_failures) X(bench_cpu_ns)          \
   X(window_ns)
 

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "result.h"
+#include "sequence.h"
 #include "util/buffer.h"
 #include "util/clock.h"
 #include "wire.h"
@@ -62,13 +63,6 @@ enum class State : uint8_t { Free, Connecting, Handshake, Open, Closed };
 enum class Role : uint8_t { Idle, Subscriber, Publisher, Churn };
 enum class Step : uint8_t { None, Subscribing, Ready, AwaitOwn, PingWait, Closing };
 
-// Delivery bookkeeping of one subscriber for one publisher.
-struct Track {
-  uint64_t next = 0;    // next sequence expected
-  uint64_t unique = 0;  // distinct sequences received
-  std::vector<std::pair<uint64_t, uint64_t>> gaps;  // missing [from, to), usually empty
-};
-
 struct Conn {
   int fd = -1;
   uint32_t gen = 0;
@@ -97,7 +91,7 @@ struct Conn {
   std::string in;              // unparsed bytes
   std::string out;             // bytes not yet written
   std::string frag;            // fragmented message being assembled
-  std::vector<Track> tracks;   // subscriber: one per publisher of its channel
+  std::vector<SequenceTrack> tracks;  // subscriber: one per publisher of its channel
   std::unique_ptr<wstrace::ws::Inflater> inflater;  // when the server keeps its window
 };
 
@@ -866,32 +860,16 @@ void Worker::on_delivery(Conn& c, std::string_view content, std::string_view cha
     return;
   }
   ++local_delivered_[pub];
-  Track& t = c.tracks[pub / opt_.channels];
-  if (seq == t.next) {
-    ++t.next;
-    ++t.unique;
-  } else if (seq > t.next) {
-    if (t.gaps.size() < 1024) t.gaps.emplace_back(t.next, seq);
-    t.next = seq + 1;
-    ++t.unique;
-  } else {
-    for (size_t i = 0; i < t.gaps.size(); ++i) {
-      auto& g = t.gaps[i];
-      if (seq >= g.first && seq < g.second) {
-        ++r_.reordered;
-        ++t.unique;
-        const uint64_t hi = g.second;
-        if (seq == g.first) {
-          g.first++;
-        } else {
-          g.second = seq;
-          if (seq + 1 < hi) t.gaps.emplace_back(seq + 1, hi);
-        }
-        if (t.gaps[i].first >= t.gaps[i].second) t.gaps.erase(t.gaps.begin() + long(i));
-        return;
-      }
-    }
-    ++r_.duplicated;
+  switch (c.tracks[pub / opt_.channels].on(seq)) {
+    case SequenceTrack::Verdict::InOrder:
+    case SequenceTrack::Verdict::Ahead:
+      break;
+    case SequenceTrack::Verdict::Late:
+      ++r_.reordered;
+      break;
+    case SequenceTrack::Verdict::Duplicate:
+      ++r_.duplicated;
+      break;
   }
 }
 
@@ -1384,7 +1362,7 @@ int Worker::run() {
         for (const Conn& c : conns_) {
           if (c.role != Role::Subscriber || c.laggard || c.state != State::Open) continue;
           uint64_t u = 0;
-          for (const Track& t : c.tracks) u += t.unique;
+          for (const SequenceTrack& t : c.tracks) u += t.unique();
           const uint64_t e = c.channel < expect_.size() ? expect_[c.channel] : 0;
           m += e > u ? e - u : 0;
         }
@@ -1405,7 +1383,10 @@ int Worker::run() {
         if (c.role != Role::Subscriber || c.laggard || c.state != State::Open) continue;
         const uint64_t e = c.channel < expect_.size() ? expect_[c.channel] : 0;
         uint64_t u = 0;
-        for (const Track& t : c.tracks) u += t.unique;
+        for (const SequenceTrack& t : c.tracks) {
+          u += t.unique();
+          r_.gaps_forgotten += t.forgotten_total();
+        }
         r_.expected += e;
         r_.unique += u;
         r_.lost += e > u ? e - u : 0;
