@@ -389,9 +389,11 @@ w("## A subscriber that stops reading")
 w("")
 w("1→1K as above, but one subscriber stops reading at the end of the warm-up. Deliveries/s counts "
   "the other 999; afterwards the laggard reads what reached it and sees whether the server closed "
-  "it (wstrace: 4429 once its queue passes `--max-backpressure`, 1 MiB; the laggard sees 1006 "
-  "instead when it does not read for longer than `--close-timeout`, 2 s: the Close frame is "
-  "still queued behind its full socket buffer when the server gives up and closes the socket).")
+  "it. wstrace closes it with 4429 once its queue passes `--max-backpressure` (1 MiB), but the "
+  "laggard sees 1006 (no Close frame): the Close sits behind megabytes of data already in the "
+  "kernel's socket buffers that the laggard is not reading, and after `--close-timeout` (2 s) "
+  "the server tears the connection down; the laggard then reads the buffered messages and the "
+  "end of the stream (docs/BENCHMARKS.md, *Laggards*).")
 w("")
 w("| server | deliveries/s with laggard | without | kept | laggard got | laggard closed | close codes | check |")
 w("|---|---|---|---|---|---|---|---|")
