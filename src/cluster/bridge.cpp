@@ -357,7 +357,7 @@ void Bridge::update_link_state() {
   if (up) {
     log_drops();  // what was lost while the link was down, before saying it is back
     WS_LOG(Info, "cluster link up", {"redis", opts_.url.host + ":" + std::to_string(opts_.url.port)},
-           {"channels", static_cast<uint64_t>(dirty_.size())}, {"node_id", opts_.node_id});
+           {"channels", static_cast<uint64_t>(subscribed_.size())}, {"node_id", opts_.node_id});
   }
 }
 
@@ -386,7 +386,10 @@ void Bridge::log_drops() {
 void Bridge::reconcile_subscriptions() {
   if (!sub_->ready || sub_->ctx() == nullptr) return;
   if (dirty_.empty()) {
-    if (resyncing_) {  // nothing to resubscribe
+    // Nothing to resubscribe, or every SUBSCRIBE sent so far confirmed
+    // already (the last confirmation ended the resync itself). Not while
+    // confirmations are awaited: the resync is over only once they came.
+    if (resyncing_ && resync_awaiting_ == 0) {
       resyncing_ = false;
       update_link_state();
     }
@@ -418,7 +421,10 @@ void Bridge::reconcile_subscriptions() {
   }
   dirty_.clear();
   if (resyncing_) {
-    resync_awaiting_ = sub_argv.size() - 1;
+    // Every channel of every SUBSCRIBE sent since the connection was made
+    // must be confirmed: batches sent while earlier ones are unanswered add
+    // up (one with only UNSUBSCRIBEs adds nothing).
+    resync_awaiting_ += sub_argv.size() - 1;
     if (resync_awaiting_ == 0) {
       resyncing_ = false;
       update_link_state();

@@ -606,3 +606,171 @@ class StallingProxy:
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+# -- a proxy that holds chosen Redis commands ------------------------------------
+
+def _resp_command(buf):
+    """(command as bytes, its arguments) if buf starts with one complete RESP
+    command (an array of bulk strings), else None."""
+    end = buf.find(b"\r\n")
+    if end < 0:
+        return None
+    if buf[:1] != b"*":
+        raise AssertionError(f"not a RESP command: {buf[:40]!r}")
+    n = int(buf[1:end])
+    pos = end + 2
+    args = []
+    for _ in range(n):
+        end = buf.find(b"\r\n", pos)
+        if end < 0:
+            return None
+        assert buf[pos:pos + 1] == b"$", buf[pos:pos + 40]
+        size = int(buf[pos + 1:end])
+        if len(buf) < end + 2 + size + 2:
+            return None
+        args.append(buf[end + 2:end + 2 + size])
+        pos = end + 2 + size + 2
+    return buf[:pos], args
+
+
+class CommandGate:
+    """A TCP proxy to 127.0.0.1:upstream_port that reads the RESP commands
+    clients send. hold_at("SUBSCRIBE") makes the next connection that sends
+    that command stop forwarding from that command on (replies still flow);
+    release() forwards what was held and everything after. Every command is
+    recorded, held or not, in the order the gate read them, so a test can see
+    what a node has sent that Redis has not seen. drop_all() closes every
+    proxied connection."""
+
+    def __init__(self, upstream_port):
+        self.upstream_port = upstream_port
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.lock = threading.Lock()
+        self.trigger = None   # command name that starts a hold
+        self.conns = []       # dicts: client, upstream, held (None: forwarding)
+        self.log = []         # [command, [args], held] in arrival order
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}"
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                u = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
+                u.settimeout(None)
+            except OSError:
+                c.close()
+                continue
+            conn = {"client": c, "upstream": u, "held": None}
+            with self.lock:
+                self.conns.append(conn)
+            threading.Thread(target=self._from_client, args=(conn,), daemon=True).start()
+            threading.Thread(target=self._pump, args=(u, c), daemon=True).start()
+
+    def _from_client(self, conn):
+        buf = b""
+        try:
+            while True:
+                data = conn["client"].recv(65536)
+                if not data:
+                    break
+                buf += data
+                while True:
+                    parsed = _resp_command(buf)
+                    if parsed is None:
+                        break
+                    raw, args = parsed
+                    buf = buf[len(raw):]
+                    name = args[0].decode("latin-1").upper() if args else ""
+                    with self.lock:
+                        if conn["held"] is None and self.trigger == name:
+                            self.trigger = None
+                            conn["held"] = []
+                        self.log.append([name, [a.decode("latin-1") for a in args[1:]],
+                                         conn["held"] is not None])
+                        if conn["held"] is not None:
+                            conn["held"].append(raw)
+                        else:
+                            conn["upstream"].sendall(raw)
+        except OSError:
+            pass
+        self._shut(conn)
+
+    def _pump(self, src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    @staticmethod
+    def _shut(conn):
+        for s in (conn["client"], conn["upstream"]):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def hold_at(self, command):
+        with self.lock:
+            self.trigger = command.upper()
+
+    def commands(self):
+        """[(command, [args], held)] every connection sent, in arrival order."""
+        with self.lock:
+            return [tuple(entry) for entry in self.log]
+
+    def release(self):
+        with self.lock:
+            self.trigger = None
+            for conn in self.conns:
+                if conn["held"] is not None:
+                    try:
+                        for raw in conn["held"]:
+                            conn["upstream"].sendall(raw)
+                    except OSError:
+                        pass
+                    conn["held"] = None
+            for entry in self.log:
+                entry[2] = False
+
+    def drop_all(self):
+        with self.lock:
+            conns = list(self.conns)
+        for conn in conns:
+            self._shut(conn)
+
+    def close(self):
+        self.release()
+        self.sock.close()
+        self.drop_all()
+        with self.lock:
+            for conn in self.conns:
+                conn["client"].close()
+                conn["upstream"].close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False

@@ -86,6 +86,8 @@ class ClusterFaultTest(AsyncTestCase):
                     wait_until(lambda: readyz(srv) == 200, what="/readyz 200")
                     self.assertEqual(metric(srv, "websocket_pubsub_link_up"), 1)
                     self.assertGreaterEqual(metric(srv, "websocket_pubsub_reconnects_total"), 2)
+                    up = srv.wait_log(lambda j: j.get("msg") == "cluster link up", 1)
+                    self.assertEqual(up.get("channels"), 1, up)
                 wait_redis_matches(redis, [(n1, {CH}), (n2, {CH})])
 
                 # s1 and s2 each get both publishers' messages exactly once.

@@ -17,10 +17,10 @@ import subprocess
 import time
 import unittest
 
-from cluster_support import (PREFIX, RedisServer, StallingProxy, close_all,
+from cluster_support import (PREFIX, CommandGate, RedisServer, StallingProxy, close_all,
                              cluster_stats, connect_many, delivery_round, free_port, metric, node,
-                             publish, read_until, recv_json, subscribe_all, wait_link,
-                             wait_redis_matches, wait_until, ws_connect)
+                             publish, read_until, recv_json, subscribe_all, unsubscribe_all,
+                             wait_link, wait_redis_matches, wait_until, ws_connect)
 from wstrace_harness import AsyncTestCase, WstraceServer
 
 CH = "edge"
@@ -132,6 +132,7 @@ class ClusterRobustnessTest(AsyncTestCase):
                     await asyncio.gather(*(subscribe_all(ws, channels[k * 100:(k + 1) * 100])
                                            for k, ws in enumerate(subs)))
                     wait_redis_matches(redis, [(a, set(channels)), (b, set())])
+                    ups0 = len([j for j in a.log_lines() if j.get("msg") == "cluster link up"])
                     redis.kill9()
                     wait_link(a, False)
                     redis.start()
@@ -139,6 +140,10 @@ class ClusterRobustnessTest(AsyncTestCase):
                     wait_link(b, True)
                     wait_redis_matches(redis, [(a, set(channels)), (b, set())],
                                        what="400 channels resubscribed")
+                    # The log says how many channels were subscribed again.
+                    ups = [j for j in a.log_lines() if j.get("msg") == "cluster link up"]
+                    self.assertEqual(len(ups), ups0 + 1, ups)
+                    self.assertEqual(ups[-1].get("channels"), 400, ups[-1])
                     for ch in channels:
                         await publish(pub, ch, f"m:{ch}")
                     await asyncio.gather(*(
@@ -296,6 +301,87 @@ class ClusterRobustnessTest(AsyncTestCase):
                 await close_all(clients)
                 a.stop()
                 b.stop()
+
+    # Regression (bridge, resubscription) — was: the resubscription after a
+    # reconnect ended, and the link was reported up (log, link_up, /readyz
+    # 200), before Redis had confirmed the SUBSCRIBE -- the window
+    # test_link_is_not_up_before_redis_has_answered guards: (1) at the next
+    # loop iteration with no interest change, whatever was awaited; (2) each
+    # batch of (UN)SUBSCRIBE commands overwrote the number of subscriptions
+    # still to be confirmed (resync_awaiting_), so a batch with only
+    # UNSUBSCRIBEs (a client left a channel meanwhile) set it to 0. A gate in
+    # front of Redis lets PING through (so the connections are ready) and
+    # holds the SUBSCRIBE, so the window stays open until the test releases it.
+    async def test_unsubscribe_during_resubscription_does_not_report_the_link_up(self):
+        left = CH + ".left"
+        with RedisServer() as redis, CommandGate(redis.port) as gate:
+            a = node(gate.url, "a").start()
+            b = node(redis.url, "b").start()
+            clients = []
+            try:
+                wait_link(a)
+                wait_link(b)
+                stays = await ws_connect(a.url())
+                leaves = await ws_connect(a.url())
+                pub = await ws_connect(b.url())
+                clients = [stays, leaves, pub]
+                await subscribe_all(stays, [CH])
+                await subscribe_all(leaves, [left])
+                wait_redis_matches(redis, [(a, {CH, left}), (b, set())])
+
+                def ups():
+                    return [j for j in a.log_lines() if j.get("msg") == "cluster link up"]
+
+                def held():
+                    return [(c, args) for c, args, h in gate.commands() if h]
+
+                def pings_after(command):
+                    # The publishing connection's health check PINGs that
+                    # reached the gate after `command`: each is sent on a
+                    # timer while that connection is ready, so two of them
+                    # mean a went through whole loop iterations after it
+                    # sent `command`, with both connections ready.
+                    log = [c for c, _, _ in gate.commands()]
+                    return log[log.index(command) + 1:].count("PING") if command in log else 0
+
+                gate.hold_at("SUBSCRIBE")
+                gate.drop_all()
+                wait_link(a, False)
+                ups0 = len(ups())
+                # a reconnects; its PING is answered, its resubscription held.
+                wait_until(lambda: pings_after("SUBSCRIBE") >= 2,
+                           what="a's resubscription held at the gate, a's links ready")
+                self.assertEqual([c for c, _ in held()], ["SUBSCRIBE"])
+                self.assertEqual(sorted(held()[0][1]), sorted([PREFIX + CH, PREFIX + left]))
+                state = [[cluster_stats(a)["link_up"], a.admin_get("/readyz")[0],
+                          len(ups()) - ups0]]
+                # A client leaves a channel meanwhile: a sends an UNSUBSCRIBE
+                # (held behind the SUBSCRIBE).
+                await unsubscribe_all(leaves, [left])
+                wait_until(lambda: pings_after("UNSUBSCRIBE") >= 2,
+                           what="a's UNSUBSCRIBE held at the gate")
+                self.assertEqual([c for c, _ in held()], ["SUBSCRIBE", "UNSUBSCRIBE"])
+                state.append([cluster_stats(a)["link_up"], a.admin_get("/readyz")[0],
+                              len(ups()) - ups0])
+                self.assertEqual(redis.numsub(CH, left), {CH: 0, left: 0})
+
+                gate.release()
+                wait_link(a, True)
+                wait_redis_matches(redis, [(a, {CH}), (b, set())])
+                await publish(pub, CH, "after-release")
+                self.assertEqual(await read_until(stays, {(CH, "after-release")}, "a"),
+                                 [(CH, "after-release")])
+                self.assertEqual(state, [[False, 503, 0]] * 2,
+                                 "link reported up (link_up, /readyz, 'cluster link up' logs) "
+                                 "while Redis had confirmed none of the resubscriptions")
+                # The "cluster link up" line counts the channels subscribed
+                # again (it said 0: the set of changes, already cleared).
+                up = ups()[-1]
+                self.assertEqual(up.get("channels"), 1, up)
+            finally:
+                gate.release()
+                await close_all(clients)
+                self.assertEqual([a.stop(), b.stop()], [0, 0])
 
     async def test_foreign_messages_in_our_channels_are_dropped_as_malformed(self):
         with RedisServer() as redis:
