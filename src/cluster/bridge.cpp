@@ -85,6 +85,7 @@ class Bridge::Link final : public net::IoHandler {
   bool subscriber() const { return subscriber_; }
   uint64_t backoff_ns = 0;
   bool ready = false;        // connected and (when needed) authenticated
+  bool was_ready = false;    // has been ready before: the next ready is a reconnect
   bool auth_failed = false;  // the last disconnect followed a refused AUTH
   std::string last_error;    // the last failure logged, so retries do not repeat it
   net::EventLoop::TimerId timer = 0;
@@ -265,7 +266,9 @@ void Bridge::on_ready(Link& link) {
   }
   link.backoff_ns = 0;  // reset only once the link really works
   link.last_error.clear();
-  metrics_.reconnects.add(*shard_);
+  // The first connection of each link is a connect, not a reconnect.
+  if (link.was_ready) metrics_.reconnects.add(*shard_);
+  link.was_ready = true;
   if (link.subscriber()) {
     // Everything we want, again: Redis forgot our subscriptions with the old
     // connection. The link is not up until Redis confirmed all of them, so

@@ -42,7 +42,8 @@ namespace wstrace::cluster {
                                       {{"reason", "publish_error"}}, {{"reason", "malformed"}}})) \
   M(Counter, publish_errors, "websocket.pubsub.publish.errors",                                 \
     "PUBLISH commands that failed", "{command}")                                                 \
-  M(Counter, reconnects, "websocket.pubsub.reconnects", "Connections (re)established to Redis",  \
+  M(Counter, reconnects, "websocket.pubsub.reconnects",                                         \
+    "Connections to Redis re-established after one was lost (not the first of each)",            \
     "{connection}")                                                                              \
   M(Histogram, lag, "websocket.pubsub.lag",                                                      \
     "From a publication on one node to its arrival on another", "s",                            \

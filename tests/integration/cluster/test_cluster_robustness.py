@@ -175,6 +175,10 @@ class ClusterRobustnessTest(AsyncTestCase):
                 receivers = [(f"s{i}", subs[i], {(c, f"p{k}") for c in (CH, CH + ".2")
                                                  for k in range(2)}) for i in range(2)]
                 await delivery_round(publishers, receivers, "start", 5)
+                # The first connections are not reconnects; each one killed
+                # below and made again is.
+                self.assertEqual([metric(srv, "websocket_pubsub_reconnects_total")
+                                  for srv in nodes], [0, 0])
                 for kind in ("pubsub", "normal"):
                     before = [metric(srv, "websocket_pubsub_reconnects_total") for srv in nodes]
                     self.assertEqual(redis.command("CLIENT", "KILL", "TYPE", kind), 2)
@@ -182,6 +186,8 @@ class ClusterRobustnessTest(AsyncTestCase):
                         wait_until(lambda: metric(srv, "websocket_pubsub_reconnects_total")
                                    > before[i], what=f"{srv.args} reconnects after {kind} kill")
                         wait_link(srv, True)
+                        self.assertEqual(metric(srv, "websocket_pubsub_reconnects_total"),
+                                         before[i] + 1, f"{srv.args} after the {kind} kill")
                     wait_redis_matches(redis, interest, what=f"resubscribed after {kind} kill")
                     await delivery_round(publishers, receivers, f"after-{kind}", 10)
                     for srv in nodes:
