@@ -25,7 +25,9 @@ enum class InType : uint32_t { Ping, Subscribe, Unsubscribe, Message, Invalid, B
 // websocket.messages.sent{type}
 enum class OutType : uint32_t { Pong, Subscribed, Unsubscribed, Message, Error, Echo, Count };
 // websocket.errors{error.type}
-enum class ErrorKind : uint32_t { Protocol, InvalidUtf8, MessageTooBig, Compression, Client, Socket, Count };
+enum class ErrorKind : uint32_t {
+  Protocol, InvalidUtf8, MessageTooBig, Compression, Client, Socket, Internal, Count
+};
 // websocket.messages.dropped{reason}
 enum class DropReason : uint32_t { SlowConsumer, RateLimited, Closing, Count };
 
@@ -93,7 +95,7 @@ inline std::vector<double> latency_bounds() {
     "Connections closed for too much queued output (4429)", "{connection}")                       \
   M(Counter, errors, "websocket.errors", "Errors by kind", "{error}",                             \
     one_label("error.type", {"protocol", "invalid_utf8", "message_too_big", "compression",        \
-                             "client", "socket"}))                                                \
+                             "client", "socket", "internal"}))                                    \
   M(Counter, messages_dropped, "websocket.messages.dropped",                                      \
     "Messages not delivered, by reason", "{message}",                                             \
     one_label("reason", {"slow_consumer", "rate_limited", "closing"}))

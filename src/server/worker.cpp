@@ -575,9 +575,16 @@ void Worker::on_protocol_error(Connection& c, ws::Error e) {
   if (e == ws::Error::InvalidUtf8) kind = ErrorKind::InvalidUtf8;
   if (e == ws::Error::MessageTooBig) kind = ErrorKind::MessageTooBig;
   if (e == ws::Error::CompressionError) kind = ErrorKind::Compression;
+  if (e == ws::Error::Internal) kind = ErrorKind::Internal;
   node_.metrics.errors.add(shard_, 1, static_cast<uint32_t>(kind));
   auto scope = conn_log_scope(c);
-  WS_LOG(Debug, "protocol error", {"id", c.id}, {"error", ws::describe(e)});
+  if (e == ws::Error::Internal) {
+    // Our failure, not the client's: worth a warning (closed with 1011).
+    WS_LOG(Warn, "internal error, closing the connection", {"id", c.id},
+           {"error", ws::describe(e)});
+  } else {
+    WS_LOG(Debug, "protocol error", {"id", c.id}, {"error", ws::describe(e)});
+  }
   trace_event(*this, c, "websocket.protocol_error",
               {{"error.type", std::string(ws::error_kind(e))},
                {"exception.message", std::string(ws::describe(e))},

@@ -51,7 +51,8 @@ enum class Error : uint8_t {
   InvalidCloseCode,
   InvalidUtf8,
   MessageTooBig,
-  CompressionError,     // inflate failed
+  CompressionError,     // inflate failed: not a valid deflate stream
+  Internal,             // the server failed (zlib out of memory): 1011, not the client's fault
 };
 
 constexpr uint16_t close_code_for(Error e) {
@@ -59,6 +60,7 @@ constexpr uint16_t close_code_for(Error e) {
     case Error::None: return close_code::kNormal;
     case Error::InvalidUtf8: return close_code::kInvalidPayload;
     case Error::MessageTooBig: return close_code::kTooBig;
+    case Error::Internal: return close_code::kInternalError;
     default: return close_code::kProtocolError;
   }
 }
@@ -79,6 +81,7 @@ constexpr std::string_view describe(Error e) {
     case Error::InvalidUtf8: return "invalid UTF-8 in text";
     case Error::MessageTooBig: return "message too big";
     case Error::CompressionError: return "invalid compressed data";
+    case Error::Internal: return "internal error";
   }
   return "unknown";
 }
@@ -89,6 +92,7 @@ constexpr std::string_view error_kind(Error e) {
     case Error::InvalidUtf8: return "invalid_utf8";
     case Error::MessageTooBig: return "message_too_big";
     case Error::CompressionError: return "compression";
+    case Error::Internal: return "internal";
     case Error::None: return "none";
     default: return "protocol";
   }

@@ -266,22 +266,45 @@ Inflater::Result Inflater::run(const uint8_t* in, size_t n, Buffer& out, size_t 
       if (zs_.avail_out == 0) continue;  // more output pending
       return Result::Ok;                 // all input used
     }
+    if (rc == Z_MEM_ERROR || rc == Z_STREAM_ERROR) return Result::Internal;
     if (rc != Z_OK) return Result::Error;
     if (zs_.avail_in == 0 && zs_.avail_out > 0) return Result::Ok;
   }
 }
 
-Inflater::Result Inflater::inflate_message(const uint8_t* in, size_t n, Buffer& out,
-                                           size_t max_size, bool reset) {
-  if (!ok_) return Result::Error;
-  const size_t start = out.size();
+Inflater::Result Inflater::inflate_part(const uint8_t* in, size_t n, Buffer& out, size_t start,
+                                        size_t max_size) {
+  if (!ok_) return Result::Internal;
+  if (n == 0) return Result::Ok;  // an empty part leaves `ended_` as it was
   bool ended = false;
   Result r = run(in, n, out, start, max_size, &ended);
+  ended_ = ended;
+  if (r != Result::Ok) {
+    inflateReset(&zs_);
+    ended_ = false;
+  }
+  return r;
+}
+
+Inflater::Result Inflater::finish_message(Buffer& out, size_t start, size_t max_size,
+                                          bool reset) {
+  if (!ok_) return Result::Internal;
+  Result r = Result::Ok;
   // §7.2.2: append 00 00 ff ff — unless the data ended with a final block,
   // after which those bytes would start a stored block that never ends.
-  if (r == Result::Ok && !ended) r = run(kTail, sizeof kTail, out, start, max_size, &ended);
+  bool ended = false;
+  if (!ended_) r = run(kTail, sizeof kTail, out, start, max_size, &ended);
+  ended_ = false;
   if (reset || r != Result::Ok) inflateReset(&zs_);
   return r;
+}
+
+Inflater::Result Inflater::inflate_message(const uint8_t* in, size_t n, Buffer& out,
+                                           size_t max_size, bool reset) {
+  const size_t start = out.size();
+  Result r = inflate_part(in, n, out, start, max_size);
+  if (r != Result::Ok) return r;
+  return finish_message(out, start, max_size, reset);
 }
 
 }  // namespace wstrace::ws

@@ -66,17 +66,28 @@ class Inflater {
   Inflater(const Inflater&) = delete;
   Inflater& operator=(const Inflater&) = delete;
 
-  enum class Result : uint8_t { Ok, TooBig, Error };
+  // Error: the data is not a valid deflate stream. Internal: zlib itself
+  // failed (out of memory, a broken stream state) — not the client's fault.
+  enum class Result : uint8_t { Ok, TooBig, Error, Internal };
   // Decompresses one message (the payloads of all its frames, concatenated)
   // and appends it to `out`. Fails with TooBig as soon as the output would
   // pass `max_size`. `reset` drops the window afterwards (no context takeover).
   Result inflate_message(const uint8_t* in, size_t n, Buffer& out, size_t max_size, bool reset);
+
+  // The same in parts, as the frames of a fragmented message arrive: each
+  // part's output is appended to `out` at once (so it can be checked before
+  // the message ends); the message starts at offset `start` of `out` and may
+  // not grow past `max_size`. finish_message() ends it (the §7.2.2 tail).
+  // After a failure the inflater is reset and the message is lost.
+  Result inflate_part(const uint8_t* in, size_t n, Buffer& out, size_t start, size_t max_size);
+  Result finish_message(Buffer& out, size_t start, size_t max_size, bool reset);
 
  private:
   Result run(const uint8_t* in, size_t n, Buffer& out, size_t start, size_t max_size,
              bool* ended);
   z_stream zs_{};
   bool ok_ = false;
+  bool ended_ = false;  // the input so far ended exactly with a final block
 };
 
 }  // namespace wstrace::ws

@@ -11,8 +11,10 @@
 // place, so `data` must be writable. Text is checked as it arrives: a byte
 // that cannot be UTF-8 fails the connection even before its frame is
 // complete (the part of a frame already checked is remembered between
-// calls, relying on the tail being fed again). The handler is a template parameter
-// (inlined, no virtual calls) with these members:
+// calls, relying on the tail being fed again). Compressed text is checked as
+// it is inflated, frame by frame: a bad byte fails the message at the end of
+// the frame that carries it. The handler is a template parameter (inlined, no
+// virtual calls) with these members:
 //
 //   void on_message(Opcode op, uint8_t* data, size_t len); // Text (valid UTF-8) or Binary
 //   void on_ping(const uint8_t* data, size_t len);
@@ -53,9 +55,17 @@ class Receiver {
 
  private:
   // State of a fragmented message; exists only while one is in progress.
+  // A compressed one is inflated frame by frame as its frames arrive, so
+  // `payload` holds the message inflated so far and a bad byte of text fails
+  // the message at the frame that carries it, not at the last one.
   struct Assembly {
     Buffer payload;
     Utf8Validator utf8;
+    // Compressed, client without context takeover: the thread's shared
+    // inflater serves other connections between our frames, so the message
+    // gets its own until it ends (freed with the Assembly).
+    std::unique_ptr<Inflater> inflater;
+    uint64_t wire_size = 0;  // compressed: payload bytes received so far
     uint8_t opcode = 0;
     bool compressed = false;
   };
@@ -68,6 +78,13 @@ class Receiver {
   bool deliver(uint8_t opcode, bool compressed, bool utf8_checked, uint8_t* data, size_t len,
                H& h);
   bool check_incomplete_text(const FrameHeader& fh, const uint8_t* payload, size_t avail);
+  static Error inflate_error(Inflater::Result r) {
+    switch (r) {
+      case Inflater::Result::TooBig: return Error::MessageTooBig;
+      case Inflater::Result::Internal: return Error::Internal;
+      default: return Error::CompressionError;
+    }
+  }
   template <class H>
   bool fail(Error e, H& h) {
     done_ = true;
@@ -125,7 +142,9 @@ Error Receiver::check_header(const FrameHeader& fh, H& h) const {
   if (op == 0x0) {
     if (!assembly_) return Error::UnexpectedContinuation;
     if (fh.rsv1) return Error::ReservedBits;  // RSV1 only on the first frame (RFC 7692 §6.1)
-    if (assembly_->payload.size() + fh.payload_size > h.max_message_size()) {
+    const uint64_t so_far =
+        assembly_->compressed ? assembly_->wire_size : assembly_->payload.size();
+    if (so_far + fh.payload_size > h.max_message_size()) {
       return Error::MessageTooBig;
     }
     return Error::None;
@@ -206,18 +225,32 @@ bool Receiver::handle_frame(const FrameHeader& fh, uint8_t* payload, H& h) {
     assembly_ = std::make_unique<Assembly>();
     assembly_->opcode = fh.opcode;
     assembly_->compressed = fh.rsv1;
+    if (fh.rsv1 && h.inflate_reset()) assembly_->inflater = std::make_unique<Inflater>(15);
   }
   Assembly& a = *assembly_;
-  a.payload.append(payload, n);
+  const bool text = a.opcode == 0x1;
   // Fail a bad text message at its first bad byte, not at its last fragment.
-  if (a.opcode == 0x1 && !a.compressed && !a.utf8.feed(payload, n)) {
-    return fail(Error::InvalidUtf8, h);
+  if (a.compressed) {
+    a.wire_size += n;
+    Inflater* inflater = a.inflater ? a.inflater.get() : h.inflater();
+    const size_t before = a.payload.size();
+    const size_t max = static_cast<size_t>(h.max_message_size());
+    Inflater::Result r = inflater->inflate_part(payload, n, a.payload, 0, max);
+    if (r == Inflater::Result::Ok && fh.fin) {
+      r = inflater->finish_message(a.payload, 0, max, h.inflate_reset());
+    }
+    if (r != Inflater::Result::Ok) return fail(inflate_error(r), h);
+    if (text && !a.utf8.feed(a.payload.data() + before, a.payload.size() - before)) {
+      return fail(Error::InvalidUtf8, h);
+    }
+  } else {
+    a.payload.append(payload, n);
+    if (text && !a.utf8.feed(payload, n)) return fail(Error::InvalidUtf8, h);
   }
   if (!fh.fin) return true;
-  if (a.opcode == 0x1 && !a.compressed && !a.utf8.complete()) return fail(Error::InvalidUtf8, h);
+  if (text && !a.utf8.complete()) return fail(Error::InvalidUtf8, h);
   std::unique_ptr<Assembly> done = std::move(assembly_);
-  return deliver(done->opcode, done->compressed, !done->compressed, done->payload.data(),
-                 done->payload.size(), h);
+  return deliver(done->opcode, false, true, done->payload.data(), done->payload.size(), h);
 }
 
 template <class H>
@@ -226,15 +259,9 @@ bool Receiver::deliver(uint8_t opcode, bool compressed, bool utf8_checked, uint8
   if (compressed) {
     Buffer& out = h.scratch();
     out.clear();
-    switch (h.inflater()->inflate_message(data, len, out, h.max_message_size(),
-                                          h.inflate_reset())) {
-      case Inflater::Result::Ok:
-        break;
-      case Inflater::Result::TooBig:
-        return fail(Error::MessageTooBig, h);
-      case Inflater::Result::Error:
-        return fail(Error::CompressionError, h);
-    }
+    Inflater::Result r =
+        h.inflater()->inflate_message(data, len, out, h.max_message_size(), h.inflate_reset());
+    if (r != Inflater::Result::Ok) return fail(inflate_error(r), h);
     data = out.data();
     len = out.size();
   }

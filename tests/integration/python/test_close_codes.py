@@ -249,6 +249,15 @@ class InvalidUtf8_1007(RawCase):
         c.send_text(b'{"type":"\xff\xfe"}', compress=True)
         self.expect_close(c, 1007)
 
+    def test_compressed_first_fragment_fails_without_waiting_for_the_end(self):
+        # A compressed message is inflated frame by frame: a bad byte in the
+        # first fragment fails it although the message never finishes.
+        c = self.connect([("Sec-WebSocket-Extensions", "permessage-deflate")])
+        self.assertTrue(c.deflate)
+        c.send_raw(encode_frame(OP_TEXT, deflate_message(b'{"type":"Ping","id":"\xff\xfe'),
+                                fin=False, rsv1=True))
+        self.expect_close(c, 1007)
+
 
 class TooBig1009(RawCase):
 

@@ -522,7 +522,7 @@ TEST(ReceiverDeflate, Rsv1OnlyOnTheFirstFrameOfADataMessage) {
   EXPECT_EQ(run_deflate(client_frame(0xE1, kHelloDeflated)), Events{fail_ev(Error::ReservedBits)});
 }
 
-TEST(ReceiverDeflate, Utf8IsCheckedAfterInflating) {
+TEST(ReceiverDeflate, Utf8IsCheckedOnTheInflatedText) {
   EXPECT_EQ(run_deflate(client_frame(0xC1, client_deflate("bad \xFF text"))),
             Events{fail_ev(Error::InvalidUtf8)});
   std::string multi = "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80";
@@ -534,6 +534,89 @@ TEST(ReceiverDeflate, Utf8IsCheckedAfterInflating) {
   }
   EXPECT_EQ(run_deflate(client_frame(0xC2, client_deflate("\xFF\xFE"))),
             Events{msg(Opcode::Binary, "\xFF\xFE")});
+}
+
+TEST(ReceiverDeflate, FragmentedTextFailsAtTheFrameWithTheBadByte) {
+  // The message never ends: the bad byte must fail it at its own frame.
+  std::string z = client_deflate("good start, then \xFF bad");
+  EXPECT_EQ(run_deflate(client_frame(0x41, z)), Events{fail_ev(Error::InvalidUtf8)});
+  EXPECT_EQ(run_deflate(client_frame(0x41, z), /*reset=*/true),
+            Events{fail_ev(Error::InvalidUtf8)});
+  // Bad byte in the second of three frames (one compressed stream over them).
+  z_stream zs{};
+  ASSERT_EQ(deflateInit2(&zs, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  // (A flush inside a message keeps its 00 00 ff ff: only the message's end drops it.)
+  std::string a = client_deflate("first part ok, ", 15, &zs) + bytes({0, 0, 0xff, 0xff});
+  std::string b = client_deflate("second \xC3\x28 broken", 15, &zs);
+  deflateEnd(&zs);
+  EXPECT_EQ(run_deflate(client_frame(0x41, a) + ping("p") + client_frame(0x00, b)),
+            (Events{ping_ev("p"), fail_ev(Error::InvalidUtf8)}));
+  // A character split across two frames is fine; one left unfinished is not.
+  ASSERT_EQ(deflateInit2(&zs, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  a = client_deflate("caf\xC3", 15, &zs) + bytes({0, 0, 0xff, 0xff});
+  b = client_deflate("\xA9!", 15, &zs);
+  deflateEnd(&zs);
+  EXPECT_EQ(run_deflate(client_frame(0x41, a) + client_frame(0x80, b)),
+            Events{text_msg("caf\xC3\xA9!")});
+  EXPECT_EQ(run_deflate(client_frame(0x41, a) + client_frame(0x80, "")),
+            Events{fail_ev(Error::InvalidUtf8)});
+}
+
+TEST(ReceiverDeflate, FragmentedMessageKeepsItsOwnInflaterWithoutContextTakeover) {
+  // Without client context takeover the handler's inflater is shared by the
+  // thread's connections: another connection inflating between our frames
+  // must not disturb a message in progress.
+  std::string m;
+  for (int i = 0; i < 200; ++i) m += "fragment text " + std::to_string(i) + "; ";
+  std::string z = client_deflate(m);
+  Recorder h;
+  h.deflate = true;
+  h.reset_inflater = true;
+  Receiver r;
+  feed_whole(r, h, client_frame(0x41, z.substr(0, z.size() / 2)));
+  EXPECT_TRUE(h.events.empty());
+  Buffer other;
+  std::string z2 = client_deflate("another connection's message");
+  ASSERT_EQ(h.inflater()->inflate_message(reinterpret_cast<const uint8_t*>(z2.data()),
+                                          z2.size(), other, 1 << 20, true),
+            Inflater::Result::Ok);
+  feed_whole(r, h, client_frame(0x80, z.substr(z.size() / 2)));
+  EXPECT_EQ(h.events, Events{text_msg(m)});
+}
+
+TEST(ReceiverDeflate, FragmentedBombFailsAtTheFirstFrameOverTheLimit) {
+  std::string zeros(1 << 20, '\0');
+  std::string bomb = client_deflate(zeros);
+  for (bool reset : {false, true}) {
+    // The first frame alone inflates past 64 KiB; the message never ends.
+    EXPECT_EQ(run_deflate(client_frame(0x42, bomb.substr(0, bomb.size() / 2)), reset, 64 * 1024),
+              Events{fail_ev(Error::MessageTooBig)});
+  }
+  // The limit on the wire counts compressed bytes across frames.
+  std::string noise;
+  std::mt19937 rng(7);
+  for (int i = 0; i < 3000; ++i) noise += static_cast<char>(rng());
+  std::string z = client_deflate(noise);
+  ASSERT_GT(z.size(), 2000u);
+  EXPECT_EQ(run_deflate(client_frame(0x42, z.substr(0, 1500)) + client_frame(0x80, z.substr(1500)),
+                        false, 2000),
+            Events{fail_ev(Error::MessageTooBig)});
+}
+
+TEST(ReceiverDeflate, InflaterFailureIsAnInternalError1011) {
+  // zlib refusing to start (here: an impossible window) is the server's
+  // fault, not the client's: Error::Internal, closed with 1011.
+  for (bool fragmented : {false, true}) {
+    Recorder h;
+    h.deflate = true;
+    h.inflater_bits = 99;
+    std::string frames = fragmented ? client_frame(0x41, kHelloDeflated) + client_frame(0x80, "")
+                                    : client_frame(0xC1, kHelloDeflated);
+    EXPECT_EQ(run(frames, h), Events{fail_ev(Error::Internal)}) << fragmented;
+  }
+  EXPECT_EQ(close_code_for(Error::Internal), close_code::kInternalError);
+  EXPECT_EQ(close_code_for(Error::Internal), 1011);
+  EXPECT_EQ(error_kind(Error::Internal), "internal");
 }
 
 TEST(ReceiverDeflate, GarbageIsACompressionError) {
