@@ -122,7 +122,9 @@ class Bridge::Link final : public net::IoHandler {
 };
 
 Bridge::Bridge(BridgeOptions options, telemetry::MetricRegistry& registry, Deliver deliver)
-    : opts_(std::move(options)), deliver_(std::move(deliver)) {
+    : opts_(std::move(options)),
+      deliver_(std::move(deliver)),
+      budget_(opts_.max_pending, opts_.max_pending_bytes) {
   metrics_.register_all(registry);
   registry.add_observable_gauge("websocket.pubsub.link.up",
                                 "1 while the node is connected to the cluster through Redis",
@@ -177,19 +179,22 @@ void Bridge::set_interest(const std::string& channel, bool active) {
   });
 }
 
+size_t Bridge::charge(const pubsub::Publication& p) const {
+  // What its PUBLISH holds until Redis answers: the envelope (header and
+  // content) and the channel.
+  return kEnvelopeHeader + p.content().size() + opts_.prefix.size() + p.channel().size();
+}
+
 void Bridge::publish(const std::vector<pubsub::Publication*>& batch) {
   if (batch.empty()) return;
-  size_t take = batch.size();
-  size_t pending = pending_.load(std::memory_order_relaxed);
-  if (pending + take > opts_.max_pending) {
-    size_t room = pending < opts_.max_pending ? opts_.max_pending - pending : 0;
-    size_t excess = take - std::min(take, room);
-    take -= excess;
+  // Bounded in number and in bytes: what does not fit is dropped, the
+  // oldest kept (the batch is in publication order).
+  const size_t take = budget_.admit(batch.size(), [&](size_t i) { return charge(*batch[i]); });
+  if (take < batch.size()) {
     // Counted on the bridge thread (its metrics shard is its own).
-    loop_.post([this, excess] { drop(excess, kQueueFull); });
+    loop_.post([this, excess = batch.size() - take] { drop(excess, kQueueFull); });
   }
   if (take == 0) return;
-  pending_.fetch_add(take, std::memory_order_relaxed);
   std::vector<pubsub::Publication*> mine(batch.begin(), batch.begin() + static_cast<long>(take));
   for (auto* p : mine) p->ref();
   loop_.post([this, mine = std::move(mine)] {
@@ -298,11 +303,13 @@ void Bridge::on_disconnected(Link& link, const char* why) {
     subscribed_.clear();
     redis_subs_.store(0);
     resyncing_ = false;
-  } else if (in_flight_ > 0) {
+  } else if (!in_flight_.empty()) {
     // Replies that will never come (hiredis normally reports them first).
-    drop(in_flight_, kLinkDown);
-    pending_.fetch_sub(in_flight_, std::memory_order_relaxed);
-    in_flight_ = 0;
+    size_t bytes = 0;
+    for (size_t c : in_flight_) bytes += c;
+    drop(in_flight_.size(), kLinkDown);
+    budget_.release(in_flight_.size(), bytes);
+    in_flight_.clear();
   }
   update_link_state();
   if (stopping_) return;
@@ -488,9 +495,9 @@ void Bridge::on_message(const char* channel, size_t channel_len, const char* pay
 }
 
 void Bridge::on_publish_reply(const void* reply, bool error) {
-  if (in_flight_ > 0) {
-    --in_flight_;
-    pending_.fetch_sub(1, std::memory_order_relaxed);
+  if (!in_flight_.empty()) {  // replies come in order on the publishing connection
+    budget_.release(1, in_flight_.front());
+    in_flight_.pop_front();
   }
   if (reply == nullptr) {
     drop(1, kLinkDown);  // the connection went away before Redis answered
@@ -506,8 +513,10 @@ void Bridge::flush_publications() {
   if (outgoing_.empty()) return;
   if (!pub_->connected || pub_->ctx() == nullptr) {
     // Never an unbounded buffer: what cannot reach Redis now is dropped.
+    size_t bytes = 0;
+    for (auto* p : outgoing_) bytes += charge(*p);
     drop(outgoing_.size(), kLinkDown);
-    pending_.fetch_sub(outgoing_.size(), std::memory_order_relaxed);
+    budget_.release(outgoing_.size(), bytes);
     for (auto* p : outgoing_) p->unref();
     outgoing_.clear();
     return;
@@ -531,10 +540,10 @@ void Bridge::flush_publications() {
     // hiredis buffers the command; it is written, pipelined with the rest,
     // when the socket is writable.
     if (redisAsyncCommandArgv(pub_->ctx(), on_reply, this, 3, argv, lens) == REDIS_OK) {
-      ++in_flight_;
+      in_flight_.push_back(charge(*p));
     } else {
       drop(1, kPublishError);
-      pending_.fetch_sub(1, std::memory_order_relaxed);
+      budget_.release(1, charge(*p));
     }
     p->unref();
   }

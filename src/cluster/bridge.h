@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <set>
@@ -22,6 +23,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "cluster/publish_budget.h"
 #include "cluster/redis_url.h"
 #include "net/event_loop.h"
 #include "pubsub/publication.h"
@@ -57,7 +59,11 @@ struct BridgeOptions {
   std::string node_id;
   uint64_t node_hash = 0;         // this node's id in envelopes
   std::string prefix = "wstrace:";  // Redis channel = prefix + channel
-  size_t max_pending = 100000;    // publications queued or in flight; more are dropped
+  // Publications queued for Redis or awaiting its reply: more are dropped
+  // (queue_full). Bytes are each publication's PUBLISH: content, channel and
+  // envelope header.
+  size_t max_pending = 100000;
+  size_t max_pending_bytes = size_t{64} << 20;
   uint64_t connect_timeout_ns = 3'000'000'000ull;
   uint64_t backoff_min_ns = 100'000'000ull;
   uint64_t backoff_max_ns = 5'000'000'000ull;
@@ -104,6 +110,7 @@ class Bridge {
   void on_message(const char* channel, size_t channel_len, const char* payload, size_t len);
   void on_publish_reply(const void* reply, bool error);
   void drop(size_t n, uint32_t reason);
+  size_t charge(const pubsub::Publication& p) const;
   void before_sleep();
 
   BridgeOptions opts_;
@@ -116,7 +123,7 @@ class Bridge {
   std::unique_ptr<Link> pub_;
   std::atomic<bool> link_up_{false};
   std::atomic<size_t> redis_subs_{0};
-  std::atomic<size_t> pending_{0};  // queued + in flight
+  PublishBudget budget_;  // queued + in flight
 
   // Bridge thread only.
   std::unordered_map<std::string, bool> desired_;  // channel -> has local subscribers
@@ -126,7 +133,7 @@ class Bridge {
   std::vector<pubsub::Publication*> received_;
   std::string envelope_;
   Buffer scratch_;
-  size_t in_flight_ = 0;
+  std::deque<size_t> in_flight_;  // charge of each PUBLISH awaiting its reply, in order
   uint64_t drops_unlogged_[4] = {};
   bool resyncing_ = false;        // subscriber link up, (re)subscriptions not confirmed yet
   size_t resync_awaiting_ = 0;
