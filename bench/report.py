@@ -6,6 +6,7 @@ import datetime
 import json
 import os
 import platform
+import statistics
 import subprocess
 
 ap = argparse.ArgumentParser()
@@ -490,15 +491,87 @@ w("")
 drop_unless(mark, ['deflate-1k'])
 
 # --- telemetry ------------------------------------------------------------------
-w("## Telemetry")
+TEL_MODES = [
+    ("off", "off", "`OTEL_SDK_DISABLED=true`"),
+    ("default", "default: every message sampled", "none (`parentbased_always_on`)"),
+    ("ratio-1pct", "1% sampling", "`OTEL_TRACES_SAMPLER=traceidratio OTEL_TRACES_SAMPLER_ARG=0.01`"),
+    ("always-on", "100% sampling", "`OTEL_TRACES_SAMPLER=always_on`"),
+]
+
+
+def tel_runs(mode):
+    return [r for r in runs if r["server"] == "wstrace" and r["result"]
+            and (r["label"] == f"telemetry-{mode}" or r["label"].startswith(f"telemetry-{mode}."))]
+
+
+def tel_median(mode, field):
+    v = [r["result"][field] for r in tel_runs(mode) if r["result"].get(field) is not None]
+    return statistics.median(v) if v else None
+
+
+mark = len(out)
+w("## Telemetry off vs on")
 w("")
-w("Not re-measured here: what traces and metrics cost the server per delivery (telemetry off, "
-  "metrics only, 1% and 100% sampling) is counted deterministically with callgrind by "
-  "`bench/scripts/telemetry-cost.sh`; see [docs/TELEMETRY.md, \"What it costs the server\"]"
-  "(../docs/TELEMETRY.md#what-it-costs-the-server). Wall-clock fan-out throughput does not "
-  "separate the modes beyond this machine's run-to-run noise. Memory per idle connection with "
-  "telemetry off is in the memory section above.")
+if any(tel_runs(m) for m, _, _ in TEL_MODES):
+    n_rounds = max(len(tel_runs(m)) for m, _, _ in TEL_MODES)
+    w("wstrace 1→1K as in the fan-out table (`--rate 0 --window 64`, 64-byte content, a fresh "
+      "server per run) with the server's telemetry in four modes. No OTLP endpoint is configured: "
+      "sampled spans go to the in-memory ring of `/api/traces` and the export queue, nothing is "
+      "sent over the network; metrics are counted in every mode (`/metrics` works with the SDK "
+      "disabled too). The **default** sampler is `parentbased_always_on` (docs/TELEMETRY.md): "
+      "wstrace-bench's messages carry no `traceparent`, so every published message starts a "
+      "sampled trace, i.e. the default is 100% sampling here, not metrics only. "
+      f"{n_rounds} round(s) of the four modes, the order reversed every other round; each figure "
+      "is the median over the rounds (the mean of the two for two rounds). *CPU/delivery*: server "
+      "utime+stime over the window / deliveries in it. *RSS after the run*: the server's VmRSS "
+      "once every subscriber had all its messages, connections still open.")
+    w("")
+    w("| mode | server environment | deliveries/s | vs off | CPU/delivery | vs off | per write | "
+      "p99 | RSS after the run | other load | lost / dup / reordered |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|")
+    off_d = tel_median("off", "deliveries_per_s")
+    off_c = tel_median("off", "server_cpu_ns_per_delivery")
+    for mode, name, env in TEL_MODES:
+        rs = tel_runs(mode)
+        if not rs:
+            continue
+        d = tel_median(mode, "deliveries_per_s")
+        c = tel_median(mode, "server_cpu_ns_per_delivery")
+        pw = tel_median(mode, "deliveries_per_write")
+        p99 = tel_median(mode, "latency_p99_us")
+        rss = tel_median(mode, "server_rss_end")
+        oth = tel_median(mode, "other_cores")
+        bad = [r for r in rs if (r["result"]["lost"] + r["result"]["duplicated"] + r["result"]["reordered"]
+                                 + r["result"]["misrouted"] + r["result"]["corrupt"]) or r["exit"] != 0]
+        chk = check(bad[0]["result"]) if bad else "0 / 0 / 0"
+        warn = " ⚠" if any(noisy(r) for r in rs) else ""
+        w(f"| {name}{warn} | {env} | {si(d)} | {'' if mode == 'off' else ratio(d, off_d, 2)} | "
+          f"{c:.0f} ns | {'' if mode == 'off' else ratio(c, off_c, 2)} | "
+          f"{pw:.1f} | {us(p99)} | {rss / 2**20:.1f} MiB | {oth:.2f} | {chk} |")
+    w("")
+    w("Every run (deliveries/s, CPU/delivery, in the order measured):")
+    w("")
+    for mode, name, _ in TEL_MODES:
+        rs = tel_runs(mode)
+        if rs:
+            w(f"- {name}: " + ", ".join(
+                f"{si(r['result']['deliveries_per_s'])}/s at {r['result']['server_cpu_ns_per_delivery']:.0f} ns"
+                + (" ⚠" if noisy(r) else "") for r in rs))
+    w("")
+    w("Saturated 1→1K runs vary by about ±10% from run to run on this shared VM (see the repeats "
+      "above), so throughput differences of that size between modes are noise; CPU per delivery "
+      "varies less.")
+    w("")
+else:
+    w("Not measured in this run (`bench/run --only telemetry`).")
+    w("")
+w("The deterministic userland cost (instructions per delivery counted with callgrind, telemetry "
+  "off, metrics only, 1% and 100% sampling) is measured by `bench/scripts/telemetry-cost.sh`; "
+  "see [docs/TELEMETRY.md, \"What it costs the server\"]"
+  "(../docs/TELEMETRY.md#what-it-costs-the-server). Memory per idle connection with telemetry "
+  "off is in the memory section above.")
 w("")
+drop_unless(mark, [f"telemetry-{m}" for m, _, _ in TEL_MODES])
 
 mark = len(out)
 # --- churn --------------------------------------------------------------------
