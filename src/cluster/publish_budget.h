@@ -16,7 +16,8 @@ namespace wstrace::cluster {
 
 class PublishBudget {
  public:
-  PublishBudget(size_t max_count, size_t max_bytes) : max_count_(max_count), max_bytes_(max_bytes) {}
+  PublishBudget(size_t max_count, size_t max_bytes)
+      : max_count_(max_count), max_bytes_(max_bytes) {}
   PublishBudget(const PublishBudget&) = delete;
   PublishBudget& operator=(const PublishBudget&) = delete;
 

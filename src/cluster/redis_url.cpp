@@ -5,6 +5,14 @@
 namespace wstrace::cluster {
 namespace {
 
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// %XX is exactly two hex digits (from_chars would also take "-1").
 bool percent_decode(std::string_view in, std::string& out) {
   out.clear();
   for (size_t i = 0; i < in.size(); ++i) {
@@ -13,11 +21,18 @@ bool percent_decode(std::string_view in, std::string& out) {
       continue;
     }
     if (i + 2 >= in.size()) return false;
-    int v = 0;
-    auto r = std::from_chars(in.data() + i + 1, in.data() + i + 3, v, 16);
-    if (r.ec != std::errc() || r.ptr != in.data() + i + 3) return false;
-    out.push_back(static_cast<char>(v));
+    int hi = hex_digit(in[i + 1]), lo = hex_digit(in[i + 2]);
+    if (hi < 0 || lo < 0) return false;
+    out.push_back(static_cast<char>(hi * 16 + lo));
     i += 2;
+  }
+  return true;
+}
+
+bool plain_host(std::string_view host) {
+  for (char c : host) {
+    auto u = static_cast<unsigned char>(c);
+    if (u <= ' ' || u == 0x7F) return false;
   }
   return true;
 }
@@ -61,6 +76,7 @@ std::optional<RedisUrl> parse_redis_url(std::string_view url, std::string* error
   if (hostport.empty()) return fail("missing host");
   std::string_view host = hostport;
   std::string_view port;
+  bool has_port = false;  // a ':' after the host, so a port must follow
   if (hostport.front() == '[') {
     size_t close = hostport.find(']');
     if (close == std::string_view::npos) return fail("unterminated [ipv6] host");
@@ -68,17 +84,25 @@ std::optional<RedisUrl> parse_redis_url(std::string_view url, std::string* error
     if (close + 1 < hostport.size()) {
       if (hostport[close + 1] != ':') return fail("expected :port after ]");
       port = hostport.substr(close + 2);
+      has_port = true;
     }
   } else {
     size_t colon = hostport.rfind(':');
     if (colon != std::string_view::npos) {
       host = hostport.substr(0, colon);
       port = hostport.substr(colon + 1);
+      has_port = true;
+      if (host.find(':') != std::string_view::npos) {
+        return fail(
+            "more than one ':' after the host (an IPv6 address goes in brackets: "
+            "redis://[::1]:6379)");
+      }
     }
   }
   if (host.empty()) return fail("missing host");
+  if (!plain_host(host)) return fail("the host has a space or a control character");
   out.host = std::string(host);
-  if (!port.empty()) {
+  if (has_port) {
     unsigned p = 0;
     auto r = std::from_chars(port.data(), port.data() + port.size(), p);
     if (r.ec != std::errc() || r.ptr != port.data() + port.size() || p == 0 || p > 65535) {

@@ -1,4 +1,11 @@
 // redis://[user:password@]host[:port][/db] — I/O-free parsing.
+//
+// - An IPv6 address goes in brackets: redis://[::1]:6379.
+// - Credentials without ':' are a password alone (as redis-cli -u reads them):
+//   redis://secret@host and redis://:secret@host are the same.
+// - The port defaults to 6379; a ':' must be followed by one (1..65535).
+// - /db is checked (a number) and kept, but Pub/Sub ignores databases.
+// - rediss:// (TLS) is refused with an error that says so.
 #pragma once
 
 #include <cstdint>
@@ -16,8 +23,8 @@ struct RedisUrl {
   int db = 0;
 };
 
-// nullopt with `error` set on a malformed URL. Percent-escapes in the user
-// and password are decoded.
+// nullopt with `error` set to a sentence saying what is wrong. Percent-escapes
+// (%XX, two hex digits) in the user and password are decoded.
 std::optional<RedisUrl> parse_redis_url(std::string_view url, std::string* error);
 
 }  // namespace wstrace::cluster
