@@ -367,7 +367,8 @@ void Bridge::update_link_state() {
   if (up) {
     log_drops();  // what was lost while the link was down, before saying it is back
     WS_LOG(Info, "cluster link up", {"redis", opts_.url.host + ":" + std::to_string(opts_.url.port)},
-           {"channels", static_cast<uint64_t>(subscribed_.size())}, {"node_id", opts_.node_id});
+           {"channels", static_cast<uint64_t>(subscribed_.size())}, {"node_id", opts_.node_id},
+           {"prefix", std::string_view(opts_.prefix).substr(0, opts_.prefix.size() - 1)});
   }
 }
 

@@ -101,6 +101,23 @@ const std::vector<Option>& options() {
          c.redis = v;
          return true;
        }},
+      {"redis-prefix", "TEXT", "wstrace",
+       "Names this cluster in Redis: a channel C is the Redis channel PREFIX:C. Clusters that "
+       "share one Redis need different prefixes (Pub/Sub ignores the /db of the URL).",
+       [](Config& c, const std::string& v, std::string& why) {
+         if (v.empty() || v.size() > 64) {
+           why = "must be 1 to 64 characters";
+           return false;
+         }
+         for (unsigned char ch : v) {
+           if (ch <= ' ' || ch == 0x7f) {
+             why = "must not contain spaces or control characters";
+             return false;
+           }
+         }
+         c.redis_prefix = v;
+         return true;
+       }},
       {"node-id", "TEXT", "<hostname>-<pid>",
        "This node's name in the cluster, in logs and as service.instance.id.",
        [](Config& c, const std::string& v, std::string&) { return c.node_id = v, true; }},

@@ -17,6 +17,7 @@ struct Config {
   std::string admin = "127.0.0.1:9464";  // "off": no admin listener
   unsigned threads = 0;                  // 0: one per core
   std::string redis;                     // empty: standalone
+  std::string redis_prefix = "wstrace";  // Redis channel = <prefix>:<channel>
   std::string node_id;                   // empty: <hostname>-<pid>
   uint64_t heartbeat_interval_ns = 30'000'000'000ull;
   uint64_t client_timeout_ns = 60'000'000'000ull;

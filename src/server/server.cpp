@@ -109,6 +109,7 @@ bool Server::start() {
     cluster::BridgeOptions bopts;
     bopts.url = *url;
     bopts.node_id = cfg_.node_id;
+    bopts.prefix = cfg_.redis_prefix + ":";
     bopts.node_hash = node.node_hash;
     bridge_ = std::make_unique<cluster::Bridge>(
         bopts, node.registry(), [&node](std::vector<pubsub::Publication*>&& batch) {

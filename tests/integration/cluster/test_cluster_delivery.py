@@ -325,6 +325,44 @@ class ClusterDeliveryTest(AsyncTestCase):
             wait_redis_matches(cl.redis, [(a, set()), (b, set()), (c, set())],
                                what="Redis once every client left")
 
+    async def test_clusters_sharing_one_redis_are_kept_apart_by_prefix(self):
+        # Two clusters on one redis-server: a and b with the default prefix,
+        # c and d with --redis-prefix other. A channel of the same name does
+        # not leak from one cluster to the other.
+        redis = RedisServer()
+        redis.start()
+        nodes = []
+        try:
+            nodes = [node(redis.url, "a").start(), node(redis.url, "b").start(),
+                     node(redis.url, "c", "--redis-prefix", "other").start(),
+                     node(redis.url, "d", "--redis-prefix", "other").start()]
+            for srv in nodes:
+                wait_link(srv)
+            a, b, c, d = nodes
+            pub_a, sub_b, sub_c, pub_d = (await ws_connect(a.url()), await ws_connect(b.url()),
+                                          await ws_connect(c.url()), await ws_connect(d.url()))
+            try:
+                await subscribe_all(sub_b, ["room"])
+                await subscribe_all(sub_c, ["room"])
+                wait_until(lambda: redis.command("PUBSUB", "NUMSUB", "wstrace:room",
+                                                 "other:room") == ["wstrace:room", 1,
+                                                                   "other:room", 1],
+                           what="one Redis subscriber per cluster, under its own prefix")
+                # a's messages reach b (so Redis has handled them) ...
+                for i in range(5):
+                    await publish(pub_a, "room", f"from-a-{i}")
+                await read_until(sub_b, {("room", f"from-a-{i}") for i in range(5)}, "b")
+                # ... then d's fence reaches c: nothing of a's may come before it.
+                await publish(pub_d, "room", "fence-from-d")
+                seen = await read_until(sub_c, {("room", "fence-from-d")}, "c")
+                self.assertEqual(seen, [("room", "fence-from-d")])
+            finally:
+                await close_all([pub_a, sub_b, sub_c, pub_d])
+        finally:
+            rcs = [srv.stop() for srv in nodes]
+            redis.__exit__()
+        self.assertEqual(rcs, [0] * len(nodes))
+
 
 if __name__ == "__main__":
     unittest.main()

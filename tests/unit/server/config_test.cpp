@@ -78,6 +78,7 @@ TEST_F(ConfigTest, Defaults) {
   EXPECT_TRUE(cfg_.admin_enabled());
   EXPECT_EQ(cfg_.threads, 0u);
   EXPECT_EQ(cfg_.redis, "");
+  EXPECT_EQ(cfg_.redis_prefix, "wstrace");
   EXPECT_FALSE(cfg_.node_id.empty());  // <hostname>-<pid>
   EXPECT_EQ(cfg_.heartbeat_interval_ns, 30'000'000'000ull);
   EXPECT_EQ(cfg_.client_timeout_ns, 60'000'000'000ull);
@@ -95,7 +96,7 @@ TEST_F(ConfigTest, Defaults) {
 
 TEST_F(ConfigTest, Flags) {
   ASSERT_EQ(load({"--listen", "127.0.0.1:9000", "--admin", "off", "--threads", "3",
-                  "--redis", "redis://r:6379", "--node-id", "edge-1",
+                  "--redis", "redis://r:6379", "--node-id", "edge-1", "--redis-prefix", "eu.chat",
                   "--heartbeat-interval", "500ms", "--client-timeout", "2m",
                   "--max-message-size", "64KiB", "--max-backpressure", "2MiB",
                   "--max-connections", "50000", "--max-subscriptions", "7",
@@ -109,6 +110,7 @@ TEST_F(ConfigTest, Flags) {
   EXPECT_EQ(cfg_.threads, 3u);
   EXPECT_EQ(cfg_.redis, "redis://r:6379");
   EXPECT_EQ(cfg_.node_id, "edge-1");
+  EXPECT_EQ(cfg_.redis_prefix, "eu.chat");
   EXPECT_EQ(cfg_.heartbeat_interval_ns, 500'000'000u);
   EXPECT_EQ(cfg_.client_timeout_ns, 120'000'000'000u);
   EXPECT_EQ(cfg_.max_message_size, 65536u);
@@ -242,6 +244,9 @@ TEST_F(ConfigTest, BadValuesNameTheOption) {
   expect_bad({"--echo=perhaps"}, "--echo");
   expect_bad({"--log-level", "loud"}, "--log-level");
   expect_bad({"--log-format", "xml"}, "--log-format");
+  expect_bad({"--redis-prefix", ""}, "--redis-prefix");
+  expect_bad({"--redis-prefix", "two words"}, "--redis-prefix");
+  expect_bad({"--redis-prefix", std::string(65, 'p')}, "--redis-prefix");
   // The cross-option limits.
   expect_bad({"--max-message-size", "100"}, "--max-message-size");
   expect_bad({"--max-backpressure", "512"}, "--max-backpressure");
