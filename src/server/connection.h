@@ -5,6 +5,7 @@
 // A connection belongs to one worker thread and is touched only by it.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -114,7 +115,14 @@ class Connection final : public net::IoHandler, public pubsub::Subscriber {
   uint32_t last_ping = 0;        // wheel tick of the last Ping sent
   uint64_t id = 0;
 
-  net::WheelNode timer;
+  // The wheel node's 4 bytes of tail padding hold `write_calls`
+  // ([[no_unique_address]] lets the next member reuse them; nothing copies
+  // the node as a whole), so the counter costs an idle connection nothing.
+  [[no_unique_address]] net::WheelNode timer;
+  // Write syscalls made for this connection (send/sendmsg, including those
+  // that returned EAGAIN): /api/connections shows it, so tests can check
+  // corking and that a blocked subscriber costs no syscall per message.
+  uint32_t write_calls = 0;
   ws::Receiver receiver;
   // Unconsumed input (a partial frame or request), allocated only while there
   // is some: most connections have none most of the time.
@@ -166,4 +174,10 @@ namespace wstrace::server {
 // Userland memory per idle connection is this struct (pooled, no malloc
 // header) and nothing else: the target is 256 bytes with telemetry on.
 static_assert(sizeof(Connection) <= 256, "Connection grew past the 256-byte budget");
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winvalid-offsetof"
+static_assert(offsetof(Connection, write_calls) + sizeof(uint32_t) <=
+                  offsetof(Connection, timer) + sizeof(net::WheelNode),
+              "write_calls is meant to live in the timer node's tail padding");
+#pragma GCC diagnostic pop
 }  // namespace wstrace::server

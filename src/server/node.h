@@ -39,6 +39,11 @@ struct Node {
   std::vector<Worker*> workers;
   std::atomic<int64_t> websockets{0};      // established WebSocket connections
   std::atomic<uint64_t> next_connection_id{1};
+  // permessage-deflate: open connections that negotiated it, and the
+  // per-connection inflaters alive (only clients that keep their context
+  // have one; see docs/PROTOCOL.md). There are no per-connection deflaters.
+  std::atomic<int64_t> deflate_connections{0};
+  std::atomic<int64_t> connection_inflaters{0};
   std::atomic<bool> draining{false};        // shutting down: /readyz says no
   uint64_t started_unix_ns = 0;
 

@@ -297,7 +297,12 @@ std::string Server::stats_json() {
   for (auto& w : workers_) sockets += w->socket_count();
   out += ",\"sockets\":";
   json::append_uint(out, sockets);
-  out += ",\"accepted_total\":";
+  out += ",\"sockets_per_thread\":[";
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    if (i > 0) out += ',';
+    json::append_uint(out, workers_[i]->socket_count());
+  }
+  out += "],\"accepted_total\":";
   const telemetry::MetricData* conns = s.find("websocket.connections");
   uint64_t accepted = 0, rejected = 0;
   if (conns != nullptr) {
@@ -331,7 +336,11 @@ std::string Server::stats_json() {
   json::append_uint(out, metric_int(s, "websocket.slow_consumer.disconnects"));
   out += ",\"errors_total\":";
   json::append_uint(out, metric_int(s, "websocket.errors"));
-  out += "}";
+  out += ",\"compression\":{\"connections\":";
+  json::append_int(out, node.deflate_connections.load(std::memory_order_relaxed));
+  out += ",\"connection_inflaters\":";
+  json::append_int(out, node.connection_inflaters.load(std::memory_order_relaxed));
+  out += "}}";
   return out;
 }
 
@@ -389,6 +398,10 @@ std::string Server::connections_json(const http::Request& req) {
     json::append_uint(out, c.stats.bytes_received);
     out += ",\"errors\":";
     json::append_uint(out, c.stats.errors);
+    out += ",\"thread\":";
+    json::append_uint(out, c.thread);
+    out += ",\"write_calls\":";
+    json::append_uint(out, c.write_calls);
     out += '}';
   }
   out += "]}";

@@ -100,7 +100,10 @@ struct FrameHandler {
   ws::Inflater* inflater() {
     if (c.client_no_context_takeover) return w.shared_inflater_.get();
     ConnExtra& e = c.ext();
-    if (!e.inflater) e.inflater = std::make_unique<ws::Inflater>(int{c.client_window_bits});
+    if (!e.inflater) {
+      e.inflater = std::make_unique<ws::Inflater>(int{c.client_window_bits});
+      w.node_.connection_inflaters.fetch_add(1, std::memory_order_relaxed);
+    }
     return e.inflater.get();
   }
   bool inflate_reset() const { return c.client_no_context_takeover; }
@@ -392,6 +395,7 @@ void Worker::upgrade(Connection& c, const UpgradeInfo& info) {
   c.endpoint = static_cast<uint8_t>(r.endpoint);
   if (r.deflate) {
     c.deflate = true;
+    node_.deflate_connections.fetch_add(1, std::memory_order_relaxed);
     c.client_no_context_takeover = r.deflate->client_no_context_takeover;
     c.server_window_bits = r.deflate->server_window_bits & 15;
     c.client_window_bits = r.deflate->client_window_bits & 15;
@@ -411,6 +415,7 @@ void Worker::upgrade(Connection& c, const UpgradeInfo& info) {
   // The 101 goes out at once: a fresh socket takes it whole, so a handshake
   // allocates nothing that outlives it. (Only if it does not fit is it queued.)
   ssize_t sent = ::send(c.fd, r.response.data(), r.response.size(), MSG_NOSIGNAL);
+  ++c.write_calls;
   if (sent != static_cast<ssize_t>(r.response.size())) {
     size_t done = sent > 0 ? static_cast<size_t>(sent) : 0;
     c.out.push(pubsub::Frame::make_raw(std::string_view(r.response).substr(done)));
@@ -676,6 +681,7 @@ void Worker::flush(Connection& c) {
     mh.msg_iov = iov;
     mh.msg_iovlen = static_cast<size_t>(c.out.fill(iov, kFlushIov));
     ssize_t w = ::sendmsg(c.fd, &mh, MSG_NOSIGNAL);
+    ++c.write_calls;
     if (w < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) {
@@ -739,8 +745,13 @@ void Worker::finalize(Connection& c) {
   sockets_.fetch_sub(1, std::memory_order_relaxed);
   c.out.clear();
   c.release_input();
+  if (c.extra && c.extra->inflater) {
+    c.extra->inflater.reset();
+    node_.connection_inflaters.fetch_sub(1, std::memory_order_relaxed);
+  }
   if (was_websocket) {
     node_.websockets.fetch_sub(1, std::memory_order_relaxed);
+    if (c.deflate) node_.deflate_connections.fetch_sub(1, std::memory_order_relaxed);
     node_.metrics.connections_active.add(shard_, -1);
     node_.metrics.subscriptions_active.add(shard_, -static_cast<int64_t>(c.subscription_count()));
     if (c.close_code() == 0) c.set_close(ws::close_code::kAbnormal, c.initiator());
@@ -879,6 +890,7 @@ void Worker::deliver_run(pubsub::Channel& ch, pubsub::Publication* const* pubs, 
     if (c.out.empty() && !c.blocked) {
       // The common case: one write straight from the shared bytes.
       ssize_t w = ::send(c.fd, run->data(), total, MSG_NOSIGNAL);
+      ++c.write_calls;
       if (w != static_cast<ssize_t>(total)) {
         if (w < 0) {
           if (errno != EAGAIN && errno != EINTR) {
@@ -1085,6 +1097,8 @@ void Worker::collect_connections(std::vector<ConnInfo>& out) const {
     info.queued_bytes = c->out.bytes();
     info.stats = c->stats;
     info.deflate = c->deflate;
+    info.thread = index_;
+    info.write_calls = c->write_calls;
     out.push_back(std::move(info));
   });
 }

@@ -74,6 +74,8 @@ class Worker {
     uint64_t queued_bytes;
     ConnStats stats;
     bool deflate;
+    unsigned thread;       // the worker's index
+    uint32_t write_calls;  // send/sendmsg calls made for the connection
   };
   // Runs on the worker thread (post it there).
   void collect_connections(std::vector<ConnInfo>& out) const;
