@@ -388,5 +388,62 @@ class SlowConsumer4429(AsyncTestCase):
         return (await recv_json(ws))["type"]
 
 
+class SlowConsumer4429OnTheWire(unittest.TestCase):
+    """The slow consumer's Close 4429 itself, read off the wire: the reader
+    stops until the server reports the drop, then reads everything that was
+    already written for it (a gapless prefix of the stream, the partly
+    written frame completed), then Close 4429, then the TCP close. The close
+    timeout is long so the Close waits in the queue for the reader."""
+
+    def test_stopped_reader_gets_what_was_buffered_then_close_4429(self):
+        with WstraceServer("--max-backpressure", "64KiB", "--close-timeout", "60s",
+                           "--heartbeat-interval", "0", threads=2) as srv:
+            slow = RawClient(srv.port, rcvbuf=4096)
+            self.addCleanup(slow.close)
+            slow.handshake()
+            slow.send_json({"type": "Subscribe", "channel": "feed"})
+            self.assertEqual(slow.read_json(), {"type": "Subscribed", "channel": "feed"})
+            pub = RawClient(srv.port)  # not subscribed: it gets no copies
+            self.addCleanup(pub.close)
+            pub.handshake()
+
+            # The reader stops; publish until the server reports the drop
+            # (bounded: 5000 x 1 KB is far past 64 KiB plus socket buffers).
+            content = "s" * 1000
+            sent = 0
+            while sent < 5000 and srv.stats()["slow_consumer_disconnects_total"] == 0:
+                for _ in range(20):
+                    pub.send_json({"type": "Message", "channel": "feed",
+                                   "content": f"{sent}:{content}"})
+                    sent += 1
+            srv.wait_stats(lambda s: s["slow_consumer_disconnects_total"] == 1,
+                           what="slow consumer disconnect")
+            self.assertGreater(srv.metrics().value("websocket_messages_dropped_total",
+                                                   reason="slow_consumer"), 0)
+
+            # The reader resumes: every message written before the drop, in
+            # order, then the Close 4429 and nothing after it.
+            seq = []
+            while True:
+                f = slow.read_frame()
+                if f.opcode == OP_CLOSE:
+                    code, reason = f.close_code(), f.close_reason()
+                    break
+                if f.opcode == OP_PING:
+                    continue
+                self.assertEqual(f.opcode, OP_TEXT, repr(f))
+                self.assertTrue(f.fin, repr(f))
+                m = json.loads(f.payload)
+                self.assertEqual(m["content"], f"{len(seq)}:{content}")
+                seq.append(len(seq))
+            self.assertEqual(code, 4429, f"close reason {reason!r}")
+            self.assertIn("slow consumer", reason)
+            self.assertGreater(len(seq), 0)
+            self.assertLess(len(seq), sent)
+            slow.expect_eof()
+            print(f"\nslow consumer on the wire: {sent} published, {len(seq)} read, "
+                  f"then Close {code}")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -60,7 +60,9 @@ def _child_setup(nofile):
         except OSError:
             pass
         if nofile is not None:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+            # An int sets soft = hard; a (soft, hard) pair sets both.
+            limits = tuple(nofile) if isinstance(nofile, (tuple, list)) else (nofile, nofile)
+            resource.setrlimit(resource.RLIMIT_NOFILE, limits)
 
     return setup
 
@@ -256,6 +258,17 @@ class WstraceServer:
             stat = f.read()
         fields = stat[stat.rindex(")") + 2:].split()
         return int(fields[11]) + int(fields[12])
+
+    def connections(self):
+        """Every row of /api/connections (up to 1000), oldest first."""
+        status, body = self.admin_get("/api/connections?limit=1000")
+        if status != 200:
+            raise ServerError(f"/api/connections answered {status}")
+        return json.loads(body)["connections"]
+
+    def connection(self, conn_id):
+        """The /api/connections row of one connection id, or None."""
+        return next((c for c in self.connections() if c["id"] == conn_id), None)
 
     def wait_stats(self, pred, timeout=IO_TIMEOUT, what="condition"):
         def check():
