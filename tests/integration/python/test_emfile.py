@@ -9,6 +9,7 @@ by the server's own heartbeat Pings (no sleeping, no wall-clock assertion)."""
 import http.client
 import json
 import os
+import resource
 import socket
 import unittest
 
@@ -244,6 +245,40 @@ class Emfile(unittest.TestCase):
             data += chunk
         self.assertTrue(data.startswith(b"HTTP/1.1 200") or data.startswith(b"HTTP/1.1 503")
                         or data == b"", data[:80])
+
+
+
+def proc_nofile(pid):
+    """(soft, hard) "Max open files" from /proc/<pid>/limits."""
+    with open(f"/proc/{pid}/limits") as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                soft, hard = line[len("Max open files"):].split()[:2]
+                return soft, hard
+    raise AssertionError(f"no 'Max open files' line in /proc/{pid}/limits")
+
+
+class RaisesOpenFilesLimit(unittest.TestCase):
+    """At start the server raises its soft RLIMIT_NOFILE to the hard limit
+    (the other tests start it with soft = hard, where raising is a no-op)."""
+
+    LOW = 256
+
+    def test_low_soft_limit_is_raised_to_the_hard_limit(self):
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard != resource.RLIM_INFINITY and hard <= self.LOW:
+            self.skipTest(f"the hard RLIMIT_NOFILE ({hard}) is not above {self.LOW}")
+        with WstraceServer(threads=1, nofile=(self.LOW, hard)) as srv:
+            capacity = srv.wait_log(lambda j: j.get("msg") == "capacity", 20)
+            self.assertIsNotNone(capacity, "no capacity log line")
+            soft_now, hard_now = proc_nofile(srv.pid)
+            want = "unlimited" if hard == resource.RLIM_INFINITY else str(hard)
+            self.assertEqual(hard_now, want)
+            self.assertEqual(soft_now, hard_now,
+                             f"soft limit left at {soft_now} below the hard limit {hard_now}")
+            self.assertEqual(str(capacity["rlimit_nofile"]), soft_now)
+            # The connection limit follows the raised limit, not the low one.
+            self.assertGreater(srv.stats()["connections"]["max"], self.LOW)
 
 
 if __name__ == "__main__":
