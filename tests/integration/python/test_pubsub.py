@@ -2,11 +2,12 @@
 clients (Python websockets), PRODUCT.md §2."""
 
 import asyncio
+import collections
 import json
 import unittest
 
-from wstrace_harness import (IO_TIMEOUT, AsyncTestCase, WstraceServer, recv_json, request, subscribe,
-                             wait_until, ws_connect)
+from wstrace_harness import (IO_TIMEOUT, AsyncTestCase, RawClient, WstraceServer, recv_json,
+                             request, subscribe, wait_until, ws_connect)
 
 SUBSCRIBERS = 300
 CHANNELS = ["room.0", "room.1", "room.2"]
@@ -152,6 +153,45 @@ class PubSubTest(AsyncTestCase):
             await b.send(json.dumps({"type": "Message", "channel": "gone", "content": "x"}))
             self.assertEqual(await recv_json(b), {"type": "Message", "channel": "gone", "content": "x"})
             await b.close()
+
+
+
+class ThreadSpread(unittest.TestCase):
+    """Connections land on more than one worker thread. Each worker has its
+    own listening socket on the shared port and the kernel spreads new
+    connections over them (SO_REUSEPORT hashes the address pair): so this
+    checks that more than one thread serves clients, not the balance."""
+
+    THREADS = 4
+    CLIENTS = 200
+
+    def test_connections_are_spread_over_the_worker_threads(self):
+        with WstraceServer(threads=self.THREADS) as srv:
+            clients = []
+            try:
+                for _ in range(self.CLIENTS):
+                    c = RawClient(srv.port)
+                    clients.append(c)
+                    c.handshake()
+                # Every one is served, wherever it landed.
+                for i, c in enumerate(clients):
+                    c.send_json({"type": "Ping", "id": i})
+                for i, c in enumerate(clients):
+                    self.assertEqual(c.read_json(), {"type": "Pong", "id": i})
+                rows = srv.connections()
+                self.assertEqual(len(rows), self.CLIENTS)
+                per_thread = collections.Counter(r["thread"] for r in rows)
+                self.assertTrue(set(per_thread) <= set(range(self.THREADS)), per_thread)
+                s = srv.stats()["connections"]
+                self.assertEqual(len(s["sockets_per_thread"]), self.THREADS)
+                self.assertEqual(s["sockets_per_thread"],
+                                 [per_thread.get(t, 0) for t in range(self.THREADS)])
+                print(f"\nconnections per thread: {s['sockets_per_thread']}")
+                self.assertGreater(len(per_thread), 1,
+                                   f"all {self.CLIENTS} connections on one thread: {per_thread}")
+            finally:
+                for c in clients:
+                    c.close()
 
 
 if __name__ == "__main__":
