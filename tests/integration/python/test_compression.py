@@ -1,6 +1,7 @@
 """permessage-deflate (RFC 7692) with a real client (Python websockets) and
 a raw socket that checks RSV1 and inflates the frames itself."""
 
+import asyncio
 import base64
 import json
 import os
@@ -117,6 +118,76 @@ class WebsocketsClient(AsyncTestCase):
             self.assertIsNone(ws.response_headers.get("Sec-WebSocket-Extensions"))
             self.assertEqual(await request(ws, {"type": "Ping"}), {"type": "Pong"})
             await ws.close()
+
+
+async def connect_many(url, n, **kw):
+    # In waves, so the listen backlog never overflows on a busy machine.
+    out = []
+    for i in range(0, n, 100):
+        out += await asyncio.gather(*(ws_connect(url, **kw) for _ in range(min(100, n - i))))
+    return out
+
+
+class BoundedCompressionState(AsyncTestCase):
+    """Per-connection compression state follows docs/PROTOCOL.md, counted by
+    the server in /api/stats "compression": no deflater per connection at
+    all (server_no_context_takeover: broadcasts are compressed once), no
+    inflater for a client with client_no_context_takeover (one shared per
+    thread), one inflater (10-bit window) for a client that keeps its
+    context, from its first compressed message until it closes."""
+
+    NO_TAKEOVER = 300
+    TAKEOVER = 200
+
+    async def pings(self, clients):
+        replies = await asyncio.gather(*(request(ws, {"type": "Ping", "id": i})
+                                         for i, ws in enumerate(clients)))
+        self.assertEqual(replies, [{"type": "Pong", "id": i} for i in range(len(clients))])
+
+    async def test_inflaters_only_for_clients_keeping_their_context(self):
+        with WstraceServer("--compression", "on", threads=2) as srv:
+            offer = ClientPerMessageDeflateFactory(client_no_context_takeover=True,
+                                                   client_max_window_bits=True,
+                                                   compress_settings={"memLevel": 5})
+            resetting = await connect_many(srv.url(), self.NO_TAKEOVER, extensions=[offer],
+                                           compression=None)
+            keeping = []
+            try:
+                for ws in resetting:
+                    params = ext_params(ws.response_headers.get("Sec-WebSocket-Extensions"))
+                    self.assertIn("client_no_context_takeover", params)
+                # Every client message is compressed (websockets compresses
+                # all of them once the extension is on).
+                await self.pings(resetting)
+                self.assertEqual(srv.stats()["compression"],
+                                 {"connections": self.NO_TAKEOVER, "connection_inflaters": 0})
+
+                # The default offer: the client keeps its context.
+                keeping = await connect_many(srv.url(), self.TAKEOVER, compression="deflate")
+                for ws in keeping:
+                    params = ext_params(ws.response_headers.get("Sec-WebSocket-Extensions"))
+                    self.assertNotIn("client_no_context_takeover", params)
+                    self.assertLessEqual(int(params["client_max_window_bits"]), 10)
+                total = self.NO_TAKEOVER + self.TAKEOVER
+                # Negotiated but nothing compressed received yet: no inflater.
+                self.assertEqual(srv.stats()["compression"],
+                                 {"connections": total, "connection_inflaters": 0})
+                await self.pings(keeping)
+                await self.pings(resetting)
+                await self.pings(keeping)  # a second message reuses the inflater
+                self.assertEqual(srv.stats()["compression"],
+                                 {"connections": total, "connection_inflaters": self.TAKEOVER})
+
+                # Closing gives them back.
+                await asyncio.gather(*(ws.close() for ws in keeping))
+                srv.wait_stats(lambda s: s["compression"] == {
+                    "connections": self.NO_TAKEOVER, "connection_inflaters": 0},
+                    what="the inflaters of the closed clients freed")
+            finally:
+                await asyncio.gather(*(ws.close() for ws in resetting + keeping))
+            srv.wait_stats(lambda s: s["compression"] == {"connections": 0,
+                                                          "connection_inflaters": 0},
+                           what="every compressed connection closed")
 
 
 class RawRsv1(unittest.TestCase):
