@@ -266,10 +266,6 @@ class WstraceServer:
             raise ServerError(f"/api/connections answered {status}")
         return json.loads(body)["connections"]
 
-    def connection(self, conn_id):
-        """The /api/connections row of one connection id, or None."""
-        return next((c for c in self.connections() if c["id"] == conn_id), None)
-
     def wait_stats(self, pred, timeout=IO_TIMEOUT, what="condition"):
         def check():
             s = self.stats()
