@@ -232,7 +232,7 @@ TraceContext trace_broadcast(Worker& w, const telemetry::SpanStart& handle,
   if (tr.will_export(s)) {
     telemetry::SpanData d = tr.record(s, "websocket.broadcast", SpanKind::Producer);
     d.set("messaging.system", kSystem);
-    d.set("messaging.operation.type", "publish");
+    d.set("messaging.operation.type", "send");
     d.set("messaging.destination.name", std::string(channel));
     d.set("messaging.message.body.size", static_cast<int64_t>(size));
     d.set("websocket.node_id", w.node().cfg.node_id);

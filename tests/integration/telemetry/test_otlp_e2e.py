@@ -16,7 +16,8 @@ and metric values against the script.
 
 Also: a publication reaching a subscriber that is closing counts it as
 dropped in its fan-out span; exports answered 503 are retried and nothing is
-lost; the handshake's tracestate (expected failure, see the BUG note).
+lost; the handshake's tracestate is carried by the upgrade and connection
+spans.
 
 Run once with OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf and once with
 http/json (two test classes, two ctest entries).
@@ -553,6 +554,12 @@ class OtlpSessionMixin:
 
     def check_messages(self, x, s, conns):
         handles = x.named("websocket.message.handle")
+        # Only current messaging.operation.type values (semconv: "publish"
+        # and "deliver" are deprecated): consumers process, producers send.
+        for sp in x.spans:
+            op = sp.attr("messaging.operation.type")
+            if op is not None:
+                self.assertEqual(op, "send" if sp.kind == KIND_PRODUCER else "process", sp)
         # A: Subscribe, Ping, Ping, invalid; B: Subscribe, Message; slow:
         # Subscribe; pub: the flood.
         self.assertEqual(len(handles), 4 + 2 + 1 + s.flood)
@@ -582,7 +589,8 @@ class OtlpSessionMixin:
         [bc] = x.children(h_m, "websocket.broadcast")
         self.assertEqual(x.children(h_m), [bc], "a publish sends no direct reply")
         self.assertEqual(bc.attr("messaging.destination.name"), "room")
-        self.assertEqual(bc.attr("messaging.operation.type"), "publish")
+        # Current semantic conventions: "publish" is deprecated for "send".
+        self.assertEqual(bc.attr("messaging.operation.type"), "send")
         self.assertEqual(bc.attr("messaging.message.body.size"), len("hello"))
         [fo] = x.children(bc, "websocket.fanout")
         self.assertEqual(x.children(bc), [fo])
