@@ -177,12 +177,20 @@ void trace_connection_end(Worker& w, Connection& c) {
   tr.end(std::move(d), now, /*force=*/abnormal);
 }
 
-telemetry::SpanStart begin_handle(Worker& w, std::string_view traceparent, uint64_t start) {
+telemetry::SpanStart begin_handle(Worker& w, const Connection& c, std::string_view traceparent,
+                                  uint64_t start) {
   telemetry::Tracer& tr = w.tracer();
   if (!tr.enabled()) return {};
   std::optional<telemetry::SpanContext> parent;
   if (!traceparent.empty()) parent = telemetry::parse_traceparent(traceparent);
-  return tr.start(parent ? &*parent : nullptr, start);
+  if (parent) return tr.start(&*parent, start);
+  // No traceparent of its own: a new trace (linked to the connection span at
+  // the end) that follows the connection's sampling decision, as a
+  // parent-based sampler would for a parent -- a connection that was not
+  // sampled (a handshake traceparent with flags 00, or head sampling) does
+  // not start sampled traces for its messages.
+  if (c.span_valid()) return tr.start_root_decided_by(c.span_start().context(), start);
+  return tr.start(nullptr, start);
 }
 
 void end_handle(Worker& w, const Connection& c, const telemetry::SpanStart& s,

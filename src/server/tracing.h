@@ -28,8 +28,10 @@ void trace_event(Worker& w, Connection& c, telemetry::Text name, telemetry::Attr
 void trace_connection_end(Worker& w, Connection& c);
 
 // websocket.message.handle: parent = the message's traceparent, or a new
-// trace linked to the connection span.
-telemetry::SpanStart begin_handle(Worker& w, std::string_view traceparent, uint64_t start_unix_ns);
+// trace linked to the connection span whose sampling decision is made with
+// the connection span as the parent (Tracer::start_root_decided_by).
+telemetry::SpanStart begin_handle(Worker& w, const Connection& c, std::string_view traceparent,
+                                  uint64_t start_unix_ns);
 void end_handle(Worker& w, const Connection& c, const telemetry::SpanStart& s,
                 std::string_view type, std::string_view channel, size_t size,
                 std::string_view error_code);

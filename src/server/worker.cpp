@@ -83,9 +83,7 @@ struct FrameHandler {
     } else if (op == ws::Opcode::Text) {
       w.on_text(c, data, len);
     } else {
-      w.node_.metrics.messages_received.add(w.shard_, 1, static_cast<uint32_t>(InType::Binary));
-      w.send_error(c, protocol::ErrorCode::UnsupportedFrame,
-                   "binary frames are not supported; send JSON in text frames", {});
+      w.on_binary(c, len);
     }
   }
   void on_ping(const uint8_t* data, size_t len) {
@@ -443,23 +441,34 @@ void Worker::on_text(Connection& c, uint8_t* data, size_t len) {
   protocol::ParseError err;
   if (!parser_.parse(data, len, m, err)) {
     node_.metrics.messages_received.add(shard_, 1, static_cast<uint32_t>(InType::Invalid));
-    if (traced) handle_ = begin_handle(*this, {}, start);
+    if (traced) handle_ = begin_handle(*this, c, {}, start);
     send_error(c, err.code, err.message, err.id);
     if (traced) end_handle(*this, c, handle_, "invalid", {}, len, protocol::error_code_name(err.code));
     handle_ = {};
     return;
   }
   node_.metrics.messages_received.add(shard_, 1, static_cast<uint32_t>(m.type));
-  if (traced) handle_ = begin_handle(*this, m.traceparent, start);
-  // Lines logged while the message is handled carry its trace and span ids.
+  if (traced) handle_ = begin_handle(*this, c, m.traceparent, start);
+  // Lines logged while the message is handled carry its trace and span ids,
+  // sampled or not: an unsampled trace still has ids to look for upstream.
   std::optional<log::ScopedLogSpan> log_span;
-  if (handle_.sampled()) log_span.emplace(handle_.trace_id.bytes.data(), handle_.span_id.bytes.data());
+  if (handle_.valid()) log_span.emplace(handle_.trace_id.bytes.data(), handle_.span_id.bytes.data());
   protocol::ErrorCode error{};
   bool failed = handle_message(c, m, error);
   if (traced) {
     end_handle(*this, c, handle_, protocol::type_name(m.type), m.channel, len,
                failed ? protocol::error_code_name(error) : std::string_view{});
   }
+  handle_ = {};
+}
+
+void Worker::on_binary(Connection& c, size_t len) {
+  node_.metrics.messages_received.add(shard_, 1, static_cast<uint32_t>(InType::Binary));
+  const bool traced = tracer_->enabled();
+  if (traced) handle_ = begin_handle(*this, c, {}, unix_ns());
+  constexpr protocol::ErrorCode kCode = protocol::ErrorCode::UnsupportedFrame;
+  send_error(c, kCode, "binary frames are not supported; send JSON in text frames", {});
+  if (traced) end_handle(*this, c, handle_, "binary", {}, len, protocol::error_code_name(kCode));
   handle_ = {};
 }
 
@@ -644,8 +653,10 @@ void Worker::push_close(Connection& c, pubsub::Frame* f) {
   c.out.push(f);
 }
 
+// Log lines about a connection carry its span's ids whenever it has some,
+// sampled or not (an unsampled trace id can still be found upstream).
 log::ScopedLogSpan Worker::conn_log_scope(const Connection& c) {
-  if (!c.span_sampled() || log::span_current()) return log::ScopedLogSpan();
+  if (!c.span_valid() || log::span_current()) return log::ScopedLogSpan();
   return log::ScopedLogSpan(c.span.trace_id.bytes.data(), c.span.span_id.bytes.data());
 }
 

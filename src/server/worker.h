@@ -95,6 +95,9 @@ class Worker {
   void reject(Connection& c, int rejection, std::string_view reason,
               const http::Request* req = nullptr);
   void on_text(Connection& c, uint8_t* data, size_t len);
+  // A binary frame on /ws: an unsupported_frame Error reply, traced as one
+  // websocket.message.handle span (type "binary") like any inbound message.
+  void on_binary(Connection& c, size_t len);
   // True when the message was refused with an Error (its code in `error`).
   bool handle_message(Connection& c, const protocol::ClientMessage& m, protocol::ErrorCode& error);
   void on_echo(Connection& c, ws::Opcode op, const uint8_t* data, size_t len);

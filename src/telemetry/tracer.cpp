@@ -41,6 +41,17 @@ SpanStart Tracer::start(const SpanContext* parent, uint64_t start_unix_ns) const
   return s;
 }
 
+SpanStart Tracer::start_root_decided_by(const SpanContext& decision_parent,
+                                        uint64_t start_unix_ns) const noexcept {
+  if (!enabled_) return {};
+  SpanStart s;
+  s.trace_id = new_trace_id();
+  s.span_id = new_span_id();
+  s.trace_flags = sampler_.should_sample(&decision_parent, s.trace_id) ? kFlagSampled : 0;
+  s.start_unix_ns = start_unix_ns ? start_unix_ns : unix_ns();
+  return s;
+}
+
 SpanData Tracer::record(const SpanStart& start, Text name, SpanKind kind) const {
   SpanData d;
   d.trace_id = start.trace_id;

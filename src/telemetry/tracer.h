@@ -61,6 +61,15 @@ class Tracer {
   // parent's context is passed through so propagation still works.
   SpanStart start(const SpanContext* parent, uint64_t start_unix_ns = 0) const noexcept;
 
+  // A root span of a new trace whose sampling decision is made as if
+  // `decision_parent` were its parent: the parent-based samplers inherit its
+  // sampled flag, the others decide on the new trace id as for any root.
+  // Nothing else of `decision_parent` is kept (no parent id; link it if it
+  // matters). Used for a message that carries no traceparent of its own: it
+  // follows its connection's decision.
+  SpanStart start_root_decided_by(const SpanContext& decision_parent,
+                                  uint64_t start_unix_ns = 0) const noexcept;
+
   // True when end() would keep the span: enabled, and sampled or forced.
   bool will_export(const SpanStart& s, bool force = false) const {
     return enabled_ && (s.sampled() || force) && s.valid();

@@ -6,18 +6,28 @@ collector) and trace ids in logs.
   attributes; limit= bounds the answer (most recent first); an unknown or
   malformed trace id gives an empty list.
 - A malformed traceparent (handshake or message) is ignored: new traces.
+- Span attributes: user.id from a verified JWT, websocket.duration_ms,
+  network.peer.port, user_agent.original on the connection/upgrade spans;
+  a rejected upgrade has websocket.rejection.reason and error.type, status
+  Error for a 5xx (503 at --max-connections) and not for a 4xx (404).
+- A binary frame on /ws gets a websocket.message.handle span (type binary,
+  error.type unsupported_frame, status Error) and its Error reply a send
+  span; messages on /echo get no message spans (docs/TELEMETRY.md).
 - A log line written inside a span carries that span's trace_id and
   span_id (--log-format json): a Ping that pushes its own connection over
   --max-backpressure makes the server log "slow consumer disconnected"
   while that Ping's websocket.message.handle span is current. Lines written
-  outside any span carry none.
+  outside any span carry none. The same holds for spans that are not
+  sampled (traceparent flags 00, parentbased_always_off): their ids can
+  still be looked for upstream; that unsampled 4429 connection is in the
+  ring anyway (the abnormal-connection rule).
 """
 
 import json
 import unittest
 
 from telemetry_support import random_ids, run_main, traceparent
-from wstrace_harness import OP_TEXT, RawClient, WstraceServer, encode_frame
+from wstrace_harness import OP_BINARY, OP_TEXT, RawClient, WstraceServer, encode_frame, make_jwt
 
 
 def api_traces(srv, query=""):
@@ -34,7 +44,7 @@ def by_name(spans):
     return out
 
 
-def slow_consumer_inside_a_span(test, srv):
+def slow_consumer_inside_a_span(test, srv, flags="01"):
     """A client that never reads sends a burst of Pings (one trace id, long
     ids) in one write: their Pongs are corked on the connection, so within
     one read the queue passes --max-backpressure inside a Ping's handle
@@ -44,7 +54,7 @@ def slow_consumer_inside_a_span(test, srv):
     for i in range(100):
         _, span = random_ids()
         burst.append({"type": "Ping", "id": f"{i:04d}" + "i" * 200,
-                      "traceparent": traceparent(tl, span)})
+                      "traceparent": traceparent(tl, span, flags)})
     with RawClient(srv.port) as c:
         c.handshake()
         c.send_raw(b"".join(encode_frame(OP_TEXT, json.dumps(m)) for m in burst))
@@ -153,6 +163,83 @@ class ApiTraces(unittest.TestCase):
             self.assertIn(link["span_id"], conns, h)
         self.assertEqual(len({s["trace_id"] for s in ups + handles}), 2 * len(bad))
 
+    def test_span_attributes_binary_frames_and_echo(self):
+        secret = "s3cret"
+        token = make_jwt({"sub": "alice"}, secret)
+        with WstraceServer("--auth-secret", secret, "--max-connections", "2", "--echo",
+                           threads=2) as srv:
+            with RawClient(srv.port) as c:
+                c.handshake(path=f"/ws?token={token}",
+                            headers=[("User-Agent", "attr-test/1.0")])
+                local_port = c.sock.getsockname()[1]
+                c.send_frame(OP_BINARY, b"\x01\x02\x03")
+                err = c.read_json()
+                self.assertEqual((err["type"], err["code"]), ("Error", "unsupported_frame"), err)
+                c.send_close(1000)
+                c.read_close()
+                c.expect_eof()
+            with RawClient(srv.port) as e:
+                e.handshake(path="/echo")
+                e.send_text("echo me")
+                self.assertEqual(e.read_frame().payload, b"echo me")
+                e.send_close(1000)
+                e.read_close()
+            with RawClient(srv.port) as r:
+                r.handshake(path="/nowhere", expect=404)
+            # 503: two connections held at --max-connections 2.
+            with RawClient(srv.port) as h1, RawClient(srv.port) as h2:
+                h1.handshake(path=f"/ws?token={token}")
+                h2.handshake(path=f"/ws?token={token}")
+                srv.wait_stats(lambda s: s["connections"]["active"] == 2, what="2 held")
+                with RawClient(srv.port) as r:
+                    r.handshake(expect=503)
+                h1.send_close(1000)
+                h1.read_close()
+                h2.send_close(1000)
+                h2.read_close()
+            srv.wait_stats(lambda s: s["connections"]["active"] == 0, what="closed")
+            spans = api_traces(srv, "?limit=1000")
+
+        conns = [s for s in spans if s["name"] == "websocket.connection"]
+        [conn] = [s for s in conns if s["attributes"].get("network.peer.port") == local_port]
+        a = conn["attributes"]
+        self.assertEqual(a["user.id"], "alice")
+        self.assertGreater(a["websocket.duration_ms"], 0)
+        self.assertIsInstance(a["websocket.duration_ms"], float)
+        self.assertEqual(a["websocket.endpoint"], "pubsub")
+        [up] = [s for s in spans if s["span_id"] == conn["parent_span_id"]]
+        self.assertEqual(up["attributes"]["user_agent.original"], "attr-test/1.0")
+        self.assertEqual(up["attributes"]["network.peer.port"], local_port)
+
+        [h] = [s for s in spans if s["name"] == "websocket.message.handle"
+               and s["attributes"]["websocket.connection_id"] == a["websocket.connection_id"]]
+        self.assertEqual(h["attributes"]["websocket.message.type"], "binary")
+        self.assertEqual(h["attributes"]["error.type"], "unsupported_frame")
+        self.assertEqual(h["attributes"]["messaging.message.body.size"], 3)
+        self.assertEqual(h["status"]["code"], "ERROR")
+        self.assertEqual(h["links"][0]["span_id"], conn["span_id"])
+        [send] = [s for s in spans if s["parent_span_id"] == h["span_id"]]
+        self.assertEqual(send["name"], "websocket.message.send")
+        self.assertEqual(send["attributes"]["websocket.message.type"], "Error")
+
+        # /echo: the connection is traced, its messages are not.
+        [echo] = [s for s in conns if s["attributes"]["websocket.endpoint"] == "echo"]
+        echo_id = echo["attributes"]["websocket.connection_id"]
+        self.assertEqual([s for s in spans if s["name"] != "websocket.connection"
+                          and s["name"] != "websocket.upgrade"
+                          and s["attributes"].get("websocket.connection_id") == echo_id], [])
+        self.assertEqual(echo["attributes"]["websocket.messages_received"], 1)
+
+        rejected = {s["attributes"]["http.response.status_code"]: s for s in spans
+                    if s["name"] == "websocket.upgrade"
+                    and s["attributes"]["http.response.status_code"] != 101}
+        self.assertEqual(sorted(rejected), [404, 503])
+        for status, s in rejected.items():
+            self.assertEqual(s["attributes"]["error.type"], str(status))
+            self.assertTrue(s["attributes"]["websocket.rejection.reason"], s)
+        self.assertEqual(rejected[404]["status"]["code"], "UNSET")
+        self.assertEqual(rejected[503]["status"]["code"], "ERROR")
+
     def check_log_line_carries_span(self, level):
         with WstraceServer("--log-level", level, "--max-backpressure", "4KiB",
                            threads=2) as srv:
@@ -178,6 +265,36 @@ class ApiTraces(unittest.TestCase):
 
     def test_log_line_inside_a_span_carries_its_ids(self):
         self.check_log_line_carries_span("debug")
+
+    def test_log_line_inside_an_unsampled_span_carries_its_ids(self):
+        # parentbased_always_off: the connection (no traceparent) is not
+        # sampled either.
+        with WstraceServer("--log-level", "debug", "--max-backpressure", "4KiB",
+                           threads=2, env={"OTEL_TRACES_SAMPLER": "parentbased_always_off"}) as srv:
+            tl = slow_consumer_inside_a_span(self, srv, flags="00")
+            srv.wait_stats(lambda s: s["connections"]["active"] == 0, what="closed")
+            line = srv.wait_log(lambda j: j.get("msg") == "slow consumer disconnected", 20)
+            self.assertIsNotNone(line, srv.stderr_text()[-4000:])
+            # Not sampled: nothing in the ring, but the line has the ids.
+            self.assertEqual(api_traces(srv, f"?trace_id={tl}"), [])
+            self.assertEqual(line.get("trace_id"), tl, line)
+            self.assertRegex(line.get("span_id", ""), "^[0-9a-f]{16}$", line)
+            self.assertNotEqual(line.get("span_id"), "0" * 16, line)
+            # The unsampled 4429 connection is exported anyway (the
+            # abnormal-connection rule), with a rebuilt upgrade parent; the
+            # log lines about it carry its ids.
+            spans = by_name(api_traces(srv, "?limit=1000"))
+            self.assertEqual(sorted(spans), ["websocket.connection", "websocket.upgrade"])
+            [conn], [up] = spans["websocket.connection"], spans["websocket.upgrade"]
+            self.assertFalse(conn["sampled"])
+            self.assertEqual(conn["attributes"]["websocket.close.code"], 4429)
+            self.assertEqual(conn["status"]["code"], "ERROR")
+            self.assertEqual([e["name"] for e in conn["events"]], ["websocket.slow_consumer"])
+            self.assertEqual(conn["parent_span_id"], up["span_id"])
+            self.assertIs(up["attributes"]["websocket.upgrade.reconstructed"], True)
+            opened = [j for j in srv.log_lines() if j.get("msg") == "connection open"]
+            self.assertEqual([(j.get("trace_id"), j.get("span_id")) for j in opened],
+                             [(conn["trace_id"], conn["span_id"])])
 
     # Issue 3 point 8 at the default level (this once worked only at debug).
     def test_log_line_inside_a_span_carries_its_ids_at_info_level(self):

@@ -8,6 +8,10 @@ the OTLP receiver (decoded with @opentelemetry/otlp-transformer's code).
   continues the client's traceparent, and keep their unsampled flags.
 - parentbased_always_on: a client traceparent with flags 00 is not sampled
   (handshake or message level); 01 is; an abnormal end still exports.
+- A message without a traceparent of its own starts a new trace, linked to
+  its connection, that follows the connection's sampling decision
+  (parentbased_always_on with a 00 handshake: none; parentbased_always_off
+  with a 01 handshake: all).
 - traceidratio: the decision is a function of the trace id alone (the low
   56 bits against ceil((1 - ratio) * 2^56), docs/TELEMETRY.md), the same
   for every span and connection of that trace, whatever the parent's flag;
@@ -186,9 +190,12 @@ class ParentBased(Base):
                     messages=[{"type": "Ping", "id": 1,
                                "traceparent": traceparent(tu2, pu2, "00")},
                               {"type": "Ping", "id": 2,
-                               "traceparent": traceparent(ts2, ps2, "01")}])
-            session(port, path=f"/ws?traceparent={traceparent(tu, pu, '00')}")
-            session(port, headers=[("traceparent", traceparent(ts, ps, "01"))])
+                               "traceparent": traceparent(ts2, ps2, "01")},
+                              {"type": "Ping", "id": 3}])
+            session(port, path=f"/ws?traceparent={traceparent(tu, pu, '00')}",
+                    messages=[{"type": "Ping", "id": 4}])
+            session(port, headers=[("traceparent", traceparent(ts, ps, "01"))],
+                    messages=[{"type": "Ping", "id": 5}])
             protocol_error(port, headers=[("traceparent", traceparent(tv, pv, "00"))])
             wait_idle(es.srv)
         x = es.export
@@ -214,10 +221,55 @@ class ParentBased(Base):
         [h] = [s for s in cont if s.name == "websocket.message.handle"]
         self.assertEqual(h.parent_span_id, ps2)
 
+        # Messages without a traceparent follow their connection's decision:
+        # none from the two unsampled connections (ids 3 and 4), one from the
+        # sampled one (id 5) -- a new trace, linked to that connection.
+        [conn_s] = [s for s in sampled if s.name == "websocket.connection"]
+        handles = x.named("websocket.message.handle")
+        self.assertEqual(len(handles), 2, handles)
+        [h5] = [s for s in handles if s.trace_id != ts2]
+        self.assertEqual(h5.parent_span_id, "")
+        self.assertNotEqual(h5.trace_id, ts)
+        self.assertEqual(h5.links[0]["span_id"], conn_s.span_id)
+        self.assertTrue(h5.flags & FLAG_SAMPLED)
+        self.assertEqual(len(x.children(h5, "websocket.message.send")), 1)
+
         # Abnormal: exported although its parent said "not sampled".
         [conn_v] = x.named("websocket.connection", **{"websocket.close.code": 1002})
         self.assert_reconstructed(x, conn_v, tv, pv)
         self.assertEqual(len(x.in_trace(tv)), 2)
+
+
+class ParentBasedAlwaysOff(Base):
+
+    def test_messages_follow_their_connection(self):
+        """Roots are never sampled, so a connection without traceparent is
+        not, nor are its messages; a connection continuing a sampled
+        traceparent is, and so are its messages without a traceparent of
+        their own (their new traces inherit the connection's decision)."""
+        ts, ps = random_ids()
+        env = {"OTEL_TRACES_SAMPLER": "parentbased_always_off"}
+        with ExportingServer(self, *HEARTBEAT, env=env) as es:
+            port = es.srv.port
+            session(port, messages=[{"type": "Ping", "id": 1},
+                                    {"type": "Subscribe", "channel": "x"}])
+            session(port, headers=[("traceparent", traceparent(ts, ps, "01"))],
+                    messages=[{"type": "Ping", "id": 2},
+                              {"type": "Subscribe", "channel": "y"}])
+            wait_idle(es.srv)
+        x = es.export
+        [conn] = x.named("websocket.connection")
+        self.assertEqual(conn.trace_id, ts)
+        handles = x.named("websocket.message.handle")
+        self.assertEqual(sorted(h.attr("websocket.message.type") for h in handles),
+                         ["Ping", "Subscribe"])
+        for h in handles:
+            self.assertEqual(h.links[0]["span_id"], conn.span_id, h)
+            self.assertNotEqual(h.trace_id, ts, "a new trace")
+            self.assertTrue(h.flags & FLAG_SAMPLED, h)
+        self.assertEqual(sorted(s.name for s in x.spans),
+                         sorted(["websocket.upgrade", "websocket.connection"]
+                                + ["websocket.message.handle", "websocket.message.send"] * 2))
 
 
 class SdkDisabled(Base):

@@ -102,6 +102,32 @@ TEST(Tracer, RemoteParentMarked) {
   EXPECT_TRUE(s.valid());     // ids exist anyway
 }
 
+TEST(Tracer, RootDecidedByAnotherSpan) {
+  // A message's new trace follows its connection's decision (parent-based),
+  // but keeps nothing else of it.
+  Tracer pb(Sampler(), {}, nullptr, nullptr);
+  SpanContext conn;
+  conn.trace_id = new_trace_id();
+  conn.span_id = new_span_id();
+  conn.trace_flags = 0;
+  SpanStart s = pb.start_root_decided_by(conn, 42);
+  EXPECT_TRUE(s.valid());
+  EXPECT_FALSE(s.sampled());
+  EXPECT_FALSE(s.parent_span_id.valid());
+  EXPECT_FALSE(s.parent_remote);
+  EXPECT_NE(s.trace_id, conn.trace_id);
+  EXPECT_EQ(s.start_unix_ns, 42u);
+  conn.trace_flags = kFlagSampled;
+  EXPECT_TRUE(pb.start_root_decided_by(conn).sampled());
+  Tracer off(Sampler::parent_based(Sampler::Type::ParentBasedAlwaysOff), {}, nullptr, nullptr);
+  EXPECT_TRUE(off.start_root_decided_by(conn).sampled());
+  EXPECT_FALSE(off.start(nullptr).sampled());
+  // Samplers that ignore parents decide as for any root.
+  Tracer never(Sampler::always_off(), {}, nullptr, nullptr);
+  EXPECT_FALSE(never.start_root_decided_by(conn).sampled());
+  EXPECT_FALSE(Tracer().start_root_decided_by(conn).valid());  // disabled
+}
+
 TEST(Tracer, UnsampledDroppedUnlessForced) {
   SpanRing ring(10);
   Tracer t(Sampler::always_off(), {}, &ring, nullptr);

@@ -40,6 +40,23 @@ TEST(Log, LinesInsideASpanCarryIds) {
   EXPECT_EQ(after.find("trace_id"), std::string::npos);
 }
 
+TEST(Log, TextLinesInsideASpanCarryIds) {
+  uint8_t trace[16];
+  uint8_t span[8];
+  for (int i = 0; i < 16; ++i) trace[i] = static_cast<uint8_t>(0xf0 + i);
+  for (int i = 0; i < 8; ++i) span[i] = static_cast<uint8_t>(i + 1);
+  {
+    ScopedLogSpan scope(trace, span);
+    std::string line = format_line(Format::Text, Level::Info, "m", {{"id", 7}}, kT);
+    EXPECT_EQ(line,
+              "2023-11-14T22:13:20.123Z INFO  m id=7 trace_id=f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff "
+              "span_id=0102030405060708\n");
+  }
+  std::string after = format_line(Format::Text, Level::Info, "m", {}, kT);
+  EXPECT_EQ(after.find("trace_id"), std::string::npos);
+  EXPECT_EQ(after.find("span_id"), std::string::npos);
+}
+
 TEST(Log, ParseLevelAndFormat) {
   Level l;
   EXPECT_TRUE(parse_level("debug", l));
