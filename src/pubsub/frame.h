@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 #include "ws/frame.h"
@@ -14,8 +15,12 @@ namespace wstrace::pubsub {
 
 class Frame {
  public:
-  // A server frame (unmasked) around `payload`; refs = 1.
-  static Frame* make(ws::Opcode op, const uint8_t* payload, size_t n, bool rsv1 = false);
+  // A server frame (unmasked) around `payload`; refs = 1. A nonzero
+  // `published_unix_ns` is kept with the frame (a publication's frame: when
+  // it is fully written to a subscriber, websocket.delivery.latency is
+  // observed from that time).
+  static Frame* make(ws::Opcode op, const uint8_t* payload, size_t n, bool rsv1 = false,
+                     uint64_t published_unix_ns = 0);
   static Frame* make(ws::Opcode op, std::string_view payload, bool rsv1 = false) {
     return make(op, reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), rsv1);
   }
@@ -23,7 +28,8 @@ class Frame {
   // Raw bytes sent as they are (an HTTP response before the upgrade).
   static Frame* make_raw(std::string_view bytes);
   // Several frames back to back in one buffer (a fan-out run: one copy per
-  // run, then every subscriber's write is a single contiguous segment).
+  // run, then every subscriber's write is a single contiguous segment). Keeps
+  // the publication times of all of them, in order.
   static Frame* concat(Frame* const* frames, size_t n);
 
   void ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
@@ -35,6 +41,17 @@ class Frame {
   uint32_t size() const { return size_; }
   uint32_t payload_size() const { return payload_size_; }
 
+  // Publication times carried (one per publication in the frame; 0 for
+  // frames that are not publications). Stored after the bytes, in the same
+  // allocation: 8 bytes per publication per shared frame, nothing per
+  // subscriber.
+  uint32_t stamp_count() const { return stamps_; }
+  uint64_t stamp(uint32_t i) const {
+    uint64_t t;
+    std::memcpy(&t, bytes_ + size_ + sizeof(uint64_t) * i, sizeof t);
+    return t;
+  }
+
   Frame(const Frame&) = delete;
   Frame& operator=(const Frame&) = delete;
 
@@ -45,6 +62,7 @@ class Frame {
   std::atomic<uint32_t> refs_{1};
   uint32_t size_ = 0;
   uint32_t payload_size_ = 0;
+  uint32_t stamps_ = 0;  // publication times stored after bytes_[size_]
   uint8_t bytes_[];  // NOLINT: flexible array member, allocated with the object
 };
 

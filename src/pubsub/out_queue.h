@@ -49,6 +49,12 @@ class OutQueue {
 
   // `n` bytes were written: drops completed frames. Returns how many completed.
   uint32_t consume(size_t n) {
+    return consume(n, [](const Frame&) {});
+  }
+  // Same, calling on_written(frame) for each completed frame before it is
+  // released.
+  template <typename F>
+  uint32_t consume(size_t n, F&& on_written) {
     uint32_t done = 0;
     while (n > 0 && count_ > 0) {
       Entry& e = ring_[head_];
@@ -60,6 +66,7 @@ class OutQueue {
       }
       n -= left;
       bytes_ -= left + kEntryOverhead;
+      on_written(*e.frame);
       e.frame->unref();
       head_ = (head_ + 1) & (cap_ - 1);
       --count_;

@@ -22,7 +22,8 @@ Publication* Publication::make(std::string_view channel, std::string_view conten
   p->origin_node_ = origin_node;
   scratch.clear();
   protocol::encode_message(scratch, channel, content);
-  p->plain_ = Frame::make(ws::Opcode::Text, scratch.data(), scratch.size());
+  p->plain_ = Frame::make(ws::Opcode::Text, scratch.data(), scratch.size(), false,
+                          published_unix_ns);
   return p;
 }
 
@@ -52,7 +53,8 @@ Frame* Publication::deflated(uint8_t window_bits, DeflaterSet& deflaters) {
   const uint8_t* payload = plain_->data() + (plain_->size() - n);
   Frame* made;
   if (deflaters.get(bits).compress(payload, n, out) && out.size() < n) {
-    made = Frame::make(ws::Opcode::Text, out.data(), out.size(), /*rsv1=*/true);
+    made = Frame::make(ws::Opcode::Text, out.data(), out.size(), /*rsv1=*/true,
+                       published_unix_ns_);
   } else {
     made = plain_;
     made->ref();

@@ -702,7 +702,20 @@ void Worker::flush(Connection& c) {
       socket_error(c, errno);
       return;
     }
-    c.out.consume(static_cast<size_t>(w));
+    // A publication frame is delivered when its last byte is written:
+    // websocket.delivery.latency is observed now for a subscriber whose
+    // socket was blocked (the direct path in deliver_run observes it there).
+    uint64_t now = 0;
+    c.out.consume(static_cast<size_t>(w), [&](const pubsub::Frame& f) {
+      const uint32_t k = f.stamp_count();
+      if (k == 0) return;
+      if (now == 0) now = unix_ns();
+      for (uint32_t i = 0; i < k; ++i) {
+        const uint64_t t = f.stamp(i);
+        const double seconds = now > t ? static_cast<double>(now - t) / 1e9 : 0.0;
+        node_.metrics.delivery_latency.record(shard_, seconds);
+      }
+    });
   }
   // Everything is written: give the queue's storage back (a connection that
   // is idle after this holds no output memory).
@@ -897,12 +910,13 @@ void Worker::deliver_run(pubsub::Channel& ch, pubsub::Publication* const* pubs, 
     c.stats.bytes_sent += total;
     bytes += total;
     ++delivered;
-    ++window;
     if (c.out.empty() && !c.blocked) {
       // The common case: one write straight from the shared bytes.
       ssize_t w = ::send(c.fd, run->data(), total, MSG_NOSIGNAL);
       ++c.write_calls;
-      if (w != static_cast<ssize_t>(total)) {
+      if (w == static_cast<ssize_t>(total)) {
+        ++window;  // written: delivery latency observed for the window below
+      } else {
         if (w < 0) {
           if (errno != EAGAIN && errno != EINTR) {
             socket_error(c, errno);
@@ -911,7 +925,8 @@ void Worker::deliver_run(pubsub::Channel& ch, pubsub::Publication* const* pubs, 
           w = 0;
         }
         // Queue what did not fit; from now on this subscriber costs nothing
-        // per message until its socket is writable again.
+        // per message until its socket is writable again. The frame carries
+        // the publication times: flush() observes the latency once written.
         run->ref();
         c.out.push(run, static_cast<uint32_t>(w));
         flush(c);

@@ -183,26 +183,55 @@ std::string prometheus_label_name(std::string_view key) {
   return s;
 }
 
+namespace {
+
+// Whether `name`'s '_'-separated words contain `words` (one or more words)
+// as a run: the unit is then "already in the name" and not repeated.
+bool has_words(std::string_view name, std::string_view words) {
+  size_t pos = 0;
+  while ((pos = name.find(words, pos)) != std::string_view::npos) {
+    const bool start = pos == 0 || name[pos - 1] == '_';
+    const size_t end = pos + words.size();
+    if (start && (end == name.size() || name[end] == '_')) return true;
+    ++pos;
+  }
+  return false;
+}
+
+// Prometheus reserves these suffixes for histogram and summary series.
+bool reserved_suffix(std::string_view name) {
+  return ends_with(name, "_count") || ends_with(name, "_sum") || ends_with(name, "_bucket");
+}
+
+}  // namespace
+
 std::string prometheus_name(std::string_view otel_name, std::string_view unit, MetricType type,
                             bool monotonic) {
   std::string name = sanitize(otel_name, true);
   std::string suffix = unit_suffix(unit, type);
-  if (!suffix.empty() && !ends_with(name, "_" + suffix)) {
+  // As the OpenTelemetry Collector's translator does: the unit is appended
+  // unless the name already has it as a word (websocket.bytes.received, By
+  // -> websocket_bytes_received_total).
+  if (!suffix.empty() && !has_words(name, suffix)) {
     if (name.back() != '_') {
       name.push_back('_');
     }
     name += suffix;
   }
-  if (type == MetricType::Sum && monotonic) {
-    if (!ends_with(name, "_total")) {
-      name += "_total";
-    }
-  } else if (type != MetricType::Histogram &&
-             (ends_with(name, "_count") || ends_with(name, "_sum") || ends_with(name, "_bucket"))) {
-    // Those suffixes belong to histogram and summary series in Prometheus.
-    name += "_value";
+  if (type == MetricType::Sum && monotonic && !ends_with(name, "_total")) {
+    name += "_total";
   }
   return name;
+}
+
+std::string prometheus_type(std::string_view prometheus_name, MetricType type, bool monotonic) {
+  if (type == MetricType::Histogram) return "histogram";
+  if (type == MetricType::Sum && monotonic) return "counter";
+  // A gauge named like a histogram series (process.thread.count ->
+  // process_thread_count) keeps its name, as the Collector does, and is
+  // exposed untyped: Prometheus treats it as a gauge, and promtool's lint
+  // (no "_count"/"_sum"/"_bucket" on a gauge) does not apply.
+  return reserved_suffix(prometheus_name) ? "untyped" : "gauge";
 }
 
 std::string render_prometheus(const MetricsSnapshot& snap, const Resource* resource) {
@@ -226,7 +255,7 @@ std::string render_prometheus(const MetricsSnapshot& snap, const Resource* resou
     switch (m.type) {
       case MetricType::Sum:
       case MetricType::Gauge: {
-        append_header(out, name, help, m.type == MetricType::Sum && m.monotonic ? "counter" : "gauge");
+        append_header(out, name, help, prometheus_type(name, m.type, m.monotonic));
         for (const auto& p : m.points) {
           out += name;
           append_labels(out, p.labels);

@@ -3,6 +3,11 @@ exposition (no error, no lint warning), and a Debian prometheus server
 scraping it every second until its query API reports the target up, every
 exposed sample ingested, and wstrace's counters with the values the
 scripted session implies.
+
+Also values on /metrics: websocket.channels.active, the --channel-metrics
+top-N labels with "other", process.open_file_descriptor.count, and
+websocket.delivery.latency observed when a blocked subscriber's frames are
+actually written (not when they are queued).
 """
 
 import subprocess
@@ -102,8 +107,85 @@ class PrometheusScrape(unittest.TestCase):
                 # happens between scrapes.
                 wait_until(lambda: (value('count_over_time(up{job="wstrace"}[5m])') or 0) >= 2,
                            SCRAPE_DEADLINE, interval=0.2, what="a second scrape")
-                self.assertEqual(value("rate(websocket_bytes_received_bytes_total[5m])"), 0)
+                self.assertEqual(value("rate(websocket_bytes_received_total[5m])"), 0)
                 self.assertEqual(prom.stop(), 0, prom.log())
+
+
+class MetricValues(unittest.TestCase):
+
+    def test_channels_and_channel_metrics(self):
+        """websocket.channels.active counts channels with a subscriber on
+        this node; --channel-metrics 2 labels the two busiest channels and
+        puts the rest under "other"."""
+        with WstraceServer("--channel-metrics", "2", threads=2) as srv:
+            with RawClient(srv.port) as c:
+                c.handshake()
+                for ch in ("a", "b", "c", "d"):
+                    c.send_json({"type": "Subscribe", "channel": ch})
+                    self.assertEqual(c.read_json()["type"], "Subscribed")
+                c.send_json({"type": "Unsubscribe", "channel": "d"})
+                self.assertEqual(c.read_json()["type"], "Unsubscribed")
+                for ch in ("a", "a", "a", "b", "b", "c"):
+                    c.send_json({"type": "Message", "channel": ch, "content": "x"})
+                    self.assertEqual(c.read_json()["channel"], ch)
+                m = srv.metrics()
+                self.assertEqual(m.value("websocket_channels_active"), 3)
+                self.assertEqual(m.value("websocket_subscriptions_active"), 3)
+                self.assertEqual(m.value("websocket_channel_messages_total", channel="a"), 3)
+                self.assertEqual(m.value("websocket_channel_messages_total", channel="b"), 2)
+                self.assertEqual(m.value("websocket_channel_messages_total", channel="other"), 1)
+                labels = {lb.get("channel") for n, lb, _ in m.samples
+                          if n == "websocket_channel_messages_total"}
+                self.assertEqual(labels, {"a", "b", "other"})
+                subs = {lb.get("channel"): v for n, lb, v in m.samples
+                        if n == "websocket_channel_subscribers"}
+                self.assertEqual(set(subs), {"a", "b", "other"})
+                self.assertEqual(sum(subs.values()), 3)
+                fds = m.value("process_open_file_descriptor_count")
+                self.assertIsNotNone(fds, "process_open_file_descriptor_count missing")
+                self.assertGreater(fds, 0)
+                self.assertGreater(m.value("process_thread_count"), 0)
+                c.send_close(1000)
+                c.read_close()
+            srv.wait_stats(lambda s: s["connections"]["active"] == 0, what="closed")
+            self.assertEqual(srv.metrics().value("websocket_channels_active"), 0)
+
+    def test_delivery_latency_is_observed_when_written(self):
+        """A subscriber that does not read: its frames queue on the server.
+        Their delivery latency is observed only once they are written, so
+        while the subscriber is blocked the histogram has fewer observations
+        than deliveries, and after it reads everything, exactly as many."""
+        n, size = 200, 30000
+        with WstraceServer("--max-backpressure", "64MiB", threads=1) as srv:
+            sub = RawClient(srv.port, rcvbuf=4096)
+            self.addCleanup(sub.close)
+            sub.handshake()
+            sub.send_json({"type": "Subscribe", "channel": "lat"})
+            self.assertEqual(sub.read_json()["type"], "Subscribed")
+            with RawClient(srv.port) as pub:
+                pub.handshake()
+                for i in range(n):
+                    pub.send_json({"type": "Message", "channel": "lat",
+                                   "content": f"{i:05d}" + "x" * size})
+
+                def queued():
+                    status, body = srv.admin_get("/api/connections")
+                    conns = __import__("json").loads(body)["connections"]
+                    return sum(c["queued_bytes"] for c in conns)
+
+                wait_until(lambda: srv.metrics().value("websocket_messages_sent_total",
+                                                       type="Message") == n,
+                           what="every publication handed to the subscriber")
+                wait_until(lambda: queued() > 0, what="frames queued for the subscriber")
+                observed = srv.metrics().value("websocket_delivery_latency_seconds_count")
+                self.assertLess(observed, n, "latency observed for frames not yet written")
+                for i in range(n):
+                    self.assertEqual(sub.read_json()["content"][:5], f"{i:05d}")
+                wait_until(lambda: srv.metrics().value(
+                    "websocket_delivery_latency_seconds_count") == n,
+                    what="one latency observation per written delivery")
+                pub.send_close(1000)
+                pub.read_close()
 
 
 if __name__ == "__main__":

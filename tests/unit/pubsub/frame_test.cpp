@@ -71,5 +71,25 @@ TEST(SharedFrame, ReferenceCounting) {
   EXPECT_EQ(last->payload_size(), 1u);
 }
 
+TEST(SharedFrame, PublicationTimesTravelWithTheFrame) {
+  Frame* plain = Frame::make(ws::Opcode::Text, std::string_view("x"));
+  EXPECT_EQ(plain->stamp_count(), 0u);
+  const uint8_t p[] = {'a', 'b'};
+  Frame* a = Frame::make(ws::Opcode::Text, p, 2, false, 1111);
+  Frame* b = Frame::make(ws::Opcode::Text, p, 1, true, 2222);
+  ASSERT_EQ(a->stamp_count(), 1u);
+  EXPECT_EQ(a->stamp(0), 1111u);
+  EXPECT_EQ(a->size(), 4u);  // the time is not part of the bytes sent
+  Frame* parts[] = {a, plain, b};
+  Frame* run = Frame::concat(parts, 3);
+  EXPECT_EQ(run->size(), a->size() + plain->size() + b->size());
+  ASSERT_EQ(run->stamp_count(), 2u);
+  EXPECT_EQ(run->stamp(0), 1111u);
+  EXPECT_EQ(run->stamp(1), 2222u);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(run->data()), run->size()),
+            std::string("\x81\x02" "ab" "\x81\x01x" "\xc1\x01" "a", 10));
+  for (Frame* f : {plain, a, b, run}) f->unref();
+}
+
 }  // namespace
 }  // namespace wstrace::pubsub

@@ -26,6 +26,25 @@ uint64_t expected_bytes(const std::vector<std::pair<Frame*, uint32_t>>& q) {
   return n;
 }
 
+TEST(OutQueue, ConsumeReportsEachWrittenFrame) {
+  OutQueue q;
+  const uint8_t payload[] = {'m'};
+  Frame* stamped = Frame::make(ws::Opcode::Text, payload, 1, false, 77);
+  Frame* other = frame_of(10);
+  q.push(stamped);
+  q.push(other);
+  std::vector<uint64_t> written;
+  auto note = [&](const Frame& f) { written.push_back(f.stamp_count() ? f.stamp(0) : 0); };
+  EXPECT_EQ(q.consume(2, note), 0u);  // partly written: not reported
+  EXPECT_TRUE(written.empty());
+  EXPECT_EQ(q.consume(1 + 5, note), 1u);
+  EXPECT_EQ(written, std::vector<uint64_t>{77});
+  EXPECT_EQ(q.drop_unstarted(), 0u);  // the head is partly written
+  EXPECT_EQ(q.consume(7, note), 1u);
+  EXPECT_EQ(written, (std::vector<uint64_t>{77, 0}));
+  EXPECT_TRUE(q.empty());
+}
+
 TEST(OutQueue, EmptyQueue) {
   OutQueue q;
   EXPECT_TRUE(q.empty());

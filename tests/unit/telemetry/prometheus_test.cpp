@@ -16,8 +16,20 @@ TEST(PrometheusName, Translation) {
             "websocket_messages_sent_total");
   EXPECT_EQ(prometheus_name("websocket.connection.duration", "s", MetricType::Histogram, false),
             "websocket_connection_duration_seconds");
+  // A unit already in the name (as a word) is not repeated (the Collector's
+  // translator); no _value for gauges named like histogram series.
   EXPECT_EQ(prometheus_name("websocket.bytes.sent", "By", MetricType::Sum, true),
-            "websocket_bytes_sent_bytes_total");
+            "websocket_bytes_sent_total");
+  EXPECT_EQ(prometheus_name("http.seconds.left", "s", MetricType::Gauge, false),
+            "http_seconds_left");
+  EXPECT_EQ(prometheus_name("net.bytesx", "By", MetricType::Gauge, false), "net_bytesx_bytes");
+  EXPECT_EQ(prometheus_name("process.open_file_descriptor.count", "{file_descriptor}",
+                            MetricType::Sum, false),
+            "process_open_file_descriptor_count");
+  EXPECT_EQ(prometheus_name("process.thread.count", "{thread}", MetricType::Gauge, false),
+            "process_thread_count");
+  EXPECT_EQ(prometheus_name("x.bytes_per_second.rate", "By/s", MetricType::Gauge, false),
+            "x_bytes_per_second_rate");
   EXPECT_EQ(prometheus_name("process.memory.usage", "By", MetricType::Sum, false),
             "process_memory_usage_bytes");
   EXPECT_EQ(prometheus_name("websocket.connections.active", "{connection}", MetricType::Sum, false),
@@ -88,6 +100,23 @@ TEST(Prometheus, RendersFamilies) {
   EXPECT_NE(text.find("test_cpu_seconds_total 0.25\n"), std::string::npos);
   EXPECT_NE(text.find("process_memory_usage_bytes "), std::string::npos);
   EXPECT_NE(text.find("process_cpu_time_seconds_total{cpu_mode=\"user\"} "), std::string::npos);
+}
+
+TEST(Prometheus, GaugeNamedLikeAHistogramSeriesIsUntyped) {
+  EXPECT_EQ(prometheus_type("process_thread_count", MetricType::Gauge, false), "untyped");
+  EXPECT_EQ(prometheus_type("x_sum", MetricType::Sum, false), "untyped");
+  EXPECT_EQ(prometheus_type("x_bucket", MetricType::Gauge, false), "untyped");
+  EXPECT_EQ(prometheus_type("x_count_total", MetricType::Sum, true), "counter");
+  EXPECT_EQ(prometheus_type("x_seconds", MetricType::Histogram, false), "histogram");
+  EXPECT_EQ(prometheus_type("x_active", MetricType::Sum, false), "gauge");
+  MetricRegistry reg;
+  register_process_metrics(reg);
+  std::string text = render_prometheus(reg.collect());
+  EXPECT_NE(text.find("# TYPE process_open_file_descriptor_count untyped\n"
+                      "process_open_file_descriptor_count "),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("_value"), std::string::npos) << text;
 }
 
 TEST(Prometheus, DuplicateFamilyAfterTranslationSkipped) {

@@ -34,7 +34,7 @@ TEST(Telemetry, NoEndpointNothingExportedRingStillWorks) {
   EXPECT_NE(t.recent_spans_json().find("websocket.upgrade"), std::string::npos);
   std::string prom = t.prometheus_text();
   EXPECT_NE(prom.find("otel_sdk_span_ended_total 1"), std::string::npos) << prom;
-  EXPECT_NE(prom.find("process_open_file_descriptor_count_value "), std::string::npos);
+  EXPECT_NE(prom.find("process_open_file_descriptor_count "), std::string::npos);
   EXPECT_NE(prom.find("target_info{"), std::string::npos);
   t.shutdown(in_ms(1000));
 }
