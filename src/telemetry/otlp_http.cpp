@@ -78,12 +78,43 @@ bool is_retryable_status(long status) {
   return status == 429 || status == 502 || status == 503 || status == 504;
 }
 
-std::optional<uint64_t> parse_retry_after_ms(std::string_view value) {
-  auto secs = parse_uint(value);
-  if (!secs || *secs > 86400) {
+std::optional<uint64_t> parse_retry_after_ms(std::string_view value, int64_t now_unix_s) {
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+  if (value.empty()) {
     return std::nullopt;
   }
-  return *secs * 1000;
+  if (value.front() >= '0' && value.front() <= '9') {
+    // delay-seconds
+    auto secs = parse_uint(value);
+    if (!secs || *secs > 86400) {
+      return std::nullopt;
+    }
+    return *secs * 1000;
+  }
+  // HTTP-date (RFC 9110 §5.6.7): IMF-fixdate, and the obsolete RFC 850 and
+  // asctime forms a recipient must accept too -- all parsed by curl_getdate.
+  // It names a time in one-second resolution; a past one means "now".
+  if (value.size() > 64) {
+    return std::nullopt;
+  }
+  const std::string text(value);
+  const time_t when = curl_getdate(text.c_str(), nullptr);
+  if (when == static_cast<time_t>(-1)) {
+    return std::nullopt;
+  }
+  const int64_t delta = static_cast<int64_t>(when) - now_unix_s;
+  if (delta <= 0) {
+    return 0;
+  }
+  if (delta > 86400) {
+    return std::nullopt;
+  }
+  return static_cast<uint64_t>(delta) * 1000;
+}
+
+std::optional<uint64_t> parse_retry_after_ms(std::string_view value) {
+  return parse_retry_after_ms(value, static_cast<int64_t>(unix_ns() / 1'000'000'000ull));
 }
 
 uint64_t backoff_ms(const RetryPolicy& p, uint32_t retry, uint64_t random) {

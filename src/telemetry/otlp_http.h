@@ -41,8 +41,12 @@ struct HttpConfig {
 
 // 429, 502, 503, 504.
 bool is_retryable_status(long status);
-// Retry-After in delta-seconds form, in milliseconds; nullopt otherwise (an
-// HTTP-date falls back to the computed backoff).
+// Retry-After (RFC 9110 §10.2.3) in milliseconds: delay-seconds, or an
+// HTTP-date (IMF-fixdate, RFC 850 or asctime) minus now (`now_unix_s`; the
+// one-argument form uses the current time), 0 for a date in the past.
+// nullopt for anything else or more than a day away: the computed backoff is
+// used then. The caller caps the delay (RetryPolicy::max_retry_after_ms).
+std::optional<uint64_t> parse_retry_after_ms(std::string_view value, int64_t now_unix_s);
 std::optional<uint64_t> parse_retry_after_ms(std::string_view value);
 // Backoff before retry number `retry` (1 = first retry): initial * multiplier^(retry-1),
 // capped, then scaled by a jitter factor in [0.5, 1.0] taken from `random`.

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <ctime>
 #include <future>
 
 #include "proto_decoder.h"
@@ -34,8 +35,26 @@ TEST(RetryLogic, RetryableStatusesAndRetryAfter) {
   }
   EXPECT_EQ(parse_retry_after_ms(" 3"), 3000u);
   EXPECT_EQ(parse_retry_after_ms("0"), 0u);
-  EXPECT_FALSE(parse_retry_after_ms("Wed, 21 Oct 2015 07:28:00 GMT"));
   EXPECT_FALSE(parse_retry_after_ms("-1"));
+  EXPECT_FALSE(parse_retry_after_ms(""));
+  EXPECT_FALSE(parse_retry_after_ms("soon"));
+  EXPECT_FALSE(parse_retry_after_ms("3 seconds"));
+}
+
+TEST(RetryLogic, RetryAfterHttpDate) {
+  // RFC 9110 §5.6.7: IMF-fixdate, and the obsolete RFC 850 and asctime
+  // forms, all for Sun, 06 Nov 1994 08:49:37 GMT = 784111777.
+  constexpr int64_t kDate = 784111777;
+  EXPECT_EQ(parse_retry_after_ms("Sun, 06 Nov 1994 08:49:37 GMT", kDate - 7), 7000u);
+  EXPECT_EQ(parse_retry_after_ms("Sunday, 06-Nov-94 08:49:37 GMT", kDate - 2), 2000u);
+  EXPECT_EQ(parse_retry_after_ms("Sun Nov  6 08:49:37 1994", kDate - 1), 1000u);
+  EXPECT_EQ(parse_retry_after_ms(" Sun, 06 Nov 1994 08:49:37 GMT ", kDate - 3), 3000u);
+  // In the past (or now): retry at once.
+  EXPECT_EQ(parse_retry_after_ms("Sun, 06 Nov 1994 08:49:37 GMT", kDate + 60), 0u);
+  EXPECT_EQ(parse_retry_after_ms("Sun, 06 Nov 1994 08:49:37 GMT", kDate), 0u);
+  // More than a day away: not trusted.
+  EXPECT_FALSE(parse_retry_after_ms("Sun, 06 Nov 1994 08:49:37 GMT", kDate - 86401));
+  EXPECT_FALSE(parse_retry_after_ms("Sun, 99 Nov 1994 08:49:37 GMT", kDate));
 }
 
 TEST(RetryLogic, BackoffGrowsCappedAndJittered) {
@@ -111,6 +130,26 @@ TEST(OtlpHttp, BoundedAttempts) {
   EXPECT_FALSE(r.ok);
   EXPECT_EQ(r.attempts, 3u);
   EXPECT_EQ(server.requests().size(), 3u);
+}
+
+// An HTTP-date Retry-After is honoured like delay-seconds, capped by
+// max_retry_after_ms: a date 30 s away waits the 1 s cap, not the 1-5 ms
+// computed backoff.
+TEST(OtlpHttp, RetriesHonouringAnHttpDateRetryAfter) {
+  char date[64];
+  const time_t when = static_cast<time_t>(unix_ns() / 1'000'000'000ull) + 30;
+  struct tm tm_utc;
+  gmtime_r(&when, &tm_utc);
+  strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm_utc);
+  TestHttpServer server;
+  server.script({503, std::string("Retry-After: ") + date + "\r\n"});
+  HttpConfig cfg = config_for(server.url("/v1/traces"));
+  cfg.retry.max_retry_after_ms = 1000;
+  OtlpHttpClient client(cfg);
+  auto r = client.post("x", in_ms(20'000));
+  EXPECT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.attempts, 2u);
+  EXPECT_EQ(r.last_delay_ms, 1000u);
 }
 
 TEST(OtlpHttp, RetryAfterBeyondDeadlineGivesUp) {
