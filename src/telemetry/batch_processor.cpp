@@ -37,7 +37,11 @@ void BatchSpanProcessor::start() {
 }
 
 bool BatchSpanProcessor::submit(SpanPtr span) noexcept {
-  if (!accepting_.load(std::memory_order_relaxed) || !queue_.try_push(span)) {
+  if (!accepting_.load(std::memory_order_relaxed)) {
+    dropped_shutdown_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  if (!queue_.try_push(span)) {
     dropped_full_.fetch_add(1, std::memory_order_relaxed);
     return false;
   }
@@ -60,6 +64,7 @@ size_t BatchSpanProcessor::export_one_batch(uint64_t hard_deadline_mono_ns) {
   }
   uint64_t deadline = std::min<uint64_t>(mono_ns() + config_.export_timeout_ms * 1000000ull,
                                hard_deadline_mono_ns);
+  processed_.fetch_add(batch.size(), std::memory_order_relaxed);
   ExportResult r = exporter_->export_spans(batch, deadline);
   if (r == ExportResult::Success) {
     exported_.fetch_add(batch.size(), std::memory_order_relaxed);
@@ -113,7 +118,7 @@ void BatchSpanProcessor::run() {
   while (queue_.try_pop(s)) {
     ++left;
   }
-  dropped_failed_.fetch_add(left, std::memory_order_relaxed);
+  dropped_unexported_.fetch_add(left, std::memory_order_relaxed);
   std::lock_guard lock(mu_);
   finished_ = true;
   done_.notify_all();

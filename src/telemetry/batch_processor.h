@@ -48,7 +48,14 @@ class BatchSpanProcessor {
 
   uint64_t exported() const { return exported_.load(std::memory_order_relaxed); }
   uint64_t dropped_queue_full() const { return dropped_full_.load(std::memory_order_relaxed); }
+  // Spans passed to the exporter with a batch that then failed.
   uint64_t dropped_export_failed() const { return dropped_failed_.load(std::memory_order_relaxed); }
+  // Spans passed to the exporter (at the call, whatever its outcome).
+  uint64_t processed() const { return processed_.load(std::memory_order_relaxed); }
+  // Spans submitted after shutdown began.
+  uint64_t dropped_after_shutdown() const { return dropped_shutdown_.load(std::memory_order_relaxed); }
+  // Spans still queued when the shutdown deadline passed (never exported).
+  uint64_t dropped_at_shutdown() const { return dropped_unexported_.load(std::memory_order_relaxed); }
   uint64_t failed_batches() const { return failed_batches_.load(std::memory_order_relaxed); }
   size_t queue_size() const { return queue_.size(); }
   size_t queue_capacity() const { return queue_.capacity(); }
@@ -76,6 +83,9 @@ class BatchSpanProcessor {
   std::atomic<uint64_t> exported_{0};
   std::atomic<uint64_t> dropped_full_{0};
   std::atomic<uint64_t> dropped_failed_{0};
+  std::atomic<uint64_t> processed_{0};
+  std::atomic<uint64_t> dropped_shutdown_{0};
+  std::atomic<uint64_t> dropped_unexported_{0};
   std::atomic<uint64_t> failed_batches_{0};
   std::thread thread_;
 };

@@ -32,8 +32,11 @@ void PeriodicMetricReader::start() {
 
 bool PeriodicMetricReader::export_once(uint64_t deadline) {
   MetricsSnapshot snap = registry_.collect();
+  uint64_t points = 0;
+  for (const auto& m : snap.metrics) points += m.points.size();
   bool ok = exporter_->export_metrics(snap, deadline) == ExportResult::Success;
   (ok ? exports_ : failures_).fetch_add(1, std::memory_order_relaxed);
+  (ok ? points_exported_ : points_failed_).fetch_add(points, std::memory_order_relaxed);
   return ok;
 }
 

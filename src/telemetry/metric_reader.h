@@ -30,6 +30,9 @@ class PeriodicMetricReader {
 
   uint64_t exports() const { return exports_.load(std::memory_order_relaxed); }
   uint64_t failures() const { return failures_.load(std::memory_order_relaxed); }
+  // Data points of the successful / failed exports.
+  uint64_t points_exported() const { return points_exported_.load(std::memory_order_relaxed); }
+  uint64_t points_failed() const { return points_failed_.load(std::memory_order_relaxed); }
 
  private:
   void run();
@@ -50,6 +53,8 @@ class PeriodicMetricReader {
   bool last_ok_ = false;
   std::atomic<uint64_t> exports_{0};
   std::atomic<uint64_t> failures_{0};
+  std::atomic<uint64_t> points_exported_{0};
+  std::atomic<uint64_t> points_failed_{0};
   std::thread thread_;
 };
 

@@ -65,55 +65,91 @@ Telemetry::~Telemetry() {
 }
 
 void Telemetry::register_sdk_metrics() {
+  // Names and attributes of the OpenTelemetry semantic conventions for SDK
+  // metrics (otel.sdk.*); the two request counters have no convention and
+  // are wstrace's own.
   MetricRegistry& r = registry_;
-  r.add_observable_counter("otel.sdk.span.ended", "Spans recorded (sampled or forced)", "{span}",
-                           [this](std::vector<Point>& out) {
-                             out.push_back(Point::of_int(static_cast<int64_t>(tracer_->spans_ended())));
-                           });
-  r.add_observable_counter("otel.sdk.span.exported", "Spans accepted by the OTLP endpoint",
-                           "{span}", [this](std::vector<Point>& out) {
-                             uint64_t v = processor_ ? processor_->exported() : 0;
-                             out.push_back(Point::of_int(static_cast<int64_t>(v)));
-                           });
+  auto i64 = [](uint64_t v) { return static_cast<int64_t>(v); };
+  const bool json_traces = config_.traces && config_.traces->protocol == OtlpProtocol::HttpJson;
+  const bool json_metrics = config_.metrics && config_.metrics->protocol == OtlpProtocol::HttpJson;
+  const std::string span_exporter =
+      json_traces ? "otlp_http_json_span_exporter" : "otlp_http_span_exporter";
+  const std::string metric_exporter =
+      json_metrics ? "otlp_http_json_metric_exporter" : "otlp_http_metric_exporter";
+  const LabelSet processor_labels = {{"otel.component.type", "batching_span_processor"},
+                                     {"otel.component.name", "batching_span_processor/0"}};
+  const LabelSet span_exporter_labels = {{"otel.component.type", span_exporter},
+                                         {"otel.component.name", span_exporter + "/0"}};
+  const LabelSet metric_exporter_labels = {{"otel.component.type", metric_exporter},
+                                           {"otel.component.name", metric_exporter + "/0"}};
+  auto with = [](LabelSet labels, std::string key, std::string value) {
+    labels.emplace_back(std::move(key), std::move(value));
+    return labels;
+  };
+
   r.add_observable_counter(
-      "otel.sdk.span.dropped", "Spans dropped before export", "{span}",
-      [this](std::vector<Point>& out) {
-        uint64_t full = processor_ ? processor_->dropped_queue_full() : 0;
-        uint64_t failed = processor_ ? processor_->dropped_export_failed() : 0;
-        out.push_back(Point::of_int(static_cast<int64_t>(full), {{"reason", "queue_full"}}));
-        out.push_back(Point::of_int(static_cast<int64_t>(failed), {{"reason", "export_failed"}}));
+      "otel.sdk.span.ended", "Spans ended and kept (sampled, or not sampled but exported anyway)",
+      "{span}", [this, i64](std::vector<Point>& out) {
+        const uint64_t unsampled = tracer_->spans_ended_unsampled();
+        out.push_back(Point::of_int(i64(tracer_->spans_ended() - unsampled),
+                                    {{"otel.span.sampling_result", "RECORD_AND_SAMPLE"}}));
+        out.push_back(Point::of_int(i64(unsampled), {{"otel.span.sampling_result", "RECORD_ONLY"}}));
       });
-  r.add_observable_gauge("otel.sdk.span.queue.size", "Spans waiting in the export queue",
-                         "{span}", [this](std::vector<Point>& out) {
+  r.add_observable_counter(
+      "otel.sdk.processor.span.processed",
+      "Spans passed to the exporter (no error.type) or dropped by the batch processor", "{span}",
+      [this, i64, processor_labels, with](std::vector<Point>& out) {
+        const BatchSpanProcessor* p = processor_.get();
+        out.push_back(Point::of_int(i64(p ? p->processed() : 0), processor_labels));
+        out.push_back(Point::of_int(i64(p ? p->dropped_queue_full() : 0),
+                                    with(processor_labels, "error.type", "queue_full")));
+        out.push_back(Point::of_int(i64(p ? p->dropped_after_shutdown() : 0),
+                                    with(processor_labels, "error.type", "already_shutdown")));
+        out.push_back(Point::of_int(i64(p ? p->dropped_at_shutdown() : 0),
+                                    with(processor_labels, "error.type", "shutdown_timeout")));
+      });
+  r.add_observable_gauge("otel.sdk.processor.span.queue.size",
+                         "Spans waiting in the batch processor's queue", "{span}",
+                         [this, i64, processor_labels](std::vector<Point>& out) {
                            size_t v = processor_ ? processor_->queue_size() : 0;
-                           out.push_back(Point::of_int(static_cast<int64_t>(v)));
+                           out.push_back(Point::of_int(i64(v), processor_labels));
                          });
-  r.add_observable_gauge("otel.sdk.span.queue.capacity", "Capacity of the span export queue",
-                         "{span}", [this](std::vector<Point>& out) {
+  r.add_observable_gauge("otel.sdk.processor.span.queue.capacity",
+                         "Capacity of the batch processor's queue (OTEL_BSP_MAX_QUEUE_SIZE)",
+                         "{span}", [this, i64, processor_labels](std::vector<Point>& out) {
                            size_t v = processor_ ? processor_->queue_capacity() : 0;
-                           out.push_back(Point::of_int(static_cast<int64_t>(v)));
+                           out.push_back(Point::of_int(i64(v), processor_labels));
                          });
   r.add_observable_counter(
-      "otel.sdk.exporter.errors", "OTLP export requests given up (data dropped)", "{request}",
-      [this](std::vector<Point>& out) {
-        out.push_back(Point::of_int(static_cast<int64_t>(trace_counters_.failures.load()),
-                                    {{"signal", "traces"}}));
-        out.push_back(Point::of_int(static_cast<int64_t>(metric_counters_.failures.load()),
-                                    {{"signal", "metrics"}}));
+      "otel.sdk.exporter.span.exported",
+      "Spans whose export finished: accepted (no error.type) or failed after the last retry",
+      "{span}", [this, i64, span_exporter_labels, with](std::vector<Point>& out) {
+        const BatchSpanProcessor* p = processor_.get();
+        out.push_back(Point::of_int(i64(p ? p->exported() : 0), span_exporter_labels));
+        out.push_back(Point::of_int(i64(p ? p->dropped_export_failed() : 0),
+                                    with(span_exporter_labels, "error.type", "export_failed")));
       });
   r.add_observable_counter(
-      "otel.sdk.exporter.retries", "OTLP export requests retried", "{request}",
-      [this](std::vector<Point>& out) {
-        out.push_back(Point::of_int(static_cast<int64_t>(trace_counters_.retries.load()),
-                                    {{"signal", "traces"}}));
-        out.push_back(Point::of_int(static_cast<int64_t>(metric_counters_.retries.load()),
-                                    {{"signal", "metrics"}}));
+      "otel.sdk.exporter.metric_data_point.exported",
+      "Metric data points whose export finished: accepted (no error.type) or failed",
+      "{data_point}", [this, i64, metric_exporter_labels, with](std::vector<Point>& out) {
+        const PeriodicMetricReader* m = reader_.get();
+        out.push_back(Point::of_int(i64(m ? m->points_exported() : 0), metric_exporter_labels));
+        out.push_back(Point::of_int(i64(m ? m->points_failed() : 0),
+                                    with(metric_exporter_labels, "error.type", "export_failed")));
       });
-  r.add_observable_counter("otel.sdk.metric.exports", "Successful metric exports", "{export}",
-                           [this](std::vector<Point>& out) {
-                             uint64_t v = reader_ ? reader_->exports() : 0;
-                             out.push_back(Point::of_int(static_cast<int64_t>(v)));
-                           });
+  r.add_observable_counter(
+      "wstrace.otlp.request.failures", "OTLP/HTTP requests given up after the last attempt",
+      "{request}", [this, i64](std::vector<Point>& out) {
+        out.push_back(Point::of_int(i64(trace_counters_.failures.load()), {{"signal", "traces"}}));
+        out.push_back(Point::of_int(i64(metric_counters_.failures.load()), {{"signal", "metrics"}}));
+      });
+  r.add_observable_counter(
+      "wstrace.otlp.request.retries", "OTLP/HTTP request attempts retried", "{request}",
+      [this, i64](std::vector<Point>& out) {
+        out.push_back(Point::of_int(i64(trace_counters_.retries.load()), {{"signal", "traces"}}));
+        out.push_back(Point::of_int(i64(metric_counters_.retries.load()), {{"signal", "metrics"}}));
+      });
 }
 
 void Telemetry::start() {

@@ -9,15 +9,16 @@
 //   ... t.tracer(), t.metrics().shard(i), t.prometheus_text(), t.recent_spans_json(...)
 //   t.shutdown(mono_ns() + timeout);        // flush spans, final metric export
 //
-// The SDK's own metrics (registered here):
-//   otel.sdk.span.ended            {span}    counter   spans recorded (sampled or forced)
-//   otel.sdk.span.exported         {span}    counter   spans accepted by the OTLP endpoint
-//   otel.sdk.span.dropped          {span}    counter   reason = queue_full | export_failed
-//   otel.sdk.span.queue.size       {span}    gauge     spans waiting in the export queue
-//   otel.sdk.span.queue.capacity   {span}    gauge     OTEL_BSP_MAX_QUEUE_SIZE
-//   otel.sdk.exporter.errors       {request} counter   signal = traces | metrics: requests given up
-//   otel.sdk.exporter.retries      {request} counter   signal = traces | metrics
-//   otel.sdk.metric.exports        {export}  counter   successful metric exports
+// The SDK's own metrics (registered here; names of the OpenTelemetry semantic
+// conventions for SDK metrics, docs/TELEMETRY.md has the attributes):
+//   otel.sdk.span.ended                           {span}       counter  otel.span.sampling_result
+//   otel.sdk.processor.span.processed             {span}       counter  error.type when dropped
+//   otel.sdk.processor.span.queue.size            {span}       gauge
+//   otel.sdk.processor.span.queue.capacity        {span}       gauge    OTEL_BSP_MAX_QUEUE_SIZE
+//   otel.sdk.exporter.span.exported               {span}       counter  error.type when failed
+//   otel.sdk.exporter.metric_data_point.exported  {data_point} counter  error.type when failed
+//   wstrace.otlp.request.failures                 {request}    counter  signal = traces | metrics
+//   wstrace.otlp.request.retries                  {request}    counter  signal = traces | metrics
 // plus the process metrics of process_metrics.h.
 #pragma once
 

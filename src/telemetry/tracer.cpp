@@ -79,7 +79,7 @@ void Tracer::end(SpanData&& span, uint64_t end_unix_ns, bool force) noexcept {
   span.attributes.shrink_to_fit();
   span.events.shrink_to_fit();
   span.links.shrink_to_fit();
-  ended_.fetch_add(1, std::memory_order_relaxed);
+  (span.sampled() ? ended_ : ended_unsampled_).fetch_add(1, std::memory_order_relaxed);
   SpanPtr p;
   try {
     p = std::make_shared<const SpanData>(std::move(span));

@@ -83,7 +83,10 @@ class Tracer {
   void end(SpanData&& span, uint64_t end_unix_ns = 0, bool force = false) noexcept;
 
   const Sampler& sampler() const { return sampler_; }
-  uint64_t spans_ended() const { return ended_.load(std::memory_order_relaxed); }
+  // Spans ended and kept: sampled, and not sampled but forced (exported
+  // anyway: recorded only, in sampling terms).
+  uint64_t spans_ended() const { return ended_.load(std::memory_order_relaxed) + spans_ended_unsampled(); }
+  uint64_t spans_ended_unsampled() const { return ended_unsampled_.load(std::memory_order_relaxed); }
 
  private:
   bool enabled_ = false;
@@ -91,7 +94,8 @@ class Tracer {
   SpanLimits limits_;
   SpanRing* ring_ = nullptr;
   BatchSpanProcessor* processor_ = nullptr;
-  std::atomic<uint64_t> ended_{0};
+  std::atomic<uint64_t> ended_{0};           // sampled
+  std::atomic<uint64_t> ended_unsampled_{0};  // forced
 };
 
 }  // namespace wstrace::telemetry

@@ -360,7 +360,7 @@ TEST_P(OtlpIntegration, DecodedByOtlpTransformer) {
       EXPECT_EQ(double(hp["max"]), 0.5);
 
       ASSERT_TRUE(metrics.count("process.cpu.time"));
-      EXPECT_TRUE(metrics.count("otel.sdk.span.exported"));
+      EXPECT_TRUE(metrics.count("otel.sdk.exporter.span.exported"));
       element mem = metrics["process.memory.usage"];
       EXPECT_GT(std::stoll(std::string(sv(mem["sum"]["dataPoints"].at(0)["asInt"]))), 0);
     }

@@ -224,23 +224,26 @@ class OtlpSessionMixin:
                 c.send_close(1000)
                 c.read_close()
             es.srv.wait_stats(lambda st: st["connections"]["active"] == 0, what="closed")
-            wait_until(lambda: es.srv.metrics().value("otel_sdk_exporter_retries_total") >= 3,
+            wait_until(lambda: es.srv.metrics().value("wstrace_otlp_request_retries_total") >= 3,
                        what="3 retries")
             # ... and the refused batches went through in the end.
-            wait_until(lambda: es.srv.metrics().value("otel_sdk_span_exported_total") >= 4,
-                       what="4 spans exported")
+            wait_until(lambda: es.srv.metrics().value("otel_sdk_exporter_span_exported_total")
+                       >= 4, what="4 spans exported")
             m = es.srv.metrics()
-            self.assertEqual(m.value("otel_sdk_exporter_retries_total"), 3)
-            self.assertEqual(m.value("otel_sdk_exporter_errors_total"), 0)
-            self.assertEqual(m.value("otel_sdk_span_dropped_total"), 0)
+            self.assertEqual(m.value("wstrace_otlp_request_retries_total"), 3)
+            self.assertEqual(m.value("wstrace_otlp_request_failures_total"), 0)
+            self.assertEqual(m.value("otel_sdk_exporter_span_exported_total",
+                                     error_type="export_failed"), 0)
+            self.assertEqual(m.value("otel_sdk_processor_span_processed_total",
+                                     error_type="queue_full"), 0)
         x = es.export
         self.assertEqual(sorted(sp.name for sp in x.spans),
                          ["websocket.connection", "websocket.message.handle",
                           "websocket.message.send", "websocket.upgrade"])
         self.assertEqual(len(x.in_trace(t)), 2)
         final = x.last_metrics()
-        self.assertEqual(metric_value(final, "otel.sdk.exporter.retries"), 3)
-        self.assertEqual(metric_value(final, "otel.sdk.span.exported"), 4)
+        self.assertEqual(metric_value(final, "wstrace.otlp.request.retries"), 3)
+        self.assertEqual(metric_value(final, "otel.sdk.exporter.span.exported"), 4)
 
     # A span started from a remote parent keeps the parent's tracestate
     # (W3C Trace Context; Span.trace_state in OTLP).
@@ -693,8 +696,12 @@ class OtlpSessionMixin:
 
         self.assertEqual(v("websocket.messages.broadcasted"), 1 + s.flood)
         self.assertEqual(v("websocket.broadcast.recipients"), 1 + s.flood)
-        self.assertEqual(v("websocket.delivery.latency"), delivered,
-                         "one latency sample per message written to a subscriber")
+        # One latency sample per message *written* to a subscriber: hello to
+        # A and B, but not the flood frame the slow consumer was closed
+        # with (never fully written, so never delivered).
+        latency = v("websocket.delivery.latency")
+        self.assertGreaterEqual(latency, 2)
+        self.assertLess(latency, delivered, "latency observed for a frame never written")
         self.assertGreaterEqual(v("websocket.heartbeat.rtt"), 1)
         self.assertEqual(v("websocket.heartbeat.timeouts"), 1)
         self.assertEqual(v("websocket.slow_consumer.disconnects"), 1)
@@ -716,11 +723,25 @@ class OtlpSessionMixin:
         self.assertEqual(v("websocket.bytes.received"),
                          sum(c.attr("websocket.bytes_received") for c in conns) + s.rejected_bytes)
 
-        # The SDK's own: every span recorded was exported, none dropped.
-        self.assertEqual(v("otel.sdk.span.exported"), len(x.spans))
+        # The SDK's own (semantic-convention names): every span recorded was
+        # processed and exported, none dropped or failed.
+        exported = "otel.sdk.exporter.span.exported"
+        self.assertEqual(v(exported), len(x.spans))
+        self.assertEqual(v(exported, **{"error.type": "export_failed"}), 0)
+        self.assertEqual(v(exported, **{"otel.component.type": self.SPAN_EXPORTER}), len(x.spans))
+        processed = "otel.sdk.processor.span.processed"
+        self.assertEqual(v(processed), len(x.spans))
+        self.assertEqual(v(processed, **{"otel.component.type": "batching_span_processor"}),
+                         len(x.spans))
         self.assertEqual(v("otel.sdk.span.ended"), len(x.spans))
-        self.assertEqual(v("otel.sdk.span.dropped"), 0)
-        self.assertGreaterEqual(v("otel.sdk.metric.exports"), 1)
+        self.assertEqual(v("otel.sdk.span.ended",
+                           **{"otel.span.sampling_result": "RECORD_ONLY"}),
+                         len([sp for sp in x.spans if not sp.flags & FLAG_SAMPLED]))
+        self.assertGreaterEqual(v("otel.sdk.exporter.metric_data_point.exported"), 1)
+        self.assertEqual(v("otel.sdk.processor.span.queue.capacity"), 2048)
+        for old in ("otel.sdk.span.exported", "otel.sdk.span.dropped", "otel.sdk.metric.exports",
+                    "otel.sdk.exporter.errors", "otel.sdk.span.queue.size"):
+            self.assertNotIn(old, m)
         self.assertGreater(v("process.memory.usage"), 0)
         # Data points carry no attributes that were not declared.
         for p in metric_points(m["websocket.connections"])[1]:
@@ -729,10 +750,12 @@ class OtlpSessionMixin:
 
 class OtlpProtobuf(OtlpSessionMixin, AsyncTestCase):
     PROTOCOL = "http/protobuf"
+    SPAN_EXPORTER = "otlp_http_span_exporter"
 
 
 class OtlpJson(OtlpSessionMixin, AsyncTestCase):
     PROTOCOL = "http/json"
+    SPAN_EXPORTER = "otlp_http_json_span_exporter"
 
 
 if __name__ == "__main__":

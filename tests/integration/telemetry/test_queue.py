@@ -6,7 +6,10 @@ spans (every message is sampled: handle, broadcast, fan-out; Pings: handle,
 send).
 
 - The server keeps serving: every Ping is answered, in order.
-- Spans are dropped and counted: otel_sdk_span_dropped_total{reason="queue_full"}
+- A collector that is down: failed requests, spans and metric data points
+  are counted (wstrace_otlp_request_failures_total,
+  otel_sdk_exporter_*_exported_total{error_type="export_failed"}).
+- Spans are dropped and counted: otel_sdk_processor_span_processed_total{error_type="queue_full"}
   in /metrics accounts for what was recorded and is neither queued nor
   exported; the queue never holds more than its capacity.
 - Memory does not grow without bound: the RSS after a second phase as big as
@@ -94,6 +97,41 @@ class Load:
             c.close()
 
 
+class CollectorDown(unittest.TestCase):
+
+    def test_failed_exports_are_counted(self):
+        """Nothing listens at the endpoint: once the retries of a batch (and
+        of a metrics export) run out, the failed requests and the spans and
+        data points they carried are counted."""
+        env = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{refused_port(self)}",
+               "OTEL_BSP_SCHEDULE_DELAY": "50",
+               "OTEL_BSP_EXPORT_TIMEOUT": "300",   # one batch, retries included
+               "OTEL_METRIC_EXPORT_INTERVAL": "100",
+               "OTEL_METRIC_EXPORT_TIMEOUT": "300"}
+        with WstraceServer("--shutdown-timeout", "1s", threads=2, env=env) as srv:
+            with RawClient(srv.port) as c:
+                c.handshake()
+                c.send_json({"type": "Ping"})
+                self.assertEqual(c.read_json(), {"type": "Pong"})
+                c.send_close(1000)
+                c.read_close()
+
+            def failed():
+                m = srv.metrics()
+                return (m.value("wstrace_otlp_request_failures_total", signal="traces") > 0
+                        and m.value("wstrace_otlp_request_failures_total", signal="metrics") > 0
+                        and m.value("otel_sdk_exporter_span_exported_total",
+                                    error_type="export_failed") > 0
+                        and m.value("otel_sdk_exporter_metric_data_point_exported_total",
+                                    error_type="export_failed") > 0)
+
+            wait_until(failed, what="failed exports counted")
+            m = srv.metrics()
+            self.assertEqual(m.value("otel_sdk_exporter_span_exported_total"),
+                             m.value("otel_sdk_exporter_span_exported_total",
+                                     error_type="export_failed"), "nothing was exported")
+
+
 class FullQueue(unittest.TestCase):
 
     def run_phases(self, queue_size, endpoint_port):
@@ -131,14 +169,14 @@ class FullQueue(unittest.TestCase):
     def check_small_queue(self, r):
         m = r["metrics"]
         ended = m.value("otel_sdk_span_ended_total")
-        full = m.value("otel_sdk_span_dropped_total", reason="queue_full")
-        failed = m.value("otel_sdk_span_dropped_total", reason="export_failed")
-        queued = m.value("otel_sdk_span_queue_size")
-        exported = m.value("otel_sdk_span_exported_total")
+        full = m.value("otel_sdk_processor_span_processed_total", error_type="queue_full")
+        failed = m.value("otel_sdk_exporter_span_exported_total", error_type="export_failed")
+        queued = m.value("otel_sdk_processor_span_queue_size")
+        exported = m.value("otel_sdk_exporter_span_exported_total") - failed
         print(f"\nsmall queue: {r['n1'] + r['n2']} messages, spans ended={ended} "
               f"dropped queue_full={full} export_failed={failed} queued={queued}; "
               f"RSS {r['rss1'] >> 20} MiB -> {r['rss2'] >> 20} MiB")
-        self.assertEqual(m.value("otel_sdk_span_queue_capacity"), SMALL_QUEUE)
+        self.assertEqual(m.value("otel_sdk_processor_span_queue_capacity"), SMALL_QUEUE)
         self.assertLessEqual(queued, SMALL_QUEUE)
         self.assertEqual(exported, 0, "nothing can be exported there")
         self.assertEqual(ended, r["ended"])
@@ -156,9 +194,10 @@ class FullQueue(unittest.TestCase):
         the RSS grows past the bound, so the bound above detects growth."""
         r = self.run_phases(1 << 20, refused_port(self))
         m = r["metrics"]
-        print(f"\nhuge queue: queued={m.value('otel_sdk_span_queue_size')}, "
+        print(f"\nhuge queue: queued={m.value('otel_sdk_processor_span_queue_size')}, "
               f"RSS {r['rss1'] >> 20} MiB -> {r['rss2'] >> 20} MiB")
-        self.assertEqual(m.value("otel_sdk_span_dropped_total", reason="queue_full"), 0)
+        self.assertEqual(m.value("otel_sdk_processor_span_processed_total",
+                                 error_type="queue_full"), 0)
         self.assertGreater(r["rss2"] - r["rss1"], RSS_BOUND)
 
 

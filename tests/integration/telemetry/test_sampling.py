@@ -161,7 +161,10 @@ class NothingSampled:
         m = x.last_metrics()
         self.assertEqual(metric_value(m, "websocket.connections", outcome="accepted"), 5)
         self.assertEqual(metric_value(m, "otel.sdk.span.ended"), 6)
-        self.assertEqual(metric_value(m, "otel.sdk.span.exported"), 6)
+        # Forced, not sampled: recorded only.
+        self.assertEqual(metric_value(m, "otel.sdk.span.ended",
+                                      **{"otel.span.sampling_result": "RECORD_ONLY"}), 6)
+        self.assertEqual(metric_value(m, "otel.sdk.exporter.span.exported"), 6)
 
 
 class AlwaysOff(NothingSampled, Base):

@@ -33,7 +33,16 @@ TEST(Telemetry, NoEndpointNothingExportedRingStillWorks) {
   t.tracer().end(t.tracer().record(s, "websocket.upgrade", SpanKind::Server));
   EXPECT_NE(t.recent_spans_json().find("websocket.upgrade"), std::string::npos);
   std::string prom = t.prometheus_text();
-  EXPECT_NE(prom.find("otel_sdk_span_ended_total 1"), std::string::npos) << prom;
+  EXPECT_NE(prom.find("otel_sdk_span_ended_total{otel_span_sampling_result=\"RECORD_AND_SAMPLE\"} 1\n"),
+            std::string::npos)
+      << prom;
+  EXPECT_NE(prom.find("otel_sdk_span_ended_total{otel_span_sampling_result=\"RECORD_ONLY\"} 0\n"),
+            std::string::npos)
+      << prom;
+  EXPECT_NE(prom.find("otel_sdk_processor_span_queue_capacity{otel_component_type=\"batching_span_processor\","
+                      "otel_component_name=\"batching_span_processor/0\"} 0\n"),
+            std::string::npos)
+      << prom;
   EXPECT_NE(prom.find("process_open_file_descriptor_count "), std::string::npos);
   EXPECT_NE(prom.find("target_info{"), std::string::npos);
   t.shutdown(in_ms(1000));
