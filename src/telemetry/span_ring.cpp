@@ -15,6 +15,8 @@ void SpanRing::push(SpanPtr span) noexcept {
     return;
   }
   uint64_t i = next_.fetch_add(1, std::memory_order_relaxed);
+  // A per-slot spin lock in libstdc++ 12 (see span_ring.h); the displaced
+  // span is released here, after the lock, possibly freeing it.
   slots_[i % capacity_].store(std::move(span), std::memory_order_release);
 }
 

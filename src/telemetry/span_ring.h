@@ -1,5 +1,17 @@
 // The ring of recently finished spans behind the admin API's /api/traces, so
-// a user with no collector still sees traces. push() is lock-free.
+// a user with no collector still sees traces.
+//
+// What push() costs (it runs on network threads, for every kept span): one
+// relaxed fetch_add on the shared index, then a store into one slot, a
+// std::atomic<std::shared_ptr>. That is NOT lock-free in libstdc++ 12
+// (is_lock_free() is false): each slot is guarded by a spin lock in the low
+// bit of its control-block pointer, held only for a pointer swap; a push
+// spins only while another thread (a concurrent push that wrapped onto the
+// same slot, or recent() copying that slot) holds it, which is rare and
+// short, and never blocks in the kernel. Once the ring is full, the push also
+// drops the slot's previous span: if the export queue has already let go of
+// it, that is the last reference, and the old SpanData (its attribute
+// strings and vectors) is destroyed and freed on the pushing thread.
 #pragma once
 
 #include <atomic>
