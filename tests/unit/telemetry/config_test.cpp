@@ -130,6 +130,69 @@ TEST(Config, Endpoints) {
   EXPECT_FALSE(load(env).traces);  // not a URL: warned, disabled
 }
 
+TEST(Config, PerSignalVariables) {
+  FakeEnv env;
+  env.vars["OTEL_EXPORTER_OTLP_ENDPOINT"] = "http://base:4318";
+  env.vars["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"] = "http://m.example:9/own/path";
+  env.vars["OTEL_EXPORTER_OTLP_TIMEOUT"] = "3000";
+  env.vars["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"] = "1234";
+  env.vars["OTEL_EXPORTER_OTLP_HEADERS"] = "a=1,b=2";
+  env.vars["OTEL_EXPORTER_OTLP_METRICS_HEADERS"] = "b=m,c=%20x";
+  env.vars["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] = "http/json";
+  env.vars["OTEL_METRIC_EXPORT_TIMEOUT"] = "777";
+  auto c = load(env);
+  ASSERT_TRUE(c.traces);
+  ASSERT_TRUE(c.metrics);
+  EXPECT_EQ(c.traces->url, "http://base:4318/v1/traces");
+  EXPECT_EQ(c.metrics->url, "http://m.example:9/own/path");  // used as is
+  EXPECT_EQ(c.traces->timeout_ms, 1234u);                    // per-signal wins
+  EXPECT_EQ(c.metrics->timeout_ms, 3000u);
+  EXPECT_EQ(c.traces->headers, (KeyValueList{{"a", "1"}, {"b", "2"}}));
+  EXPECT_EQ(c.metrics->headers, (KeyValueList{{"a", "1"}, {"b", "m"}, {"c", " x"}}));
+  EXPECT_EQ(c.traces->protocol, OtlpProtocol::HttpJson);
+  EXPECT_EQ(c.metrics->protocol, OtlpProtocol::HttpProtobuf);
+  EXPECT_EQ(c.metric_export_timeout_ms, 777u);
+  env.vars["OTEL_METRIC_EXPORT_TIMEOUT"] = "soon";
+  EXPECT_EQ(load(env).metric_export_timeout_ms, 30000u);  // bad: the default
+  env.vars["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"] = "-1";
+  EXPECT_EQ(load(env).traces->timeout_ms, 3000u);  // bad: the general one
+  env.vars["OTEL_TRACES_EXPORTER"] = "none";
+  c = load(env);
+  EXPECT_FALSE(c.traces);
+  EXPECT_TRUE(c.metrics);
+  env.vars["OTEL_TRACES_EXPORTER"] = "otlp";
+  EXPECT_TRUE(load(env).traces);
+}
+
+TEST(Config, SpanLimitVariables) {
+  FakeEnv env;
+  env.vars["OTEL_ATTRIBUTE_COUNT_LIMIT"] = "20";
+  env.vars["OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"] = "64";
+  auto c = load(env);
+  // The general limits apply wherever no specific one is set.
+  EXPECT_EQ(c.limits.attribute_count, 20u);
+  EXPECT_EQ(c.limits.attributes_per_event, 20u);
+  EXPECT_EQ(c.limits.attributes_per_link, 20u);
+  EXPECT_EQ(c.limits.attribute_value_length, 64u);
+  EXPECT_EQ(c.limits.event_count, 128u);
+  EXPECT_EQ(c.limits.link_count, 128u);
+  env.vars["OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT"] = "7";
+  env.vars["OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT"] = "9";
+  env.vars["OTEL_SPAN_EVENT_COUNT_LIMIT"] = "3";
+  env.vars["OTEL_SPAN_LINK_COUNT_LIMIT"] = "2";
+  env.vars["OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT"] = "5";
+  env.vars["OTEL_LINK_ATTRIBUTE_COUNT_LIMIT"] = "4";
+  c = load(env);
+  EXPECT_EQ(c.limits.attribute_count, 7u);
+  EXPECT_EQ(c.limits.attribute_value_length, 9u);
+  EXPECT_EQ(c.limits.event_count, 3u);
+  EXPECT_EQ(c.limits.link_count, 2u);
+  EXPECT_EQ(c.limits.attributes_per_event, 5u);
+  EXPECT_EQ(c.limits.attributes_per_link, 4u);
+  env.vars["OTEL_SPAN_LINK_COUNT_LIMIT"] = "many";
+  EXPECT_EQ(load(env).limits.link_count, 128u);  // bad: the default
+}
+
 TEST(Config, BadValuesFallBack) {
   FakeEnv env;
   env.vars["OTEL_BSP_MAX_QUEUE_SIZE"] = "-5";
