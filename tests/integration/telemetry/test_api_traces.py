@@ -13,6 +13,9 @@ collector) and trace ids in logs.
 - A binary frame on /ws gets a websocket.message.handle span (type binary,
   error.type unsupported_frame, status Error) and its Error reply a send
   span; messages on /echo get no message spans (docs/TELEMETRY.md).
+- The rest of the admin API: /api/connections pages with limit/offset
+  (ordered by id, limits clamped to 1..1000); the / page links every
+  endpoint, and every link answers.
 - A log line written inside a span carries that span's trace_id and
   span_id (--log-format json): a Ping that pushes its own connection over
   --max-backpressure makes the server log "slow consumer disconnected"
@@ -24,6 +27,7 @@ collector) and trace ids in logs.
 """
 
 import json
+import re
 import unittest
 
 from telemetry_support import random_ids, run_main, traceparent
@@ -299,6 +303,51 @@ class ApiTraces(unittest.TestCase):
     # Issue 3 point 8 at the default level (this once worked only at debug).
     def test_log_line_inside_a_span_carries_its_ids_at_info_level(self):
         self.check_log_line_carries_span("info")
+
+
+class AdminApi(unittest.TestCase):
+
+    def test_connections_pagination_and_index_page(self):
+        with WstraceServer(threads=2) as srv:
+            clients = [RawClient(srv.port) for _ in range(5)]
+            for c in clients:
+                self.addCleanup(c.close)
+                c.handshake()
+            srv.wait_stats(lambda s: s["connections"]["active"] == 5, what="5 open")
+
+            def page(query):
+                status, body = srv.admin_get("/api/connections" + query)
+                self.assertEqual(status, 200, body)
+                return json.loads(body)
+
+            everything = page("")
+            self.assertEqual(everything["total"], 5)
+            ids = [c["id"] for c in everything["connections"]]
+            self.assertEqual(ids, sorted(ids))
+            self.assertEqual(len(set(ids)), 5)
+            seen = []
+            for offset in (0, 2, 4):
+                p = page(f"?limit=2&offset={offset}")
+                self.assertEqual((p["total"], p["offset"], p["limit"]), (5, offset, 2))
+                seen += [c["id"] for c in p["connections"]]
+            self.assertEqual(seen, ids)
+            self.assertEqual(page("?limit=2&offset=10")["connections"], [])
+            self.assertEqual(len(page("?limit=0")["connections"]), 1)   # clamped to 1
+            self.assertEqual(page("?limit=5000")["limit"], 1000)        # clamped to 1000
+
+            status, html = srv.admin_get("/")
+            self.assertEqual(status, 200)
+            self.assertIn("<html", html.lower())
+            links = re.findall(r"<a href=([^ >]+)>", html)
+            self.assertEqual(sorted(links), sorted(["/metrics", "/api/stats", "/api/connections",
+                                                    "/api/channels", "/api/traces", "/healthz",
+                                                    "/readyz"]))
+            for link in links:
+                self.assertEqual(srv.admin_get(link)[0], 200, link)
+            self.assertEqual(srv.admin_get("/no-such-page")[0], 404)
+            for c in clients:
+                c.send_close(1000)
+                c.read_close()
 
 
 if __name__ == "__main__":
