@@ -18,7 +18,22 @@ namespace {
 Format g_format = Format::Text;
 
 // "<32 hex trace id> <16 hex span id>" or empty when no span is current.
-thread_local char t_span[50] = {0};
+// The span current on this thread, as raw ids: set for every handled message,
+// so it is two small copies; the hex is made only when a line is written.
+struct CurrentSpan {
+  uint8_t trace_id[16];
+  uint8_t span_id[8];
+  bool set;
+};
+thread_local CurrentSpan t_span{};
+
+void append_hex(std::string& out, const uint8_t* p, size_t n) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; ++i) {
+    out += kHex[p[i] >> 4];
+    out += kHex[p[i] & 15];
+  }
+}
 
 constexpr const char* kLevelNames[] = {"trace", "debug", "info", "warn", "error", "off"};
 constexpr const char* kLevelText[] = {"TRACE", "DEBUG", "INFO ", "WARN ", "ERROR", "OFF  "};
@@ -117,11 +132,11 @@ std::string format_line(Format format, Level level, std::string_view msg,
     out += kLevelNames[static_cast<int>(level)];
     out += "\",\"msg\":";
     append_json_string(out, msg);
-    if (t_span[0] != 0) {
+    if (t_span.set) {
       out += ",\"trace_id\":\"";
-      out.append(t_span, 32);
+      append_hex(out, t_span.trace_id, 16);
       out += "\",\"span_id\":\"";
-      out.append(t_span + 33, 16);
+      append_hex(out, t_span.span_id, 8);
       out += '"';
     }
     for (const auto& f : fields) {
@@ -143,11 +158,11 @@ std::string format_line(Format format, Level level, std::string_view msg,
       out += '=';
       append_value(out, f, false);
     }
-    if (t_span[0] != 0) {
+    if (t_span.set) {
       out += " trace_id=";
-      out.append(t_span, 32);
+      append_hex(out, t_span.trace_id, 16);
       out += " span_id=";
-      out.append(t_span + 33, 16);
+      append_hex(out, t_span.span_id, 8);
     }
     out += '\n';
   }
@@ -168,29 +183,22 @@ void write(Level level, std::string_view msg, std::initializer_list<Field> field
   }
 }
 
-bool span_current() { return t_span[0] != 0; }
+bool span_current() { return t_span.set; }
 
 ScopedLogSpan::ScopedLogSpan(const uint8_t trace_id[16], const uint8_t span_id[8]) {
   if (trace_id == nullptr || span_id == nullptr) {
     active_ = false;
     return;
   }
-  std::memcpy(saved_, t_span, sizeof saved_);
-  static constexpr char kHex[] = "0123456789abcdef";
-  for (int i = 0; i < 16; ++i) {
-    t_span[2 * i] = kHex[trace_id[i] >> 4];
-    t_span[2 * i + 1] = kHex[trace_id[i] & 15];
-  }
-  t_span[32] = ' ';
-  for (int i = 0; i < 8; ++i) {
-    t_span[33 + 2 * i] = kHex[span_id[i] >> 4];
-    t_span[34 + 2 * i] = kHex[span_id[i] & 15];
-  }
-  t_span[49] = 0;
+  static_assert(sizeof saved_ == sizeof(CurrentSpan));
+  std::memcpy(saved_, &t_span, sizeof saved_);
+  std::memcpy(t_span.trace_id, trace_id, 16);
+  std::memcpy(t_span.span_id, span_id, 8);
+  t_span.set = true;
 }
 
 ScopedLogSpan::~ScopedLogSpan() {
-  if (active_) std::memcpy(t_span, saved_, sizeof saved_);
+  if (active_) std::memcpy(&t_span, saved_, sizeof saved_);
 }
 
 }  // namespace wstrace::log

@@ -73,7 +73,7 @@ class ScopedLogSpan {
   ScopedLogSpan& operator=(const ScopedLogSpan&) = delete;
 
  private:
-  char saved_[50];
+  unsigned char saved_[25];  // the previous span's ids and flag, restored at the end
   bool active_ = true;
 };
 
