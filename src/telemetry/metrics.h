@@ -127,9 +127,17 @@ class Shard {
   size_t size_;
 };
 
+// False only in the build that measures what metrics cost (CMake option
+// WSTRACE_MEASURE_WITHOUT_METRICS): every update below is then a no-op.
+#ifdef WSTRACE_MEASURE_WITHOUT_METRICS
+inline constexpr bool kRecordMetrics = false;
+#else
+inline constexpr bool kRecordMetrics = true;
+#endif
+
 struct Counter {
   void add(Shard& s, uint64_t v = 1, uint32_t series = 0) const {
-    if (series < nseries) {
+    if (kRecordMetrics && series < nseries) {
       s.add(offset + series, v);
     }
   }
@@ -139,7 +147,7 @@ struct Counter {
 
 struct UpDownCounter {
   void add(Shard& s, int64_t v, uint32_t series = 0) const {
-    if (series < nseries) {
+    if (kRecordMetrics && series < nseries) {
       s.add(offset + series, static_cast<uint64_t>(v));  // two's complement wraps back on read
     }
   }
@@ -155,7 +163,7 @@ struct Histogram {
   // The same observation `n` times (a fan-out writing one publication to many
   // subscribers at once records its latency once per clock reading).
   void record_n(Shard& s, double v, uint64_t n, uint32_t series = 0) const {
-    if (series >= nseries || v != v || n == 0) {
+    if (!kRecordMetrics || series >= nseries || v != v || n == 0) {
       return;
     }
     uint32_t base = offset + series * (nbounds + 4);
