@@ -501,14 +501,21 @@ async def delivery_round(publishers, receivers, tag, count):
     return count + 2  # publications per (publisher, channel)
 
 
-# -- a TCP proxy in front of Redis ---------------------------------------------
+# -- TCP proxies in front of Redis ---------------------------------------------
 
-class StallingProxy:
-    """A TCP proxy to 127.0.0.1:upstream_port on a free port. hold() stops
-    forwarding what clients send (kept, forwarded after release()), so a
-    node can be connected to "Redis" without Redis having seen a byte;
-    drop_all() closes every proxied connection. Counts accepted connections
-    and bytes received from clients per connection."""
+def _shut(*socks):
+    for s in socks:
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+class _Proxy:
+    """A TCP proxy to 127.0.0.1:upstream_port on a free port: each accepted
+    client gets its own upstream connection, handed to _attach(client,
+    upstream), which starts the threads that move the bytes. drop_all()
+    closes every proxied connection."""
 
     def __init__(self, upstream_port):
         self.upstream_port = upstream_port
@@ -518,11 +525,7 @@ class StallingProxy:
         self.sock.listen(64)
         self.port = self.sock.getsockname()[1]
         self.lock = threading.Lock()
-        self.released = threading.Event()
-        self.released.set()
-        self.conns = []       # [client socket, upstream socket]
-        self.client_bytes = []  # per accepted connection, bytes received from the client
-        self.closed = False
+        self.pairs = []  # (client socket, upstream socket)
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
@@ -542,61 +545,43 @@ class StallingProxy:
                 c.close()
                 continue
             with self.lock:
-                idx = len(self.conns)
-                self.conns.append((c, u))
-                self.client_bytes.append(0)
-            threading.Thread(target=self._pump, args=(c, u, idx, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(u, c, idx, False), daemon=True).start()
+                self.pairs.append((c, u))
+            self._attach(c, u)
 
-    def _pump(self, src, dst, idx, from_client):
+    def _attach(self, client, upstream):
+        raise NotImplementedError
+
+    @staticmethod
+    def _pump(src, dst, before_send=None):
+        """Copies src to dst until either ends; before_send(data) runs first
+        for each chunk."""
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
-                if from_client:
-                    with self.lock:
-                        self.client_bytes[idx] += len(data)
-                    self.released.wait()
+                if before_send:
+                    before_send(data)
                 dst.sendall(data)
         except OSError:
             pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def hold(self):
-        self.released.clear()
+        _shut(src, dst)
 
     def release(self):
-        self.released.set()
-
-    def accepted(self):
-        with self.lock:
-            return len(self.conns)
-
-    def bytes_from_client(self, idx):
-        with self.lock:
-            return self.client_bytes[idx]
+        pass
 
     def drop_all(self):
         with self.lock:
-            conns = list(self.conns)
-        for c, u in conns:
-            for s in (c, u):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            pairs = list(self.pairs)
+        for c, u in pairs:
+            _shut(c, u)
 
     def close(self):
         self.release()
         self.sock.close()
         self.drop_all()
         with self.lock:
-            for c, u in self.conns:
+            for c, u in self.pairs:
                 c.close()
                 u.close()
 
@@ -606,6 +591,47 @@ class StallingProxy:
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+class StallingProxy(_Proxy):
+    """hold() stops forwarding what clients send (kept, forwarded after
+    release()), so a node can be connected to "Redis" without Redis having
+    seen a byte. Counts accepted connections and bytes received from clients
+    per connection."""
+
+    def __init__(self, upstream_port):
+        self.released = threading.Event()
+        self.released.set()
+        self.client_bytes = []  # per accepted connection, bytes received from the client
+        super().__init__(upstream_port)
+
+    def _attach(self, client, upstream):
+        with self.lock:
+            idx = len(self.client_bytes)
+            self.client_bytes.append(0)
+
+        def count_and_wait(data):
+            with self.lock:
+                self.client_bytes[idx] += len(data)
+            self.released.wait()
+
+        threading.Thread(target=self._pump, args=(client, upstream, count_and_wait),
+                         daemon=True).start()
+        threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+
+    def hold(self):
+        self.released.clear()
+
+    def release(self):
+        self.released.set()
+
+    def accepted(self):
+        with self.lock:
+            return len(self.pairs)
+
+    def bytes_from_client(self, idx):
+        with self.lock:
+            return self.client_bytes[idx]
 
 
 # -- a proxy that holds chosen Redis commands ------------------------------------
@@ -634,55 +660,31 @@ def _resp_command(buf):
     return buf[:pos], args
 
 
-class CommandGate:
-    """A TCP proxy to 127.0.0.1:upstream_port that reads the RESP commands
-    clients send. hold_at("SUBSCRIBE") makes the next connection that sends
-    that command stop forwarding from that command on (replies still flow);
-    release() forwards what was held and everything after. Every command is
-    recorded, held or not, in the order the gate read them, so a test can see
-    what a node has sent that Redis has not seen. drop_all() closes every
-    proxied connection."""
+class CommandGate(_Proxy):
+    """Reads the RESP commands clients send. hold_at("SUBSCRIBE") makes the
+    next connection that sends that command stop forwarding from that command
+    on (replies still flow); release() forwards what was held and everything
+    after. Every command is recorded, held or not, in the order the gate read
+    them, so a test can see what a node has sent that Redis has not seen."""
 
     def __init__(self, upstream_port):
-        self.upstream_port = upstream_port
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.lock = threading.Lock()
         self.trigger = None   # command name that starts a hold
-        self.conns = []       # dicts: client, upstream, held (None: forwarding)
+        self.conns = []       # dicts: upstream, held (None: forwarding)
         self.log = []         # [command, [args], held] in arrival order
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(upstream_port)
 
-    @property
-    def url(self):
-        return f"redis://127.0.0.1:{self.port}"
+    def _attach(self, client, upstream):
+        conn = {"upstream": upstream, "held": None}
+        with self.lock:
+            self.conns.append(conn)
+        threading.Thread(target=self._from_client, args=(client, conn), daemon=True).start()
+        threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
 
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            try:
-                u = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
-                u.settimeout(None)
-            except OSError:
-                c.close()
-                continue
-            conn = {"client": c, "upstream": u, "held": None}
-            with self.lock:
-                self.conns.append(conn)
-            threading.Thread(target=self._from_client, args=(conn,), daemon=True).start()
-            threading.Thread(target=self._pump, args=(u, c), daemon=True).start()
-
-    def _from_client(self, conn):
+    def _from_client(self, client, conn):
         buf = b""
         try:
             while True:
-                data = conn["client"].recv(65536)
+                data = client.recv(65536)
                 if not data:
                     break
                 buf += data
@@ -705,30 +707,7 @@ class CommandGate:
                             conn["upstream"].sendall(raw)
         except OSError:
             pass
-        self._shut(conn)
-
-    def _pump(self, src, dst):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    @staticmethod
-    def _shut(conn):
-        for s in (conn["client"], conn["upstream"]):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        _shut(client, conn["upstream"])
 
     def hold_at(self, command):
         with self.lock:
@@ -752,25 +731,3 @@ class CommandGate:
                     conn["held"] = None
             for entry in self.log:
                 entry[2] = False
-
-    def drop_all(self):
-        with self.lock:
-            conns = list(self.conns)
-        for conn in conns:
-            self._shut(conn)
-
-    def close(self):
-        self.release()
-        self.sock.close()
-        self.drop_all()
-        with self.lock:
-            for conn in self.conns:
-                conn["client"].close()
-                conn["upstream"].close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
