@@ -740,28 +740,21 @@ void Parent::print_json(const Result& r) const {
   num("server_cpu_ns_per_delivery",
       r.deliveries_window ? double(cpu) / double(r.deliveries_window) : 0.0);
   num("server_cpu_us_per_cycle", r.cycles ? double(cpu) / 1e3 / double(r.cycles) : 0.0);
-  j += "\"servers\":[";
-  for (size_t i = 0; i < servers_.size(); ++i) {
-    const ServerStats& s = servers_[i];
-    char buf[256];
-    std::snprintf(buf, sizeof buf,
-                  "%s{\"pid\":%d,\"rss_idle\":%" PRIu64 ",\"rss_loaded\":%" PRIu64
-                  ",\"rss_end\":%" PRIu64 ",\"cpu_ns_window\":%" PRIu64 "}",
-                  i ? "," : "", s.pid, s.idle.rss, s.loaded.rss, s.end.rss,
-                  s.window_end.ok ? s.window_end.cpu_ns - s.window_start.cpu_ns : 0);
-    j += buf;
-  }
-  j += "],\"aux\":[";
-  for (size_t i = 0; i < aux_.size(); ++i) {
-    const ServerStats& s = aux_[i];
-    char buf[256];
-    std::snprintf(buf, sizeof buf,
-                  "%s{\"pid\":%d,\"rss_idle\":%" PRIu64 ",\"rss_loaded\":%" PRIu64
-                  ",\"rss_end\":%" PRIu64 ",\"cpu_ns_window\":%" PRIu64 "}",
-                  i ? "," : "", s.pid, s.idle.rss, s.loaded.rss, s.end.rss,
-                  s.window_end.ok ? s.window_end.cpu_ns - s.window_start.cpu_ns : 0);
-    j += buf;
-  }
+  auto processes = [&j](const char* key, const std::vector<ServerStats>& list) {
+    j += key;
+    for (size_t i = 0; i < list.size(); ++i) {
+      const ServerStats& s = list[i];
+      char buf[256];
+      std::snprintf(buf, sizeof buf,
+                    "%s{\"pid\":%d,\"rss_idle\":%" PRIu64 ",\"rss_loaded\":%" PRIu64
+                    ",\"rss_end\":%" PRIu64 ",\"cpu_ns_window\":%" PRIu64 "}",
+                    i ? "," : "", s.pid, s.idle.rss, s.loaded.rss, s.end.rss,
+                    s.window_end.ok ? s.window_end.cpu_ns - s.window_start.cpu_ns : 0);
+      j += buf;
+    }
+  };
+  processes("\"servers\":[", servers_);
+  processes("],\"aux\":[", aux_);
   j += "],\"close_codes\":{";
   bool first = true;
   for (auto& [code, n] : r.close_codes) {
