@@ -7,15 +7,13 @@ then that the server closes the TCP connection."""
 import asyncio
 import json
 import os
-import signal
-import socket
 import struct
 import unittest
 
 from wstrace_harness import (IO_TIMEOUT, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG,
                              OP_TEXT, AsyncTestCase, ConnectionEnded, RawClient, WstraceServer,
                              close_payload, deflate_message, encode_frame, make_jwt, recv_json,
-                             subscribe, wait_until, ws_connect)
+                             stalled_subscriber, subscribe, ws_connect)
 
 MAX_MESSAGE = 4096
 
@@ -325,11 +323,7 @@ class SlowConsumer4429(AsyncTestCase):
         # written until the slow client reads again, however late that is.
         with WstraceServer("--max-backpressure", "64KiB", "--close-timeout", "60s",
                            threads=2) as srv:
-            slow = RawClient(srv.port, rcvbuf=4096)
-            self.addCleanup(slow.close)
-            slow.handshake()
-            slow.send_json({"type": "Subscribe", "channel": "feed"})
-            self.assertEqual(slow.read_json(), {"type": "Subscribed", "channel": "feed"})
+            slow = stalled_subscriber(self, srv.port, "feed")
 
             normal = await ws_connect(srv.url())
             pub = await ws_connect(srv.url())
@@ -400,11 +394,7 @@ class SlowConsumer4429OnTheWire(unittest.TestCase):
     def test_stopped_reader_gets_what_was_buffered_then_close_4429(self):
         with WstraceServer("--max-backpressure", "64KiB", "--close-timeout", "60s",
                            "--heartbeat-interval", "0", threads=2) as srv:
-            slow = RawClient(srv.port, rcvbuf=4096)
-            self.addCleanup(slow.close)
-            slow.handshake()
-            slow.send_json({"type": "Subscribe", "channel": "feed"})
-            self.assertEqual(slow.read_json(), {"type": "Subscribed", "channel": "feed"})
+            slow = stalled_subscriber(self, srv.port, "feed")
             pub = RawClient(srv.port)  # not subscribed: it gets no copies
             self.addCleanup(pub.close)
             pub.handshake()

@@ -10,7 +10,8 @@ import time
 import unittest
 
 from wstrace_harness import (IO_TIMEOUT, AsyncTestCase, ConnectionEnded, RawClient,
-                             WstraceServer, subscribe, wait_closed_code, ws_connect)
+                             WstraceServer, stalled_subscriber, subscribe, wait_closed_code,
+                             ws_connect)
 
 
 # With --shutdown-timeout 1s the process must be gone this long after the
@@ -99,11 +100,7 @@ class Shutdown(AsyncTestCase):
         # not dropped as a slow consumer).
         with WstraceServer("--shutdown-timeout", "1s", "--close-timeout", "60s",
                            "--max-backpressure", "16MiB", threads=2) as srv:
-            stuck = RawClient(srv.port, rcvbuf=4096)
-            self.addCleanup(stuck.close)
-            stuck.handshake()
-            stuck.send_json({"type": "Subscribe", "channel": "jam"})
-            self.assertEqual(stuck.read_json()["type"], "Subscribed")
+            stalled_subscriber(self, srv.port, "jam")  # never reads
             pub = RawClient(srv.port)
             self.addCleanup(pub.close)
             pub.handshake()

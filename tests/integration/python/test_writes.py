@@ -10,7 +10,7 @@ import json
 import unittest
 
 from wstrace_harness import (OP_PING, OP_TEXT, RawClient, WstraceServer, encode_frame,
-                             wait_until)
+                             stalled_subscriber, wait_until)
 
 
 def peer_of(client):
@@ -78,11 +78,7 @@ class BlockedSubscriber(unittest.TestCase):
         # Far over what is queued here: the subscriber is never dropped.
         with WstraceServer("--max-backpressure", "16MiB", "--heartbeat-interval", "0",
                            threads=2) as srv:
-            slow = RawClient(srv.port, rcvbuf=4096)
-            self.addCleanup(slow.close)
-            slow.handshake()
-            slow.send_json({"type": "Subscribe", "channel": "jam"})
-            self.assertEqual(slow.read_json(), {"type": "Subscribed", "channel": "jam"})
+            slow = stalled_subscriber(self, srv.port, "jam")
             pub = RawClient(srv.port)  # not subscribed: it gets no copies
             self.addCleanup(pub.close)
             pub.handshake()

@@ -742,3 +742,15 @@ class AsyncTestCase(__import__("unittest").IsolatedAsyncioTestCase):
         import asyncio
 
         asyncio.get_running_loop().set_debug(False)
+
+
+def stalled_subscriber(test, port, channel):
+    """A RawClient subscribed to `channel`, with a 4 KiB receive buffer so
+    its socket fills fast, closed when the test ends. It reads only when the
+    test reads from it."""
+    c = RawClient(port, rcvbuf=4096)
+    test.addCleanup(c.close)
+    c.handshake()
+    c.send_json({"type": "Subscribe", "channel": channel})
+    test.assertEqual(c.read_json(), {"type": "Subscribed", "channel": channel})
+    return c
