@@ -143,6 +143,11 @@ class ClusterLimitsTest(AsyncTestCase):
 
                 # Back to normal: nothing is left reserved, a 4 MiB
                 # publication goes through again and messages cross nodes.
+                # b was cut off by the stall too (its health check gives up
+                # on Redis as a's does): wait until it has resubscribed, or
+                # Redis Pub/Sub, which keeps nothing, would lose the message.
+                wait_link(b, True, timeout=30)
+                wait_redis_matches(redis, [(a, set()), (b, {"after"})])
                 published = metric(a, "websocket_pubsub_published_total")
                 publish_big()
                 wait_until(lambda: metric(a, "websocket_pubsub_published_total") == published + 1,
