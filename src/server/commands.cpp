@@ -1,0 +1,131 @@
+// The client commands of /ws (JSON in text frames): parsing and tracing of
+// each inbound message, then one case per command. /echo messages are
+// answered here too.
+#include <algorithm>
+#include <optional>
+
+#include "server/tracing.h"
+#include "server/worker.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+namespace wstrace::server {
+
+void Worker::on_text(Connection& c, uint8_t* data, size_t len) {
+  const bool traced = tracer_->enabled();
+  const uint64_t start = traced ? unix_ns() : 0;
+  protocol::ClientMessage m;
+  protocol::ParseError err;
+  if (!parser_.parse(data, len, m, err)) {
+    node_.metrics.messages_received.add(shard_, 1, static_cast<uint32_t>(InType::Invalid));
+    if (traced) handle_ = begin_handle(*this, c, {}, start);
+    send_error(c, err.code, err.message, err.id);
+    if (traced) end_handle(*this, c, handle_, "invalid", {}, len, protocol::error_code_name(err.code));
+    handle_ = {};
+    return;
+  }
+  node_.metrics.messages_received.add(shard_, 1, static_cast<uint32_t>(m.type));
+  if (traced) handle_ = begin_handle(*this, c, m.traceparent, start);
+  // Lines logged while the message is handled carry its trace and span ids,
+  // sampled or not: an unsampled trace still has ids to look for upstream.
+  std::optional<log::ScopedLogSpan> log_span;
+  if (handle_.valid()) log_span.emplace(handle_.trace_id.bytes.data(), handle_.span_id.bytes.data());
+  protocol::ErrorCode error{};
+  bool failed = handle_message(c, m, error);
+  if (traced) {
+    end_handle(*this, c, handle_, protocol::type_name(m.type), m.channel, len,
+               failed ? protocol::error_code_name(error) : std::string_view{});
+  }
+  handle_ = {};
+}
+
+void Worker::on_binary(Connection& c, size_t len) {
+  node_.metrics.messages_received.add(shard_, 1, static_cast<uint32_t>(InType::Binary));
+  const bool traced = tracer_->enabled();
+  if (traced) handle_ = begin_handle(*this, c, {}, unix_ns());
+  constexpr protocol::ErrorCode kCode = protocol::ErrorCode::UnsupportedFrame;
+  send_error(c, kCode, "binary frames are not supported; send JSON in text frames", {});
+  if (traced) end_handle(*this, c, handle_, "binary", {}, len, protocol::error_code_name(kCode));
+  handle_ = {};
+}
+
+bool Worker::handle_message(Connection& c, const protocol::ClientMessage& m,
+                            protocol::ErrorCode& error) {
+  auto fail = [&](protocol::ErrorCode code, std::string_view message) {
+    error = code;
+    send_error(c, code, message, m.id);
+    return true;
+  };
+  if (cfg_.rate_limit > 0) {
+    auto second = static_cast<uint16_t>(wheel_.current() / ticks_per_second_);
+    ConnExtra& e = c.ext();  // only with --rate-limit
+    if (second != e.rate_second) {
+      e.rate_second = second;
+      e.rate_count = 0;
+    }
+    if (e.rate_count >= cfg_.rate_limit) {
+      node_.metrics.messages_dropped.add(shard_, 1, static_cast<uint32_t>(DropReason::RateLimited));
+      return fail(protocol::ErrorCode::RateLimited,
+                  "too many messages; the limit is --rate-limit per second");
+    }
+    ++e.rate_count;
+  }
+  if (!cfg_.auth_secret.empty() && !c.authenticated && m.type != protocol::Type::Ping) {
+    return fail(protocol::ErrorCode::Unauthorized,
+                "authentication required: connect with ?token=<JWT> or an Authorization header");
+  }
+  switch (m.type) {
+    case protocol::Type::Ping:
+      reply_.clear();
+      protocol::encode_pong(reply_, m.id);
+      send_reply(c, OutType::Pong);
+      return false;
+    case protocol::Type::Subscribe: {
+      auto r = registry_.subscribe(c, m.channel, cfg_.max_subscriptions);
+      if (r == pubsub::Registry::SubscribeResult::TooMany) {
+        return fail(protocol::ErrorCode::TooManySubscriptions,
+                    "subscription limit reached (--max-subscriptions)");
+      }
+      if (r == pubsub::Registry::SubscribeResult::Subscribed) {
+        node_.metrics.channel_subscriptions.add(shard_, 1);
+        node_.metrics.subscriptions_active.add(shard_, 1);
+      }
+      reply_.clear();
+      protocol::encode_subscribed(reply_, m.channel, m.id);
+      send_reply(c, OutType::Subscribed);
+      return false;
+    }
+    case protocol::Type::Unsubscribe:
+      if (!registry_.unsubscribe(c, m.channel)) {
+        return fail(protocol::ErrorCode::NotSubscribed, "not subscribed to this channel");
+      }
+      node_.metrics.subscriptions_active.add(shard_, -1);
+      reply_.clear();
+      protocol::encode_unsubscribed(reply_, m.channel, m.id);
+      send_reply(c, OutType::Unsubscribed);
+      return false;
+    case protocol::Type::Message:
+      if (m.content.size() > cfg_.max_content_size) {
+        return fail(protocol::ErrorCode::MessageTooLarge, "content larger than --max-content-size");
+      }
+      publish(c, m);
+      return false;
+  }
+  return false;
+}
+
+void Worker::on_echo(Connection& c, ws::Opcode op, const uint8_t* data, size_t len) {
+  pubsub::Frame* f = nullptr;
+  if (c.deflate && len >= pubsub::Publication::kCompressMin) {
+    Buffer& out = deflaters_.scratch();
+    out.clear();
+    if (deflaters_.get(std::max<uint8_t>(9, c.server_window_bits)).compress(data, len, out) &&
+        out.size() < len) {
+      f = pubsub::Frame::make(op, out.data(), out.size(), true);
+    }
+  }
+  if (f == nullptr) f = pubsub::Frame::make(op, data, len);
+  send_frame(c, f, OutType::Echo);
+}
+
+}  // namespace wstrace::server

@@ -1,0 +1,183 @@
+// Publications: a Message becomes a Publication (its frame built once), is
+// posted to every other worker once per loop iteration, and is delivered to
+// this thread's subscribers in runs: one shared buffer per channel per
+// iteration, one send() per subscriber.
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "server/tracing.h"
+#include "server/worker.h"
+#include "util/clock.h"
+
+namespace wstrace::server {
+namespace {
+
+constexpr size_t kMaxRun = 512;          // frames per writev in a fan-out
+constexpr uint32_t kLatencyWindow = 64;  // subscribers per clock read in a fan-out
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Publications
+
+void Worker::publish(Connection& c, const protocol::ClientMessage& m) {
+  (void)c;
+  TraceContext trace;
+  if (handle_.valid()) trace = trace_broadcast(*this, handle_, m.channel, m.content.size());
+  pubsub::Publication* p = pubsub::Publication::make(m.channel, m.content, unix_ns(), trace,
+                                                     node_.node_hash, reply_);
+  node_.metrics.messages_broadcasted.add(shard_, 1);
+  if (cfg_.channel_metrics > 0) {
+    // Bounded: past the cap, new channels are counted together under "".
+    constexpr size_t kMaxTracked = 10000;
+    auto it = channel_published_.find(std::string(m.channel));
+    if (it != channel_published_.end()) {
+      ++it->second;
+    } else if (channel_published_.size() < kMaxTracked) {
+      channel_published_.emplace(std::string(m.channel), 1);
+    } else {
+      ++channel_published_[""];
+    }
+  }
+  published_.push_back(p);
+}
+
+void Worker::post_publications(std::vector<pubsub::Publication*> batch) {
+  loop_.post([this, batch = std::move(batch)] {
+    incoming_.insert(incoming_.end(), batch.begin(), batch.end());
+  });
+}
+
+void Worker::deliver(std::vector<pubsub::Publication*>& pubs) {
+  runs_.clear();
+  const uint64_t now = unix_ns();
+  for (pubsub::Publication* p : pubs) {
+    p->mark_delivery_start(now);
+    pubsub::Channel* ch = registry_.find(p->channel());
+    if (ch != nullptr && ch->size() > 0) runs_.emplace_back(ch, p);
+  }
+  // Group by channel, keeping each channel's publications in order, so each
+  // subscriber gets one write per channel per iteration however many
+  // messages arrived.
+  std::stable_sort(runs_.begin(), runs_.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  run_pubs_.clear();
+  size_t i = 0;
+  while (i < runs_.size()) {
+    size_t j = i;
+    run_pubs_.clear();
+    while (j < runs_.size() && runs_[j].first == runs_[i].first) run_pubs_.push_back(runs_[j++].second);
+    for (size_t off = 0; off < run_pubs_.size(); off += kMaxRun) {
+      deliver_run(*runs_[i].first, run_pubs_.data() + off,
+                  std::min(kMaxRun, run_pubs_.size() - off));
+    }
+    i = j;
+  }
+}
+
+void Worker::deliver_run(pubsub::Channel& ch, pubsub::Publication* const* pubs, size_t k) {
+  const auto& members = ch.members();
+  // What one subscriber gets: the run's frames as one contiguous buffer, built
+  // once per variant (plain, or compressed for a window size) and shared by
+  // every subscriber of the run, so each write is a single segment.
+  struct Variant {
+    pubsub::Frame* frame = nullptr;  // the run (one reference held here)
+    uint8_t bits = 0;                // 0: plain; else server_max_window_bits
+  };
+  auto build = [&](uint8_t bits) {
+    frames_.resize(k);
+    for (size_t i = 0; i < k; ++i) {
+      frames_[i] = bits == 0 ? pubs[i]->plain() : pubs[i]->deflated(bits, deflaters_);
+    }
+    if (k == 1) {
+      frames_[0]->ref();
+      return Variant{frames_[0], bits};
+    }
+    return Variant{pubsub::Frame::concat(frames_.data(), k), bits};
+  };
+  Variant plain;
+  Variant deflated;  // the last compressed variant used (usually the only one)
+
+  uint32_t delivered = 0;
+  uint32_t skipped = 0;
+  uint32_t window = 0;
+  uint64_t bytes = 0;
+  auto record_latency = [&] {
+    if (window == 0) return;
+    const uint64_t now = unix_ns();
+    for (size_t i = 0; i < k; ++i) {
+      uint64_t t = pubs[i]->published_unix_ns();
+      double seconds = now > t ? static_cast<double>(now - t) / 1e9 : 0.0;
+      node_.metrics.delivery_latency.record_n(shard_, seconds, window);
+    }
+    window = 0;
+  };
+
+  for (size_t mi = 0; mi < members.size(); ++mi) {
+    Connection& c = *static_cast<Connection*>(members[mi].sub);
+    if (c.state != ConnState::Open) {
+      ++skipped;
+      continue;
+    }
+    pubsub::Frame* run;
+    if (!c.deflate) {
+      if (plain.frame == nullptr) plain = build(0);
+      run = plain.frame;
+    } else {
+      if (deflated.bits != c.server_window_bits) {
+        if (deflated.frame) deflated.frame->unref();
+        deflated = build(c.server_window_bits);
+      }
+      run = deflated.frame;
+    }
+    const size_t total = run->size();
+    c.stats.messages_sent += static_cast<uint32_t>(k);
+    c.stats.bytes_sent += total;
+    bytes += total;
+    ++delivered;
+    if (c.out.empty() && !c.blocked) {
+      // The common case: one write straight from the shared bytes.
+      ssize_t w = ::send(c.fd, run->data(), total, MSG_NOSIGNAL);
+      ++c.write_calls;
+      if (w == static_cast<ssize_t>(total)) {
+        ++window;  // written: delivery latency observed for the window below
+      } else {
+        if (w < 0) {
+          if (errno != EAGAIN && errno != EINTR) {
+            socket_error(c, errno);
+            continue;
+          }
+          w = 0;
+        }
+        // Queue what did not fit; from now on this subscriber costs nothing
+        // per message until its socket is writable again. The frame carries
+        // the publication times: flush() observes the latency once written.
+        run->ref();
+        c.out.push(run, static_cast<uint32_t>(w));
+        flush(c);
+        check_backpressure(c);
+      }
+    } else {
+      run->ref();
+      c.out.push(run);
+      schedule_flush(c);
+      check_backpressure(c);
+    }
+    if (window == kLatencyWindow) record_latency();
+  }
+  record_latency();
+  if (plain.frame) plain.frame->unref();
+  if (deflated.frame) deflated.frame->unref();
+  node_.metrics.messages_sent.add(shard_, uint64_t{delivered} * k,
+                                  static_cast<uint32_t>(OutType::Message));
+  node_.metrics.bytes_sent.add(shard_, bytes);
+  if (skipped > 0) {
+    node_.metrics.messages_dropped.add(shard_, uint64_t{skipped} * k,
+                                       static_cast<uint32_t>(DropReason::Closing));
+  }
+  for (size_t i = 0; i < k; ++i) pubs[i]->add_delivered(delivered, skipped);
+}
+
+}  // namespace wstrace::server

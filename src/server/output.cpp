@@ -1,0 +1,139 @@
+// Output: replies and control frames, the per-connection queue, corked
+// flushes (one sendmsg per connection per loop iteration) and the
+// --max-backpressure limit.
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <cerrno>
+
+#include "server/tracing.h"
+#include "server/worker.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+namespace wstrace::server {
+namespace {
+
+constexpr int kFlushIov = 128;
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Output
+
+void Worker::send_frame(Connection& c, pubsub::Frame* f, OutType type) {
+  if (c.state != ConnState::Open) {
+    f->unref();
+    node_.metrics.messages_dropped.add(shard_, 1, static_cast<uint32_t>(DropReason::Closing));
+    return;
+  }
+  ++c.stats.messages_sent;
+  node_.metrics.messages_sent.add(shard_, 1, static_cast<uint32_t>(type));
+  enqueue(c, f);
+}
+
+void Worker::send_control(Connection& c, pubsub::Frame* f) {
+  if (c.state != ConnState::Open) {
+    f->unref();
+    return;
+  }
+  enqueue(c, f);
+}
+
+void Worker::push_close(Connection& c, pubsub::Frame* f) {
+  // Past --max-backpressure too: the Close is the last frame the client gets.
+  c.stats.bytes_sent += f->size();
+  node_.metrics.bytes_sent.add(shard_, f->size());
+  c.out.push(f);
+}
+
+// Log lines about a connection carry its span's ids whenever it has some,
+// sampled or not (an unsampled trace id can still be found upstream).
+log::ScopedLogSpan Worker::conn_log_scope(const Connection& c) {
+  if (!c.span_valid() || log::span_current()) return log::ScopedLogSpan();
+  return log::ScopedLogSpan(c.span.trace_id.bytes.data(), c.span.span_id.bytes.data());
+}
+
+void Worker::enqueue(Connection& c, pubsub::Frame* f) {
+  c.stats.bytes_sent += f->size();
+  node_.metrics.bytes_sent.add(shard_, f->size());
+  c.out.push(f);
+  schedule_flush(c);
+  check_backpressure(c);
+}
+
+void Worker::send_reply(Connection& c, OutType type) {
+  static constexpr std::string_view kNames[] = {"Pong", "Subscribed", "Unsubscribed",
+                                                "Message", "Error", "echo"};
+  if (handle_.sampled()) trace_send(*this, c, handle_, kNames[static_cast<int>(type)], reply_.size());
+  send_frame(c, pubsub::Frame::make(ws::Opcode::Text, reply_.data(), reply_.size()), type);
+}
+
+void Worker::send_error(Connection& c, protocol::ErrorCode code, std::string_view message,
+                        const protocol::Id& id) {
+  ++c.stats.errors;
+  node_.metrics.errors.add(shard_, 1, static_cast<uint32_t>(ErrorKind::Client));
+  reply_.clear();
+  protocol::encode_error(reply_, code, message, id);
+  send_reply(c, OutType::Error);
+}
+
+void Worker::flush(Connection& c) {
+  if (c.state == ConnState::Dead) return;
+  iovec iov[kFlushIov];
+  while (!c.out.empty()) {
+    msghdr mh{};
+    mh.msg_iov = iov;
+    mh.msg_iovlen = static_cast<size_t>(c.out.fill(iov, kFlushIov));
+    ssize_t w = ::sendmsg(c.fd, &mh, MSG_NOSIGNAL);
+    ++c.write_calls;
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) {
+        c.blocked = true;  // EPOLLOUT (edge-triggered) tells us when to go on
+        return;
+      }
+      socket_error(c, errno);
+      return;
+    }
+    // A publication frame is delivered when its last byte is written:
+    // websocket.delivery.latency is observed now for a subscriber whose
+    // socket was blocked (the direct path in deliver_run observes it there).
+    uint64_t now = 0;
+    c.out.consume(static_cast<size_t>(w), [&](const pubsub::Frame& f) {
+      const uint32_t k = f.stamp_count();
+      if (k == 0) return;
+      if (now == 0) now = unix_ns();
+      for (uint32_t i = 0; i < k; ++i) {
+        const uint64_t t = f.stamp(i);
+        const double seconds = now > t ? static_cast<double>(now - t) / 1e9 : 0.0;
+        node_.metrics.delivery_latency.record(shard_, seconds);
+      }
+    });
+  }
+  // Everything is written: give the queue's storage back (a connection that
+  // is idle after this holds no output memory).
+  c.out.shrink();
+  if (c.state == ConnState::Draining) finalize(c);
+}
+
+void Worker::check_backpressure(Connection& c) {
+  if (c.state != ConnState::Open || c.out.bytes() <= cfg_.max_backpressure) return;
+  // A slow consumer: drop what it has not started to receive (memory stays
+  // bounded), tell it why, and stop sending it anything else.
+  uint32_t dropped = c.out.drop_unstarted();
+  node_.metrics.messages_dropped.add(shard_, dropped,
+                                     static_cast<uint32_t>(DropReason::SlowConsumer));
+  node_.metrics.slow_consumer_disconnects.add(shard_, 1);
+  auto scope = conn_log_scope(c);
+  WS_LOG(Info, "slow consumer disconnected", {"id", c.id}, {"peer", c.peer.to_string()},
+         {"dropped_frames", dropped});
+  trace_event(*this, c, "websocket.slow_consumer",
+              {{"websocket.queued_bytes", static_cast<int64_t>(c.out.bytes())},
+               {"websocket.dropped_frames", static_cast<int64_t>(dropped)},
+               {"websocket.max_backpressure", static_cast<int64_t>(cfg_.max_backpressure)}});
+  close(c, ws::close_code::kSlowConsumer, "slow consumer: too much data queued",
+        Initiator::Server, false);
+}
+
+}  // namespace wstrace::server
