@@ -5,10 +5,12 @@ set -euo pipefail
 
 BUILD_PKGS=(build-essential cmake ninja-build pkg-config libssl-dev zlib1g-dev libsimdjson-dev
             libhiredis-dev libcli11-dev libtomlplusplus-dev libcurl4-openssl-dev)
+# What the README's "Try it" uses against a running server.
+TRY_PKGS=(python3 python3-websockets curl)
 TEST_PKGS=(libgtest-dev libbenchmark-dev python3 python3-websockets redis-server prometheus
            clang-14 libclang-rt-14-dev curl procps util-linux)
 
-want=("${BUILD_PKGS[@]}")
+want=("${BUILD_PKGS[@]}" "${TRY_PKGS[@]}")
 if [[ "${1:-}" == "--test" ]]; then
   want+=("${TEST_PKGS[@]}")
   command -v node >/dev/null 2>&1 || want+=(nodejs npm)

@@ -1,8 +1,9 @@
 // wstrace: parse the configuration, run the server until SIGTERM/SIGINT,
-// shut down gracefully, exit 0.
+// shut down gracefully, exit 0. SIGHUP reloads the configuration.
 #include <signal.h>
 
 #include <cstdio>
+#include <string>
 
 #include "server/config.h"
 #include "server/server.h"
@@ -19,6 +20,7 @@ int main(int argc, char** argv) {
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -26,7 +28,18 @@ int main(int argc, char** argv) {
   if (!server.start()) return 1;
 
   int sig = 0;
-  sigwait(&set, &sig);
+  for (;;) {
+    sigwait(&set, &sig);
+    if (sig != SIGHUP) break;
+    // Never fatal: a bad new configuration is refused and the running one kept.
+    wstrace::server::Config fresh = server.config();
+    std::string error;
+    if (wstrace::server::reload_config(server.config().args, fresh, error)) {
+      server.reload(fresh);
+    } else {
+      WS_LOG(Error, "reload refused, the running configuration stays (SIGHUP)", {"error", error});
+    }
+  }
   WS_LOG(Info, "signal received", {"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"});
   server.shutdown();
   return 0;

@@ -20,9 +20,13 @@ constexpr char kBusy[] =
 int open_reserve() { return ::open("/dev/null", O_RDONLY | O_CLOEXEC); }
 }  // namespace
 
-Listener::Listener(EventLoop& loop, int fd, Callbacks callbacks)
-    : loop_(loop), fd_(fd), reserve_fd_(open_reserve()), cb_(std::move(callbacks)) {
-  loop_.add(fd_, EPOLLIN, this);
+Listener::Listener(EventLoop& loop, int fd, Callbacks callbacks, bool shared)
+    : loop_(loop),
+      fd_(fd),
+      reserve_fd_(open_reserve()),
+      cb_(std::move(callbacks)),
+      events_(EPOLLIN | (shared ? uint32_t{EPOLLEXCLUSIVE} : 0u)) {
+  loop_.add(fd_, events_, this);
 }
 
 Listener::~Listener() {
@@ -95,7 +99,7 @@ void Listener::pause() {
   loop_.add_timer(kPauseNs, 0, [this] {
     paused_ = false;
     if (reserve_fd_ < 0) reserve_fd_ = open_reserve();
-    if (fd_ >= 0) loop_.add(fd_, EPOLLIN, this);
+    if (fd_ >= 0) loop_.add(fd_, events_, this);
   });
 }
 

@@ -21,7 +21,10 @@ class Listener final : public IoHandler {
     std::function<void(int err)> on_reject;
   };
 
-  Listener(EventLoop& loop, int fd, Callbacks callbacks);
+  // `shared`: the same listening socket is watched by several loops (each
+  // with its own descriptor for it); EPOLLEXCLUSIVE wakes one of them per
+  // new connection instead of all.
+  Listener(EventLoop& loop, int fd, Callbacks callbacks, bool shared = false);
   ~Listener();
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;
@@ -42,6 +45,7 @@ class Listener final : public IoHandler {
   int reserve_fd_ = -1;
   bool paused_ = false;
   Callbacks cb_;
+  uint32_t events_;
 };
 
 }  // namespace wstrace::net

@@ -146,9 +146,13 @@ std::optional<Address> local_address(int fd) {
   return Address::from(reinterpret_cast<sockaddr*>(&ss), len);
 }
 
-void tune_accepted(int fd) {
+void tune_accepted(int fd, uint32_t send_buffer) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (send_buffer > 0) {
+    int n = static_cast<int>(send_buffer);
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &n, sizeof n);
+  }
 }
 
 uint64_t raise_fd_limit() {

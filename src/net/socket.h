@@ -37,8 +37,10 @@ int listen_on(const Address& addr, bool reuse_port, int backlog = 4096);
 std::optional<Address> local_address(int fd);
 
 // Options every accepted connection gets: TCP_NODELAY (frames are already
-// corked in user space; Nagle would only add latency).
-void tune_accepted(int fd);
+// corked in user space; Nagle would only add latency) and, when
+// `send_buffer` > 0, SO_SNDBUF = send_buffer (the kernel doubles it for its
+// bookkeeping and stops autotuning it).
+void tune_accepted(int fd, uint32_t send_buffer = 0);
 
 // Raises RLIMIT_NOFILE's soft limit to the hard limit; returns the new soft limit.
 uint64_t raise_fd_limit();

@@ -57,18 +57,20 @@ bool Worker::handle_message(Connection& c, const protocol::ClientMessage& m,
     return true;
   };
   if (cfg_.rate_limit > 0) {
-    auto second = static_cast<uint16_t>(wheel_.current() / ticks_per_second_);
+    // A token bucket per connection: --rate-limit per second, --rate-burst
+    // saved up (the bucket starts full).
+    const double rate = cfg_.rate_limit;
+    const double burst = cfg_.rate_burst > 0 ? cfg_.rate_burst : cfg_.rate_limit;
     ConnExtra& e = c.ext();  // only with --rate-limit
-    if (second != e.rate_second) {
-      e.rate_second = second;
-      e.rate_count = 0;
+    if (!e.rate_started) {
+      e.rate.reset(burst, loop_.now());
+      e.rate_started = true;
     }
-    if (e.rate_count >= cfg_.rate_limit) {
+    if (!e.rate.take(rate, burst, loop_.now())) {
       node_.metrics.messages_dropped.add(shard_, 1, static_cast<uint32_t>(DropReason::RateLimited));
       return fail(protocol::ErrorCode::RateLimited,
-                  "too many messages; the limit is --rate-limit per second");
+                  "too many messages; the limit is --rate-limit per second (burst --rate-burst)");
     }
-    ++e.rate_count;
   }
   if (!cfg_.auth_secret.empty() && !c.authenticated && m.type != protocol::Type::Ping) {
     return fail(protocol::ErrorCode::Unauthorized,

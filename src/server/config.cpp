@@ -4,12 +4,15 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
+#include <tuple>
 #include <iostream>
 #include <optional>
 #include <toml++/toml.h>
 
 #include "cluster/redis_url.h"
+#include "net/socket.h"
 #include "util/units.h"
 #include "version.h"
 
@@ -24,6 +27,7 @@ struct Option {
   const char* fallback;  // default as text (shown in --help)
   const char* help;
   Setter set;
+  bool live = false;  // SIGHUP applies a new value without a restart
 };
 
 // Frames, buffers and outbound queues count bytes in 32 bits.
@@ -50,6 +54,23 @@ bool set_duration(uint64_t& field, const std::string& v, std::string& why) {
     return false;
   }
   field = *n;
+  return true;
+}
+
+// host:port, checked (and host names resolved) now, so a bad address stops the
+// server before anything starts.
+bool set_address(std::string& field, const std::string& v, std::string& why, bool allow_off) {
+  if (allow_off && v == "off") {
+    field = v;
+    return true;
+  }
+  std::string error;
+  if (!net::Address::parse(v, &error)) {
+    why = "is not a listen address (" + error + "; examples: 0.0.0.0:8080, 127.0.0.1:0, [::]:8080" +
+          (allow_off ? ", off)" : ")");
+    return false;
+  }
+  field = v;
   return true;
 }
 
@@ -83,11 +104,22 @@ const std::vector<Option>& options() {
       {"listen", "ADDR", "0.0.0.0:8080",
        "WebSocket listener, host:port ([::]:port for IPv6; port 0 picks a free one). "
        "Clients connect to ws://ADDR/ws.",
-       [](Config& c, const std::string& v, std::string&) { return c.listen = v, true; }},
+       [](Config& c, const std::string& v, std::string& why) {
+         return set_address(c.listen, v, why, false);
+       }},
+      {"reuse-port", "BOOL", "false",
+       "Share the --listen port with other wstrace processes started with --reuse-port too "
+       "(SO_REUSEPORT: the kernel spreads new connections over all of them), e.g. several nodes "
+       "of a cluster on one host. Without it, a port another process listens on is an error.",
+       [](Config& c, const std::string& v, std::string& why) {
+         return set_bool(c.reuse_port, v, why);
+       }},
       {"admin", "ADDR", "127.0.0.1:9464",
        "Admin HTTP listener (/metrics, /healthz, /readyz, /api/...), or 'off'. Read-only; "
        "keep it on loopback or behind a firewall.",
-       [](Config& c, const std::string& v, std::string&) { return c.admin = v, true; }},
+       [](Config& c, const std::string& v, std::string& why) {
+         return set_address(c.admin, v, why, true);
+       }},
       {"threads", "N", "0",
        "Event-loop threads; connections are spread over them. 0 = one per CPU core.",
        [](Config& c, const std::string& v, std::string& why) {
@@ -146,6 +178,17 @@ const std::vector<Option>& options() {
        [](Config& c, const std::string& v, std::string& why) {
          return set_duration(c.shutdown_timeout_ns, v, why);
        }},
+      {"stall-timeout", "DURATION", "10s",
+       "/healthz answers 503 when a worker's event loop has not turned for this long (a "
+       "stuck thread). An idle loop still turns several times a second.",
+       [](Config& c, const std::string& v, std::string& why) {
+         if (!set_duration(c.stall_timeout_ns, v, why)) return false;
+         if (c.stall_timeout_ns < 100'000'000ull) {
+           why = "must be at least 100ms";
+           return false;
+         }
+         return true;
+       }},
       {"max-message-size", "SIZE", "1MiB",
        "Largest message accepted from a client, on the wire and after decompression; "
        "larger closes the connection with 1009.",
@@ -164,6 +207,18 @@ const std::vector<Option>& options() {
        [](Config& c, const std::string& v, std::string& why) {
          return set_size(c.max_backpressure, v, why);
        }},
+      {"send-buffer", "SIZE", "128KiB",
+       "Kernel send buffer of each client socket (SO_SNDBUF; the kernel doubles it). It bounds "
+       "what a client that stops reading holds in the kernel on top of --max-backpressure. "
+       "0 = the kernel's autotuning (up to net.ipv4.tcp_wmem's maximum, often 4MiB).",
+       [](Config& c, const std::string& v, std::string& why) {
+         if (!set_size(c.send_buffer, v, why)) return false;
+         if (c.send_buffer > (64u << 20)) {
+           why = "is larger than 64MiB";
+           return false;
+         }
+         return true;
+       }},
       {"max-connections", "N", "0",
        "Most WebSocket connections at once; the next upgrade gets HTTP 503. 0 = as many as "
        "the open-files limit allows.",
@@ -176,10 +231,16 @@ const std::vector<Option>& options() {
          return set_uint(c.max_subscriptions, v, why, 65535);
        }},
       {"rate-limit", "N", "0",
-       "Messages per second one connection may send; more gets Error rate_limited and is "
-       "dropped. 0 = unlimited.",
+       "Messages per second one connection may send (a token bucket: N per second, up to "
+       "--rate-burst saved up); more gets Error rate_limited and is dropped. 0 = unlimited.",
        [](Config& c, const std::string& v, std::string& why) {
          return set_uint(c.rate_limit, v, why, 1u << 30);
+       }},
+      {"rate-burst", "N", "0",
+       "Messages a connection may send at once after being quiet, under --rate-limit. "
+       "0 = the same as --rate-limit (one second's worth).",
+       [](Config& c, const std::string& v, std::string& why) {
+         return set_uint(c.rate_burst, v, why, 1u << 30);
        }},
       {"compression", "off|on", "off",
        "permessage-deflate (RFC 7692). Broadcasts are compressed once and shared.",
@@ -213,13 +274,15 @@ const std::vector<Option>& options() {
          if (log::parse_level(v, c.log_level)) return true;
          why = "is not a log level (trace, debug, info, warn, error, off)";
          return false;
-       }},
+       },
+       true},
       {"log-format", "text|json", "text", "Human-readable lines or one JSON object per line.",
        [](Config& c, const std::string& v, std::string& why) {
          if (log::parse_format(v, c.log_format)) return true;
          why = "is not a log format (text, json)";
          return false;
-       }},
+       },
+       true},
       {"echo", "BOOL", "false",
        "Also serve /echo: a plain echo endpoint on the same engine, for conformance suites.",
        [](Config& c, const std::string& v, std::string& why) { return set_bool(c.echo, v, why); }},
@@ -282,48 +345,88 @@ Examples:
 
 }  // namespace
 
-int load_config(int argc, char** argv, Config& out) {
+namespace {
+
+struct Cli {
   CLI::App app{"wstrace — WebSocket pub/sub server with OpenTelemetry traces and metrics"};
+  std::string config_file;
+  std::vector<std::string> values;
+  std::vector<CLI::Option*> options;
+};
+
+void build_cli(Cli& cli) {
+  CLI::App& app = cli.app;
   app.set_version_flag("--version", std::string("wstrace ") + WSTRACE_VERSION);
   app.footer(kFooter);
   app.get_formatter()->column_width(34);
-
-  std::string config_file;
-  app.add_option("--config", config_file, "TOML file with options (keys as below, without --)")
+  app.add_option("--config", cli.config_file, "TOML file with options (keys as below, without --)")
       ->type_name("FILE");
   const auto& opts = options();
-  std::vector<std::string> flag_values(opts.size());
-  std::vector<bool> bool_values(opts.size());
-  std::vector<CLI::Option*> cli(opts.size());
+  cli.values.resize(opts.size());
+  cli.options.resize(opts.size());
   for (size_t i = 0; i < opts.size(); ++i) {
     const auto& o = opts[i];
     std::string help = std::string(o.help) + " [default: " + o.fallback + "] [env: " +
                        env_name(o.name) + "]";
+    if (o.live) help += " [SIGHUP reloads it]";
     std::string flag = std::string("--") + o.name;
     if (std::string_view(o.kind) == "BOOL") {
-      cli[i] = app.add_option(flag, flag_values[i], help)->type_name("[BOOL]")->expected(0, 1);
+      cli.options[i] = app.add_option(flag, cli.values[i], help)->type_name("[BOOL]")->expected(0, 1);
     } else {
-      cli[i] = app.add_option(flag, flag_values[i], help)->type_name(o.kind);
+      cli.options[i] = app.add_option(flag, cli.values[i], help)->type_name(o.kind);
     }
   }
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : 2;
-  }
+}
 
-  std::optional<toml::table> file;
+std::string trim(std::string_view v) {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t' || v.back() == '\r')) v.remove_suffix(1);
+  return std::string(v);
+}
+
+// toml++ reads `listen = 127.0.0.1:0` as a broken date or number. When the
+// failing line is `key = value` with a bare value that is no TOML number or
+// boolean, say that text needs quotes.
+std::string quote_hint(const std::string& file, size_t line_no) {
+  std::ifstream in(file);
+  std::string line;
+  for (size_t i = 0; i < line_no && std::getline(in, line); ++i) {
+  }
+  size_t eq = line.find('=');
+  if (eq == std::string::npos) return {};
+  std::string key = trim(std::string_view(line).substr(0, eq));
+  std::string value = trim(std::string_view(line).substr(eq + 1));
+  if (size_t hash = value.find(" #"); hash != std::string::npos) value = trim(value.substr(0, hash));
+  if (key.empty() || value.empty()) return {};
+  const char first = value.front();
+  if (first == '"' || first == '\'' || first == '[' || first == '{') return {};
+  if (value == "true" || value == "false") return {};
+  if (value.find_first_not_of("0123456789+-._eE") == std::string::npos) return {};
+  return "; text values need quotes in TOML: " + key + " = \"" + value + "\"";
+}
+
+struct Failure {
+  int rank;      // 0 flag, 1 environment, 2 file: the first of the lowest rank is reported
+  size_t order;  // option index (flags, environment) or line (file)
+  std::string message;
+};
+
+// Everything after the command line: environment, file, values, cross-checks.
+bool resolve(Cli& cli, Config& out, std::string& error) {
+  const auto& opts = options();
+  std::string config_file = cli.config_file;
   if (config_file.empty()) {
     if (const char* env = std::getenv("WSTRACE_CONFIG")) config_file = env;
   }
+  std::optional<toml::table> file;
   if (!config_file.empty()) {
     try {
       file = toml::parse_file(config_file);
     } catch (const toml::parse_error& err) {
-      std::cerr << "error: --config " << config_file << ": " << err.description() << " (line "
-                << err.source().begin.line << ")\n";
-      return 2;
+      const size_t line = err.source().begin.line;
+      error = "--config " + config_file + " line " + std::to_string(line) + ": " +
+              std::string(err.description()) + quote_hint(config_file, line);
+      return false;
     }
     // Unknown keys are mistakes (a typo silently ignored is worse than an error).
     for (const auto& [key, value] : *file) {
@@ -334,24 +437,29 @@ int load_config(int argc, char** argv, Config& out) {
         if (dashed == o.name) known = true;
       }
       if (!known) {
-        std::cerr << "error: --config " << config_file << ": unknown option '" << key.str()
-                  << "' (see wstrace --help)\n";
-        return 2;
+        error = "--config " + config_file + " line " + std::to_string(value.source().begin.line) +
+                ": unknown option '" + std::string(key.str()) + "' (see wstrace --help)";
+        return false;
       }
     }
   }
 
   Config c;
+  c.config_file = config_file;
+  std::vector<Failure> failures;
   for (size_t i = 0; i < opts.size(); ++i) {
     const auto& o = opts[i];
     std::string value;
     std::string source;
-    if (cli[i]->count() > 0) {
-      value = flag_values[i].empty() && std::string_view(o.kind) == "BOOL" ? "true" : flag_values[i];
+    int rank = 0;
+    size_t order = i;
+    if (cli.options[i]->count() > 0) {
+      value = cli.values[i].empty() && std::string_view(o.kind) == "BOOL" ? "true" : cli.values[i];
       source = std::string("--") + o.name;
     } else if (const char* env = std::getenv(env_name(o.name).c_str())) {
       value = env;
       source = env_name(o.name);
+      rank = 1;
     } else if (file) {
       std::string underscored = o.name;
       for (auto& ch : underscored) ch = ch == '-' ? '_' : ch;
@@ -359,25 +467,36 @@ int load_config(int argc, char** argv, Config& out) {
       if (node == nullptr) node = file->get(underscored);
       if (node != nullptr) {
         value = toml_value_text(*node);
-        source = std::string(o.name) + " in " + config_file;
+        order = node->source().begin.line;
+        source = std::string(o.name) + " in " + config_file + " line " + std::to_string(order);
+        rank = 2;
       }
     }
     if (source.empty()) continue;  // default stays
     std::string why;
     if (!o.set(c, value, why)) {
-      std::cerr << "error: " << source << ": '" << value << "' " << why << "\n";
-      return 2;
+      failures.push_back({rank, order, source + ": '" + value + "' " + why});
+      continue;
     }
+    c.sources[o.name] = value;
+  }
+  if (!failures.empty()) {
+    const Failure* first = &failures[0];
+    for (const auto& f : failures) {
+      if (std::tie(f.rank, f.order) < std::tie(first->rank, first->order)) first = &f;
+    }
+    error = first->message;
+    return false;
   }
 
   // Cross-option checks.
   if (c.max_message_size < 128) {
-    std::cerr << "error: --max-message-size must be at least 128 bytes\n";
-    return 2;
+    error = "--max-message-size must be at least 128 bytes";
+    return false;
   }
   if (c.max_backpressure < 1024) {
-    std::cerr << "error: --max-backpressure must be at least 1KiB\n";
-    return 2;
+    error = "--max-backpressure must be at least 1KiB";
+    return false;
   }
   if (c.node_id.empty()) {
     char host[256] = {0};
@@ -385,7 +504,54 @@ int load_config(int argc, char** argv, Config& out) {
     c.node_id = std::string(host[0] ? host : "wstrace") + "-" + std::to_string(getpid());
   }
   out = std::move(c);
+  return true;
+}
+
+}  // namespace
+
+int load_config(int argc, char** argv, Config& out) {
+  Cli cli;
+  build_cli(cli);
+  try {
+    cli.app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = cli.app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  std::string error;
+  if (!resolve(cli, out, error)) {
+    std::cerr << "error: " << error << "\n";
+    return 2;
+  }
+  out.args.assign(argv + 1, argv + argc);
   return -1;
+}
+
+bool reload_config(const std::vector<std::string>& args, Config& out, std::string& error) {
+  Cli cli;
+  build_cli(cli);
+  std::vector<const char*> argv{"wstrace"};
+  for (const auto& a : args) argv.push_back(a.c_str());
+  try {
+    cli.app.parse(static_cast<int>(argv.size()), argv.data());
+  } catch (const CLI::ParseError& e) {
+    error = e.what();
+    return false;
+  }
+  Config fresh;
+  if (!resolve(cli, fresh, error)) return false;
+  fresh.args = args;
+  // The node id defaults to host-pid: the same process keeps the same one.
+  if (fresh.sources.count("node-id") == 0) fresh.node_id = out.node_id;
+  out = std::move(fresh);
+  return true;
+}
+
+bool option_is_live(std::string_view name) {
+  for (const auto& o : options()) {
+    if (name == o.name) return o.live;
+  }
+  return false;
 }
 
 }  // namespace wstrace::server

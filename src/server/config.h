@@ -5,7 +5,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "util/log.h"
@@ -14,6 +16,7 @@ namespace wstrace::server {
 
 struct Config {
   std::string listen = "0.0.0.0:8080";
+  bool reuse_port = false;               // share --listen with other --reuse-port processes
   std::string admin = "127.0.0.1:9464";  // "off": no admin listener
   unsigned threads = 0;                  // 0: one per core
   std::string redis;                     // empty: standalone
@@ -24,12 +27,15 @@ struct Config {
   uint64_t handshake_timeout_ns = 10'000'000'000ull;
   uint64_t close_timeout_ns = 2'000'000'000ull;
   uint64_t shutdown_timeout_ns = 10'000'000'000ull;
+  uint64_t stall_timeout_ns = 10'000'000'000ull;  // /healthz fails past this
   uint64_t max_message_size = 1 << 20;
   uint64_t max_content_size = 64 << 10;
   uint64_t max_backpressure = 1 << 20;
+  uint64_t send_buffer = 128 << 10;  // SO_SNDBUF of client sockets; 0: kernel autotuning
   uint64_t max_connections = 0;  // 0: bounded only by RLIMIT_NOFILE
   uint32_t max_subscriptions = 100;
   uint32_t rate_limit = 0;  // messages per second per connection; 0: off
+  uint32_t rate_burst = 0;  // messages a connection may save up; 0: rate_limit
   bool compression = false;
   std::vector<std::string> allowed_origins;
   std::string auth_secret;  // HS256 secret for JWTs; empty: no auth
@@ -40,11 +46,25 @@ struct Config {
   uint32_t channel_metrics = 0;   // top-N channels labelled in metrics; 0: off
 
   bool admin_enabled() const { return admin != "off" && !admin.empty(); }
+
+  // Where it came from (for SIGHUP): the command line after argv[0], the
+  // file read, and the value text of every option that was set.
+  std::vector<std::string> args;
+  std::string config_file;
+  std::map<std::string, std::string, std::less<>> sources;
 };
 
 // Parses flags, environment and config file. Returns -1 when the server
 // should run, otherwise the process exit code (0 after --help/--version,
 // 2 after a bad option — the message, naming the option, is already printed).
 int load_config(int argc, char** argv, Config& out);
+
+// SIGHUP: reads the configuration again from the same command line, the
+// environment and the file. False (with `error`, one line naming the option)
+// when anything is wrong; `out` is then untouched.
+bool reload_config(const std::vector<std::string>& args, Config& out, std::string& error);
+
+// Whether a reload applies a new value of this option without a restart.
+bool option_is_live(std::string_view name);
 
 }  // namespace wstrace::server

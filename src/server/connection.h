@@ -16,6 +16,7 @@
 #include "pubsub/out_queue.h"
 #include "pubsub/registry.h"
 #include "util/buffer.h"
+#include "util/token_bucket.h"
 #include "telemetry/span.h"
 #include "telemetry/tracer.h"
 #include "ws/deflate.h"
@@ -44,8 +45,8 @@ struct ConnExtra {
   std::string close_reason;                // the reason of the Close frame sent or received
   uint16_t close_code = 0;                 // sent, or received from the client
   Initiator initiator = Initiator::None;   // who ended the connection
-  uint16_t rate_count = 0;                 // --rate-limit: messages in the current second
-  uint16_t rate_second = 0;                // which second rate_count counts (mod 65536)
+  TokenBucket rate;                        // --rate-limit
+  bool rate_started = false;               // `rate` was filled
   std::vector<telemetry::Event> events;    // span events (timeouts, errors), kept for the end
   telemetry::SpanId client_parent;         // the handshake traceparent's span, if any
   std::string trace_state;                 // the handshake's tracestate, if any

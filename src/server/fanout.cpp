@@ -101,7 +101,8 @@ void Worker::deliver_run(pubsub::Channel& ch, pubsub::Publication* const* pubs, 
   Variant deflated;  // the last compressed variant used (usually the only one)
 
   uint32_t delivered = 0;
-  uint32_t skipped = 0;
+  uint32_t skipped = 0;  // closing (or failing) connections
+  uint32_t refused = 0;  // slow consumers closed now
   uint32_t window = 0;
   uint64_t bytes = 0;
   auto record_latency = [&] {
@@ -133,10 +134,6 @@ void Worker::deliver_run(pubsub::Channel& ch, pubsub::Publication* const* pubs, 
       run = deflated.frame;
     }
     const size_t total = run->size();
-    c.stats.messages_sent += static_cast<uint32_t>(k);
-    c.stats.bytes_sent += total;
-    bytes += total;
-    ++delivered;
     if (c.out.empty() && !c.blocked) {
       // The common case: one write straight from the shared bytes.
       ssize_t w = ::send(c.fd, run->data(), total, MSG_NOSIGNAL);
@@ -147,24 +144,33 @@ void Worker::deliver_run(pubsub::Channel& ch, pubsub::Publication* const* pubs, 
         if (w < 0) {
           if (errno != EAGAIN && errno != EINTR) {
             socket_error(c, errno);
+            ++skipped;
             continue;
           }
           w = 0;
         }
-        // Queue what did not fit; from now on this subscriber costs nothing
-        // per message until its socket is writable again. The frame carries
-        // the publication times: flush() observes the latency once written.
+        // Queue what did not fit (an empty queue always takes it); from now
+        // on this subscriber costs nothing per message until EPOLLOUT says
+        // its socket is writable again (a short write means it is full).
+        // The frame carries the publication times: flush() observes the
+        // latency once written.
         run->ref();
         c.out.push(run, static_cast<uint32_t>(w));
-        flush(c);
-        check_backpressure(c);
+        c.blocked = true;
       }
     } else {
+      if (!admit(c, static_cast<uint32_t>(k))) {  // counted as slow_consumer drops
+        ++refused;
+        continue;
+      }
       run->ref();
       c.out.push(run);
       schedule_flush(c);
-      check_backpressure(c);
     }
+    c.stats.messages_sent += static_cast<uint32_t>(k);
+    c.stats.bytes_sent += total;
+    bytes += total;
+    ++delivered;
     if (window == kLatencyWindow) record_latency();
   }
   record_latency();
@@ -177,7 +183,7 @@ void Worker::deliver_run(pubsub::Channel& ch, pubsub::Publication* const* pubs, 
     node_.metrics.messages_dropped.add(shard_, uint64_t{skipped} * k,
                                        static_cast<uint32_t>(DropReason::Closing));
   }
-  for (size_t i = 0; i < k; ++i) pubs[i]->add_delivered(delivered, skipped);
+  for (size_t i = 0; i < k; ++i) pubs[i]->add_delivered(delivered, skipped + refused);
 }
 
 }  // namespace wstrace::server

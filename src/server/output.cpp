@@ -27,13 +27,17 @@ void Worker::send_frame(Connection& c, pubsub::Frame* f, OutType type) {
     node_.metrics.messages_dropped.add(shard_, 1, static_cast<uint32_t>(DropReason::Closing));
     return;
   }
+  if (!admit(c, 1)) {
+    f->unref();
+    return;
+  }
   ++c.stats.messages_sent;
   node_.metrics.messages_sent.add(shard_, 1, static_cast<uint32_t>(type));
   enqueue(c, f);
 }
 
 void Worker::send_control(Connection& c, pubsub::Frame* f) {
-  if (c.state != ConnState::Open) {
+  if (c.state != ConnState::Open || !admit(c, 0)) {
     f->unref();
     return;
   }
@@ -59,7 +63,6 @@ void Worker::enqueue(Connection& c, pubsub::Frame* f) {
   node_.metrics.bytes_sent.add(shard_, f->size());
   c.out.push(f);
   schedule_flush(c);
-  check_backpressure(c);
 }
 
 void Worker::send_reply(Connection& c, OutType type) {
@@ -117,19 +120,29 @@ void Worker::flush(Connection& c) {
   if (c.state == ConnState::Draining) finalize(c);
 }
 
-void Worker::check_backpressure(Connection& c) {
-  if (c.state != ConnState::Open || c.out.bytes() <= cfg_.max_backpressure) return;
-  // A slow consumer: drop what it has not started to receive (memory stays
-  // bounded), tell it why, and stop sending it anything else.
-  uint32_t dropped = c.out.drop_unstarted();
+// --max-backpressure bounds what is already queued when a frame comes: an
+// empty queue always takes one (a message larger than the limit is still
+// delivered to a reader that keeps up), a queue past the limit takes none.
+bool Worker::admit(Connection& c, uint32_t messages) {
+  if (c.out.bytes() <= cfg_.max_backpressure) return true;
+  slow_consumer(c, messages);
+  return false;
+}
+
+void Worker::slow_consumer(Connection& c, uint32_t refused) {
+  if (c.state != ConnState::Open) return;
+  // Drop what it has not started to receive (memory stays bounded), tell it
+  // why, and stop sending it anything else.
+  const uint64_t queued = c.out.bytes();
+  const uint32_t dropped = c.out.drop_unstarted() + refused;
   node_.metrics.messages_dropped.add(shard_, dropped,
                                      static_cast<uint32_t>(DropReason::SlowConsumer));
   node_.metrics.slow_consumer_disconnects.add(shard_, 1);
   auto scope = conn_log_scope(c);
   WS_LOG(Info, "slow consumer disconnected", {"id", c.id}, {"peer", c.peer.to_string()},
-         {"dropped_frames", dropped});
+         {"queued_bytes", queued}, {"dropped_frames", dropped});
   trace_event(*this, c, "websocket.slow_consumer",
-              {{"websocket.queued_bytes", static_cast<int64_t>(c.out.bytes())},
+              {{"websocket.queued_bytes", static_cast<int64_t>(queued)},
                {"websocket.dropped_frames", static_cast<int64_t>(dropped)},
                {"websocket.max_backpressure", static_cast<int64_t>(cfg_.max_backpressure)}});
   close(c, ws::close_code::kSlowConsumer, "slow consumer: too much data queued",

@@ -2,11 +2,15 @@
 
 #include "server/tracing.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "net/socket.h"
@@ -87,10 +91,10 @@ bool Server::start() {
     channel_metrics_ = std::make_unique<ChannelMetrics>(cfg_.channel_metrics, [this] {
       ChannelMetrics::Sample merged;
       for (auto& part : gather<ChannelMetrics::Sample>([](Worker& w) {
-             ChannelMetrics::Sample s;
-             w.channel_sample(s);
-             return s;
-           })) {
+                          ChannelMetrics::Sample s;
+                          w.channel_sample(s);
+                          return s;
+                        }).results) {
         for (auto& [name, n] : part.published) merged.published[name] += n;
         for (auto& [name, n] : part.subscribers) merged.subscribers[name] += n;
       }
@@ -134,8 +138,11 @@ bool Server::start() {
   node.policy.allowed_origins = cfg_.allowed_origins;
   node.policy.compression = cfg_.compression;
 
-  // One listening socket per worker on the same port (SO_REUSEPORT): the
-  // kernel spreads new connections over the threads.
+  // Without --reuse-port: one listening socket, watched by every worker
+  // (EPOLLEXCLUSIVE wakes one), so no other process can bind the port.
+  // With it: one SO_REUSEPORT socket per worker, in the kernel's group that
+  // other --reuse-port processes on this port join too. Either way, the
+  // worker that accepts hands the connection to the one with fewest sockets.
   std::string error;
   auto addr = net::Address::parse(cfg_.listen, &error);
   if (!addr) {
@@ -143,7 +150,20 @@ bool Server::start() {
     return false;
   }
   std::vector<int> fds;
+  auto close_all = [&fds] {
+    for (int f : fds) ::close(f);
+  };
   for (unsigned i = 0; i < threads; ++i) {
+    if (i > 0 && !cfg_.reuse_port) {
+      int fd = ::fcntl(fds[0], F_DUPFD_CLOEXEC, 0);
+      if (fd < 0) {
+        WS_LOG(Error, "cannot share the listening socket", {"error", strerror(errno)});
+        close_all();
+        return false;
+      }
+      fds.push_back(fd);
+      continue;
+    }
     net::Address a = *addr;
     if (i > 0) {
       // Port 0 picked a free port for the first socket; the others share it.
@@ -152,10 +172,21 @@ bool Server::start() {
       if (a.storage.ss_family == AF_INET) sin->sin_port = htons(port_);
       if (a.storage.ss_family == AF_INET6) sin6->sin6_port = htons(port_);
     }
-    int fd = net::listen_on(a, true);
+    int fd = net::listen_on(a, cfg_.reuse_port);
     if (fd < 0) {
-      WS_LOG(Error, "cannot listen", {"listen", cfg_.listen}, {"error", strerror(-fd)});
-      for (int f : fds) ::close(f);
+      if (fd == -EADDRINUSE) {
+        WS_LOG(Error,
+               cfg_.reuse_port
+                   ? "cannot listen: another process holds the --listen port without --reuse-port"
+                   : "cannot listen: another process already listens on the --listen port",
+               {"listen", cfg_.listen},
+               {"fix", "stop that process, choose another --listen port, or start every process "
+                       "that shares the port with --reuse-port"});
+      } else {
+        WS_LOG(Error, "cannot listen on --listen", {"listen", cfg_.listen},
+               {"error", strerror(-fd)});
+      }
+      close_all();
       return false;
     }
     if (i == 0) port_ = net::local_address(fd)->port();
@@ -166,14 +197,21 @@ bool Server::start() {
     auto admin_addr = net::Address::parse(cfg_.admin, &error);
     if (!admin_addr) {
       WS_LOG(Error, "bad --admin address", {"admin", cfg_.admin}, {"error", error});
-      for (int f : fds) ::close(f);
+      close_all();
       return false;
     }
     admin_ = std::make_unique<http::Server>([this](const http::Request& r) { return handle_admin(r); });
     if (!admin_->start(*admin_addr, &error)) {
-      WS_LOG(Error, "cannot listen (admin)", {"admin", cfg_.admin}, {"error", error});
+      if (error.find(strerror(EADDRINUSE)) != std::string::npos) {
+        WS_LOG(Error, "cannot listen: another process already listens on the --admin port",
+               {"admin", cfg_.admin},
+               {"fix", "stop that process, choose another --admin address (port 0 picks a free "
+                       "one), or --admin off"});
+      } else {
+        WS_LOG(Error, "cannot listen on --admin", {"admin", cfg_.admin}, {"error", error});
+      }
       admin_.reset();
-      for (int f : fds) ::close(f);
+      close_all();
       return false;
     }
   }
@@ -186,23 +224,39 @@ bool Server::start() {
   if (bridge_) bridge_->start(node.registry().shard(telemetry::kMaxShards - 1));
   for (auto& w : workers_) w->start();
 
+  started_ = true;
   std::string where = addr->host() + ":" + std::to_string(port_);
   WS_LOG(Info, "wstrace listening", {"ws", "ws://" + where + "/ws"},
          {"admin", admin_ ? cfg_.admin.substr(0, cfg_.admin.rfind(':')) + ":" +
                                 std::to_string(admin_->port())
                           : std::string("off")},
          {"port", port_}, {"admin_port", admin_port()}, {"threads", threads},
+         {"reuse_port", cfg_.reuse_port},
          {"node_id", cfg_.node_id}, {"version", WSTRACE_VERSION});
+  // A message larger than --max-backpressure is delivered only onto an empty
+  // queue: a second one before the first is written closes the client.
+  const uint64_t largest_out =
+      std::max<uint64_t>(cfg_.max_content_size + 256, cfg_.echo ? cfg_.max_message_size : 0);
+  if (largest_out > cfg_.max_backpressure) {
+    WS_LOG(Warn,
+           "messages can be larger than --max-backpressure: a client gets one only when nothing "
+           "else is queued for it, and is closed with 4429 if another comes before it is written",
+           {"max_backpressure", format_size(cfg_.max_backpressure)},
+           {"largest_message", format_size(largest_out)},
+           {"fix", "raise --max-backpressure to a few times --max-content-size (and "
+                   "--max-message-size with --echo)"});
+  }
   WS_LOG(Info, "capacity", {"rlimit_nofile", fd_limit},
          {"max_connections", node.max_connections},
          {"max_message_size", format_size(cfg_.max_message_size)},
          {"max_backpressure", format_size(cfg_.max_backpressure)},
+         {"send_buffer", cfg_.send_buffer == 0 ? std::string("auto") : format_size(cfg_.send_buffer)},
          {"compression", cfg_.compression}, {"echo", cfg_.echo});
   return true;
 }
 
 void Server::shutdown() {
-  if (stopped_ || !node_) return;
+  if (stopped_ || !started_) return;
   stopped_ = true;
   Node& node = *node_;
   node.draining.store(true);
@@ -234,30 +288,97 @@ void Server::shutdown() {
   WS_LOG(Info, "stopped", {"seconds", static_cast<double>(mono_ns() - start) / 1e9});
 }
 
+void Server::reload(const Config& fresh) {
+  // What changed, by the text each option was set from (a default is "").
+  std::vector<std::string> applied, restart;
+  auto value_of = [](const Config& c, const std::string& name) {
+    auto it = c.sources.find(name);
+    return it == c.sources.end() ? std::string() : it->second;
+  };
+  std::set<std::string> names;
+  for (const auto& [name, v] : cfg_.sources) names.insert(name);
+  for (const auto& [name, v] : fresh.sources) names.insert(name);
+  for (const auto& name : names) {
+    if (value_of(cfg_, name) == value_of(fresh, name)) continue;
+    (option_is_live(name) ? applied : restart).push_back(name);
+  }
+  auto join = [](const std::vector<std::string>& v) {
+    std::string out;
+    for (const auto& s : v) out += (out.empty() ? "" : ",") + s;
+    return out.empty() ? std::string("none") : out;
+  };
+  // The live options: only the log settings so far (the log module reads
+  // them atomically; no other thread reads them from cfg_).
+  cfg_.log_level = fresh.log_level;
+  cfg_.log_format = fresh.log_format;
+  log::configure(cfg_.log_level, cfg_.log_format);
+  for (const auto& name : applied) cfg_.sources[name] = value_of(fresh, name);
+  // Said even when the new level hides Info lines: a reload is always logged.
+  log::write(log::enabled(log::Level::Info) ? log::Level::Info : log::Level::Warn,
+             "configuration reloaded (SIGHUP)",
+             {{"applied", join(applied)},
+              {"config", cfg_.config_file.empty() ? std::string("none") : cfg_.config_file},
+              {"log_level", log::level_name(cfg_.log_level)}});
+  if (!restart.empty()) {
+    WS_LOG(Warn, "changed options that only a restart applies were not changed",
+           {"options", join(restart)});
+  }
+}
+
 template <typename R>
-std::vector<R> Server::gather(std::function<R(Worker&)> fn) {
+Server::Gathered<R> Server::gather(std::function<R(Worker&)> fn) {
   // Shared with the posted tasks, so a worker that answers late (or never:
-  // it may have stopped during shutdown) touches nothing of this frame.
+  // it may be stuck, or stopped during shutdown) touches nothing of this frame.
   struct State {
     std::mutex mu;
     std::condition_variable cv;
     std::vector<R> results;
+    std::vector<bool> answered;
     size_t done = 0;
   };
   auto state = std::make_shared<State>();
+  state->answered.assign(workers_.size(), false);
   for (auto& w : workers_) {
     Worker* worker = w.get();
     worker->loop().post([state, fn, worker] {
       R r = fn(*worker);
       std::lock_guard lock(state->mu);
       state->results.push_back(std::move(r));
+      state->answered[worker->index()] = true;
       ++state->done;
       state->cv.notify_one();
     });
   }
   std::unique_lock lock(state->mu);
   state->cv.wait_for(lock, std::chrono::seconds(2), [&] { return state->done == workers_.size(); });
-  return std::move(state->results);
+  Gathered<R> out;
+  out.results = std::move(state->results);
+  for (unsigned i = 0; i < state->answered.size(); ++i) {
+    if (!state->answered[i]) out.missing.push_back(i);
+  }
+  return out;
+}
+
+void Server::append_partial(std::string& out, const std::vector<unsigned>& missing) {
+  if (missing.empty()) return;
+  out += ",\"partial\":true,\"missing_threads\":[";
+  for (size_t i = 0; i < missing.size(); ++i) {
+    if (i > 0) out += ',';
+    json::append_uint(out, missing[i]);
+  }
+  out += ']';
+}
+
+std::vector<std::pair<unsigned, double>> Server::stalled_workers() const {
+  std::vector<std::pair<unsigned, double>> out;
+  const uint64_t now = mono_ns();
+  for (const auto& w : workers_) {
+    const uint64_t last = w->last_turn_ns();
+    if (now > last && now - last > cfg_.stall_timeout_ns) {
+      out.emplace_back(w->index(), static_cast<double>(now - last) / 1e9);
+    }
+  }
+  return out;
 }
 
 std::string Server::stats_json() {
@@ -350,11 +471,12 @@ std::string Server::connections_json(const http::Request& req) {
   if (auto v = http::query_param(req.query, "offset")) offset = std::strtoull(v->c_str(), nullptr, 10);
   limit = std::clamp<size_t>(limit, 1, 1000);
   std::vector<Worker::ConnInfo> all;
-  for (auto& part : gather<std::vector<Worker::ConnInfo>>([](Worker& w) {
-         std::vector<Worker::ConnInfo> mine;
-         w.collect_connections(mine);
-         return mine;
-       })) {
+  auto parts = gather<std::vector<Worker::ConnInfo>>([](Worker& w) {
+    std::vector<Worker::ConnInfo> mine;
+    w.collect_connections(mine);
+    return mine;
+  });
+  for (auto& part : parts.results) {
     all.insert(all.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
   }
   std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
@@ -364,6 +486,7 @@ std::string Server::connections_json(const http::Request& req) {
   json::append_uint(out, offset);
   out += ",\"limit\":";
   json::append_uint(out, limit);
+  append_partial(out, parts.missing);
   out += ",\"connections\":[";
   for (size_t i = offset; i < all.size() && i < offset + limit; ++i) {
     const auto& c = all[i];
@@ -386,6 +509,8 @@ std::string Server::connections_json(const http::Request& req) {
     json::append_double(out, c.rtt_ms);
     out += ",\"queued_bytes\":";
     json::append_uint(out, c.queued_bytes);
+    out += ",\"kernel_queued_bytes\":";
+    json::append_uint(out, c.kernel_queued_bytes);
     out += ",\"compression\":";
     out += c.deflate ? "true" : "false";
     out += ",\"messages_sent\":";
@@ -411,11 +536,12 @@ std::string Server::connections_json(const http::Request& req) {
 std::string Server::channels_json() {
   std::unordered_map<std::string, size_t> counts;
   using Channels = std::vector<std::pair<std::string, size_t>>;
-  for (auto& part : gather<Channels>([](Worker& w) {
-         Channels mine;
-         w.collect_channels(mine);
-         return mine;
-       })) {
+  auto parts = gather<Channels>([](Worker& w) {
+    Channels mine;
+    w.collect_channels(mine);
+    return mine;
+  });
+  for (auto& part : parts.results) {
     for (auto& [name, n] : part) counts[name] += n;
   }
   std::vector<std::pair<std::string, size_t>> sorted(counts.begin(), counts.end());
@@ -424,6 +550,7 @@ std::string Server::channels_json() {
   });
   std::string out = "{\"total\":";
   json::append_uint(out, sorted.size());
+  append_partial(out, parts.missing);
   out += ",\"channels\":[";
   for (size_t i = 0; i < sorted.size(); ++i) {
     if (i > 0) out += ',';
@@ -440,7 +567,19 @@ std::string Server::channels_json() {
 http::Response Server::handle_admin(const http::Request& req) {
   const std::string_view path = req.path;
   constexpr const char* kJson = "application/json";
-  if (path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n", {}};
+  if (path == "/healthz") {
+    // Alive means every event loop turns: one that has not for
+    // --stall-timeout is stuck (a blocking call, a loop that never yields).
+    auto stalled = stalled_workers();
+    if (stalled.empty()) return {200, "text/plain; charset=utf-8", "ok\n", {}};
+    std::string body;
+    for (const auto& [index, seconds] : stalled) {
+      char line[128];
+      std::snprintf(line, sizeof line, "worker %u: event loop stalled for %.1f s\n", index, seconds);
+      body += line;
+    }
+    return {503, "text/plain; charset=utf-8", body, {}};
+  }
   if (path == "/readyz") {
     if (node_->draining.load()) return {503, "text/plain; charset=utf-8", "draining\n", {}};
     if (node_->cluster_up && !node_->cluster_up()) {

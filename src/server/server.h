@@ -27,6 +27,9 @@ class Server {
   // Stops accepting, closes every client with 1001, flushes telemetry and
   // joins the threads, all within --shutdown-timeout.
   void shutdown();
+  // SIGHUP: applies what changed in a freshly read configuration that can
+  // change without a restart, logs it, and names what would need one.
+  void reload(const Config& fresh);
 
   uint16_t port() const { return port_; }
   uint16_t admin_port() const { return admin_ ? admin_->port() : 0; }
@@ -38,10 +41,21 @@ class Server {
   std::string stats_json();
   std::string connections_json(const http::Request& req);
   std::string channels_json();
-  // Runs fn(worker) on every worker's thread; returns the answers that came
-  // within a bound (a worker answers within one loop iteration).
+  // Runs fn(worker) on every worker's thread and collects the answers that
+  // came within a bound (a worker answers within one loop iteration); the
+  // workers that did not answer in time are named, so an answer built from
+  // the rest says it is partial instead of silently counting less.
   template <typename R>
-  std::vector<R> gather(std::function<R(Worker&)> fn);
+  struct Gathered {
+    std::vector<R> results;
+    std::vector<unsigned> missing;  // worker indexes that did not answer
+  };
+  template <typename R>
+  Gathered<R> gather(std::function<R(Worker&)> fn);
+  // ,"partial":true,"missing_threads":[..] when some worker did not answer.
+  static void append_partial(std::string& out, const std::vector<unsigned>& missing);
+  // Workers whose event loop has not turned for --stall-timeout.
+  std::vector<std::pair<unsigned, double>> stalled_workers() const;
 
   Config cfg_;
   std::unique_ptr<Node> node_;
@@ -50,6 +64,7 @@ class Server {
   std::unique_ptr<cluster::Bridge> bridge_;
   std::unique_ptr<ChannelMetrics> channel_metrics_;
   uint16_t port_ = 0;
+  bool started_ = false;
   bool stopped_ = false;
 };
 

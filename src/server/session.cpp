@@ -89,12 +89,33 @@ struct UpgradeInfo {
 // ---------------------------------------------------------------------------
 // Input
 
+void Worker::on_accepted(int fd, const net::Address& peer) {
+  // The thread with the fewest sockets takes it (this one on a tie): an even
+  // spread whichever thread the kernel woke.
+  Worker* target = this;
+  size_t least = socket_count();
+  for (Worker* w : node_.workers) {
+    const size_t n = w->socket_count();
+    if (n < least) {
+      least = n;
+      target = w;
+    }
+  }
+  target->sockets_.fetch_add(1, std::memory_order_relaxed);
+  if (target == this) {
+    accept(fd, peer);
+  } else {
+    target->loop_.post([target, fd, peer] { target->accept(fd, peer); });
+  }
+}
+
 void Worker::accept(int fd, const net::Address& peer) {
   if (shutting_down_) {
     ::close(fd);
+    sockets_.fetch_sub(1, std::memory_order_relaxed);
     return;
   }
-  net::tune_accepted(fd);
+  net::tune_accepted(fd, static_cast<uint32_t>(cfg_.send_buffer));
   Connection* c = alloc_connection(fd);
   const sockaddr* sa = peer.sa();
   if (sa->sa_family == AF_INET) {
@@ -110,7 +131,6 @@ void Worker::accept(int fd, const net::Address& peer) {
   c->id = node_.next_connection_id.fetch_add(1, std::memory_order_relaxed);
   c->span.start_unix_ns = unix_ns();  // the upgrade span starts at accept
   c->last_activity = wheel_.current();
-  sockets_.fetch_add(1, std::memory_order_relaxed);
   int rc = loop_.add(fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, c);
   if (rc != 0) {
     WS_LOG(Error, "cannot watch a new connection", {"errno", -rc});

@@ -8,6 +8,8 @@
 //   fanout.cpp    publications: posting across threads, delivery runs
 #include "server/worker.h"
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -59,7 +61,6 @@ Worker::Worker(Node& node, unsigned index, int listen_fd)
   const uint64_t tick = wheel_.tick_ns();
   hb_ticks_ = static_cast<uint32_t>(ticks_for(cfg_.heartbeat_interval_ns, tick));
   timeout_ticks_ = static_cast<uint32_t>(ticks_for(cfg_.client_timeout_ns, tick));
-  ticks_per_second_ = static_cast<uint32_t>(std::max<uint64_t>(1, 1'000'000'000ull / tick));
   shared_inflater_ = std::make_unique<ws::Inflater>(15);
   read_buf_.reserve(kReadBufSize);
   registry_.on_interest = [this](const std::string& channel, bool active) {
@@ -69,11 +70,12 @@ Worker::Worker(Node& node, unsigned index, int listen_fd)
     listener_ = std::make_unique<net::Listener>(
         loop_, listen_fd,
         net::Listener::Callbacks{
-            [this](int fd, const net::Address& peer) { accept(fd, peer); },
+            [this](int fd, const net::Address& peer) { on_accepted(fd, peer); },
             [this](int) {
               node_.metrics.connections.add(shard_, 1, static_cast<uint32_t>(ConnOutcome::FdLimit));
               WS_LOG(Warn, "rejected a client: out of file descriptors", {"worker", index_});
-            }});
+            }},
+        !cfg_.reuse_port);
   }
   loop_.add_before_sleep([this] { before_sleep(); });
   loop_.add_timer(tick, tick, [this] { on_tick(); });
@@ -92,6 +94,7 @@ Worker::~Worker() {
 }
 
 void Worker::start() {
+  last_turn_ns_.store(mono_ns(), std::memory_order_relaxed);
   thread_ = std::thread([this] {
     t_worker = this;
     set_thread_shard(&shard_);
@@ -127,6 +130,7 @@ std::vector<Connection*> Worker::connections() const {
 // Loop iteration and timers
 
 void Worker::before_sleep() {
+  last_turn_ns_.store(loop_.now(), std::memory_order_relaxed);
   if (!read_list_.empty()) {
     std::vector<Connection*> list;
     list.swap(read_list_);
@@ -291,6 +295,9 @@ void Worker::collect_connections(std::vector<ConnInfo>& out) const {
     info.subscriptions = c->subscription_count();
     info.rtt_ms = c->rtt_ms();
     info.queued_bytes = c->out.bytes();
+    int unsent = 0;
+    info.kernel_queued_bytes =
+        ::ioctl(c->fd, SIOCOUTQ, &unsent) == 0 && unsent > 0 ? static_cast<uint64_t>(unsent) : 0;
     info.stats = c->stats;
     info.deflate = c->deflate;
     info.thread = index_;

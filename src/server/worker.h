@@ -58,6 +58,8 @@ class Worker {
   void stop();
   // Number of sockets this worker holds (read from any thread, approximate).
   size_t socket_count() const { return sockets_.load(std::memory_order_relaxed); }
+  // Monotonic time of the event loop's last turn (any thread): /healthz.
+  uint64_t last_turn_ns() const { return last_turn_ns_.load(std::memory_order_relaxed); }
 
   // --- used by Connection (same thread only) ---
   void on_io(Connection& c, uint32_t events);
@@ -72,6 +74,7 @@ class Worker {
     uint32_t subscriptions;
     double rtt_ms;
     uint64_t queued_bytes;
+    uint64_t kernel_queued_bytes;  // unsent bytes in the socket's send buffer (SIOCOUTQ)
     ConnStats stats;
     bool deflate;
     unsigned thread;       // the worker's index
@@ -86,7 +89,9 @@ class Worker {
  private:
   friend struct FrameHandler;
 
-  // Accept and input.
+  // Accept and input. on_accepted picks the worker that takes a new
+  // connection (counted in its sockets_ at once); accept runs on that one.
+  void on_accepted(int fd, const net::Address& peer);
   void accept(int fd, const net::Address& peer);
   void read(Connection& c);
   void process(Connection& c, uint8_t* data, size_t len, bool from_conn_buffer);
@@ -113,7 +118,7 @@ class Worker {
   void send_reply(Connection& c, OutType type);  // sends reply_ as a text frame
   void send_error(Connection& c, protocol::ErrorCode code, std::string_view message,
                   const protocol::Id& id);
-  void enqueue(Connection& c, pubsub::Frame* f);  // queue + stats + backpressure check
+  void enqueue(Connection& c, pubsub::Frame* f);  // queue + stats (after admit)
   void push_close(Connection& c, pubsub::Frame* f);
   // Log lines about a connection carry its span's ids (unless a message span
   // is current: then theirs).
@@ -127,7 +132,10 @@ class Worker {
     }
   }
   void flush(Connection& c);
-  void check_backpressure(Connection& c);
+  // False (and the connection closed with 4429) when what `c` already has
+  // queued is over --max-backpressure; `messages` are those refused with it.
+  bool admit(Connection& c, uint32_t messages);
+  void slow_consumer(Connection& c, uint32_t refused);
 
   // Closing.
   void close(Connection& c, uint16_t code, std::string_view reason, Initiator who,
@@ -159,13 +167,13 @@ class Worker {
   net::TimerWheel wheel_;
   uint32_t hb_ticks_ = 0;        // heartbeat interval in ticks (0: off)
   uint32_t timeout_ticks_ = 0;   // client timeout in ticks (0: off)
-  uint32_t ticks_per_second_ = 1;
   pubsub::Registry registry_;
   protocol::Parser parser_;
   pubsub::DeflaterSet deflaters_;
   std::unique_ptr<ws::Inflater> shared_inflater_;  // for clients without context takeover
   std::thread thread_;
   std::atomic<size_t> sockets_{0};
+  std::atomic<uint64_t> last_turn_ns_{0};
   bool shutting_down_ = false;
   bool stop_when_empty_ = false;
 

@@ -87,6 +87,8 @@ void append_time(std::string& out, uint64_t unix_ns) {
 
 }  // namespace
 
+const char* level_name(Level level) { return kLevelNames[static_cast<int>(level)]; }
+
 bool parse_level(std::string_view text, Level& out) {
   for (int i = 0; i <= static_cast<int>(Level::Off); ++i) {
     if (text == kLevelNames[i]) {

@@ -18,6 +18,7 @@ enum class Level : uint8_t { Trace, Debug, Info, Warn, Error, Off };
 enum class Format : uint8_t { Text, Json };
 
 bool parse_level(std::string_view text, Level& out);
+const char* level_name(Level level);  // "info", ...
 bool parse_format(std::string_view text, Format& out);
 
 void configure(Level level, Format format);
