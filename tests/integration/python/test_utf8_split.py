@@ -42,7 +42,8 @@ import unittest
 import zlib
 
 from wstrace_harness import (IO_TIMEOUT, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,
-                             ConnectionEnded, RawClient, WstraceServer, encode_frame, wait_until)
+                             ConnectionEnded, RawClient, WstraceServer, close_payload, encode_frame,
+                             wait_until)
 
 # (what, bytes, offset in them of the first byte no valid UTF-8 can have
 # there). Every byte before that offset is a valid prefix of some character,
@@ -519,6 +520,28 @@ class Utf8SplitBase(unittest.TestCase):
         def send(c):
             self.deliver(c, pieces, delivery, stop_on_answer=True)
         return send
+
+    def test_invalid_close_reason_one_byte_per_write(self):
+        # A Close frame's reason is UTF-8 too (RFC 6455 §5.5.1); it arrives
+        # over as many reads as its bytes.
+        seqs = [(w, s, False) for w, s, _ in INVALID] + [(w, s, True) for w, s in TRUNCATED]
+        cases = []
+        for what, seq, at_end in seqs:
+            reason = b"bye " + seq + (b"" if at_end else b" now")
+            frame = encode_frame(OP_CLOSE, close_payload(1000, reason))
+            cases.append((f"{what} in a close reason, one byte per write", None,
+                          self._pieces_sender([frame], Delivery.BYTEWISE)))
+        self.run_invalid(cases)
+
+    def test_valid_close_reason_one_byte_per_write(self):
+        for what, ch in VALID:
+            with self.subTest(what):
+                c = self.connect()
+                reason = ("bye " + ch + " now").encode()
+                self.deliver(c, [encode_frame(OP_CLOSE, close_payload(1000, reason))],
+                             Delivery.BYTEWISE, stop_on_answer=False)
+                self.assertEqual(c.read_close()[0], 1000, f"{what}: the Close echoed")
+                c.expect_eof()
 
     def test_valid_multibyte_split_every_way(self):
         before = self.utf8_errors()
