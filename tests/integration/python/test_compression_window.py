@@ -287,7 +287,9 @@ def vm_rss_kib(pid):
 class InflaterMemory(unittest.TestCase):
     """300 connections with context takeover each send one compressed
     message; the resident memory that adds is compared between a 9-bit and
-    a 15-bit client window."""
+    a 15-bit client window (15 bits: the client offers no
+    client_max_window_bits, since the server answers an offer of 15 with
+    its cap of 10)."""
 
     N = 300
     # Inflates to more than 32 KiB, so even a 15-bit window is written
@@ -305,9 +307,9 @@ class InflaterMemory(unittest.TestCase):
                 srv.wait_stats(lambda s: s["compression"]["connections"] == self.N,
                                what=f"{self.N} compressed connections")
                 self.assertEqual(srv.stats()["compression"]["connection_inflaters"], 0)
-                # One warm-up message on its own connection first: the
-                # worker's shared buffers (inflate scratch, compressor) reach
-                # their size before the baseline.
+                # Warm-up messages on four of the connections first, so the
+                # workers' own buffers (inflate scratch, compressor output)
+                # have reached their size before the baseline.
                 payload = ContextClient().message(self.TEXT)
                 for c in clients[:4]:
                     c.send_frame(OP_TEXT, payload, rsv1=True)
