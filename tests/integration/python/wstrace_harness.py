@@ -82,8 +82,10 @@ class WstraceServer:
     raise, its exit code must be 0.
     """
 
-    def __init__(self, *args, threads=2, nofile=None, env=None, expect_clean_exit=True):
+    def __init__(self, *args, threads=2, nofile=None, env=None, expect_clean_exit=True,
+                 listen="127.0.0.1:0"):
         self.args = list(args)
+        self.listen = listen
         self.threads = threads
         self.nofile = nofile
         self.env = env
@@ -101,7 +103,7 @@ class WstraceServer:
     # -- lifecycle ---------------------------------------------------------
 
     def start(self):
-        cmd = [wstrace_bin(), "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+        cmd = [wstrace_bin(), "--listen", self.listen, "--admin", "127.0.0.1:0",
                "--log-format", "json", "--threads", str(self.threads)] + self.args
         env = dict(os.environ)
         # Never export anywhere from the tests.

@@ -285,5 +285,98 @@ TEST_F(ConfigTest, HelpAndVersion) {
   EXPECT_NE(out_.find("wstrace"), std::string::npos) << out_;
 }
 
+TEST_F(ConfigTest, AddressesAreCheckedBeforeAnythingStarts) {
+  expect_bad({"--listen", "nonsense"}, "--listen");
+  expect_bad({"--listen", ":99999"}, "--listen");
+  expect_bad({"--listen", "[::1"}, "--listen");
+  expect_bad({"--admin", "127.0.0.1"}, "--admin");
+  expect_bad({"--admin", "127.0.0.1:65536"}, "--admin");
+  EXPECT_EQ(load({"--admin", "off", "--listen", "[::1]:0"}), -1) << err_;
+  EXPECT_FALSE(cfg_.admin_enabled());
+  EXPECT_EQ(load({"--listen", ":0"}), -1) << err_;
+  std::string path = toml("listen = \"nowhere\"\n");
+  expect_bad({"--config", path}, "listen in " + path);
+}
+
+TEST_F(ConfigTest, TomlTextWithoutQuotesSaysSo) {
+  std::string path = toml("threads = 2\nlisten = 127.0.0.1:0\n");
+  EXPECT_EQ(load({"--config", path}), 2);
+  EXPECT_NE(err_.find("line 2"), std::string::npos) << err_;
+  EXPECT_NE(err_.find("need quotes"), std::string::npos) << err_;
+  EXPECT_NE(err_.find("listen = \"127.0.0.1:0\""), std::string::npos) << err_;
+  // A real syntax error is not mistaken for missing quotes.
+  path = toml("threads = [1,\n");
+  EXPECT_EQ(load({"--config", path}), 2);
+  EXPECT_EQ(err_.find("need quotes"), std::string::npos) << err_;
+}
+
+TEST_F(ConfigTest, SeveralBadValuesInAFileReportTheFirst) {
+  // In file order, not in the order of the option table.
+  std::string path = toml("max-message-size = \"huge\"\nthreads = \"x\"\nlisten = \"bad\"\n");
+  EXPECT_EQ(load({"--config", path}), 2);
+  EXPECT_NE(err_.find("max-message-size in"), std::string::npos) << err_;
+  EXPECT_NE(err_.find("line 1"), std::string::npos) << err_;
+  EXPECT_EQ(err_.find("threads"), std::string::npos) << err_;
+  // A bad flag comes before the file's.
+  EXPECT_EQ(load({"--config", path, "--threads", "many"}), 2);
+  EXPECT_NE(err_.find("--threads"), std::string::npos) << err_;
+  EXPECT_EQ(err_.find("max-message-size"), std::string::npos) << err_;
+}
+
+TEST_F(ConfigTest, NewLimits) {
+  ASSERT_EQ(load({}), -1) << err_;
+  EXPECT_FALSE(cfg_.reuse_port);
+  EXPECT_EQ(cfg_.send_buffer, 128u << 10);
+  EXPECT_EQ(cfg_.rate_burst, 0u);
+  EXPECT_EQ(cfg_.stall_timeout_ns, 10'000'000'000ull);
+  ASSERT_EQ(load({"--reuse-port", "--send-buffer", "0", "--rate-limit", "100000",
+                  "--rate-burst", "5", "--stall-timeout", "2s"}),
+            -1)
+      << err_;
+  EXPECT_TRUE(cfg_.reuse_port);
+  EXPECT_EQ(cfg_.send_buffer, 0u);
+  EXPECT_EQ(cfg_.rate_limit, 100000u);
+  EXPECT_EQ(cfg_.rate_burst, 5u);
+  EXPECT_EQ(cfg_.stall_timeout_ns, 2'000'000'000ull);
+  expect_bad({"--send-buffer", "1GiB"}, "--send-buffer");
+  expect_bad({"--stall-timeout", "10ms"}, "--stall-timeout");
+  expect_bad({"--reuse-port=sometimes"}, "--reuse-port");
+}
+
+TEST_F(ConfigTest, ReloadReadsTheSameSourcesAgain) {
+  std::string path = toml("log-level = \"info\"\nthreads = 2\n");
+  ASSERT_EQ(load({"--config", path, "--node-id", "n1"}), -1) << err_;
+  EXPECT_EQ(cfg_.args, (std::vector<std::string>{"--config", path, "--node-id", "n1"}));
+  EXPECT_EQ(cfg_.config_file, path);
+  EXPECT_EQ(cfg_.sources.at("log-level"), "info");
+  EXPECT_EQ(cfg_.sources.at("node-id"), "n1");
+  std::ofstream(path) << "log-level = \"debug\"\nthreads = 3\n";
+  Config now = cfg_;
+  std::string error;
+  ASSERT_TRUE(reload_config(cfg_.args, now, error)) << error;
+  EXPECT_EQ(now.log_level, log::Level::Debug);
+  EXPECT_EQ(now.threads, 3u);  // read; the server decides what it can apply
+  EXPECT_EQ(now.node_id, "n1");
+  // A bad file is refused and leaves the running configuration alone.
+  std::ofstream(path) << "log-level = \"loud\"\n";
+  Config kept = now;
+  EXPECT_FALSE(reload_config(cfg_.args, kept, error));
+  EXPECT_NE(error.find("log-level"), std::string::npos) << error;
+  EXPECT_EQ(kept.log_level, log::Level::Debug);
+  EXPECT_TRUE(option_is_live("log-level"));
+  EXPECT_TRUE(option_is_live("log-format"));
+  EXPECT_FALSE(option_is_live("listen"));
+  EXPECT_FALSE(option_is_live("threads"));
+}
+
+TEST_F(ConfigTest, ReloadKeepsAGeneratedNodeId) {
+  ASSERT_EQ(load({}), -1) << err_;
+  Config now = cfg_;
+  now.node_id = "host-123";  // as generated at start
+  std::string error;
+  ASSERT_TRUE(reload_config(cfg_.args, now, error)) << error;
+  EXPECT_EQ(now.node_id, "host-123");
+}
+
 }  // namespace
 }  // namespace wstrace::server
