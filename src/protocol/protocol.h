@@ -1,4 +1,4 @@
-// The client protocol (PRODUCT.md §2): JSON objects in text frames.
+// The client protocol (docs/PROTOCOL.md): JSON objects in text frames.
 // Parsing is I/O-free and allocation-free after warm-up (a simdjson parser
 // per thread); the encoders append the server's messages to a Buffer.
 #pragma once

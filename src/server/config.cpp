@@ -202,8 +202,9 @@ const std::vector<Option>& options() {
          return set_size(c.max_content_size, v, why);
        }},
       {"max-backpressure", "SIZE", "1MiB",
-       "Outbound bytes queued for one client; past it the client is closed with 4429 "
-       "(slow consumer).",
+       "Outbound bytes one client may have queued: a message that finds more than this "
+       "already queued closes the client with 4429 (slow consumer). An empty queue always "
+       "takes one message, however large.",
        [](Config& c, const std::string& v, std::string& why) {
          return set_size(c.max_backpressure, v, why);
        }},
@@ -328,6 +329,8 @@ Every option is also an environment variable WSTRACE_<NAME> (e.g.
 WSTRACE_MAX_CONNECTIONS=50000) and a key in the TOML file given with --config
 (e.g. max-connections = 50000). Precedence: flag > environment > file > default.
 Sizes take units (512, 64KiB, 1MiB); durations take units (500ms, 30s, 2m).
+SIGHUP reads flags, environment and file again and applies the options marked
+[SIGHUP reloads it]; a bad new configuration is refused and the old one kept.
 
 OpenTelemetry is configured with its standard variables:
   OTEL_EXPORTER_OTLP_ENDPOINT     export traces and metrics over OTLP/HTTP (none: keep

@@ -1,4 +1,4 @@
-// Every metric the server records, declared once (PRODUCT.md §4). Series
+// Every metric the server records, declared once (docs/TELEMETRY.md). Series
 // indexes below match the order of each instrument's label sets.
 #pragma once
 

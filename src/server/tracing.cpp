@@ -1,4 +1,4 @@
-// Spans of the WebSocket life (PRODUCT.md §4): the upgrade, the connection,
+// Spans of the WebSocket life (docs/TELEMETRY.md): the upgrade, the connection,
 // each inbound message, its direct replies, broadcasts and fan-outs. Kept
 // apart from the data path in worker.cpp: every function here starts with a
 // cheap check and does nothing when tracing is off or the span not sampled.

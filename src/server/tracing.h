@@ -1,4 +1,4 @@
-// Spans of the WebSocket life (PRODUCT.md §4). Each function is a no-op when
+// Spans of the WebSocket life (docs/TELEMETRY.md). Each function is a no-op when
 // tracing is disabled or the span is not sampled.
 #pragma once
 
