@@ -195,6 +195,17 @@ def main():
             if b'"end"' in payload:
                 break
         elapsed = time.monotonic() - t0
+        # The other worker thread may still be delivering: wait until the
+        # slow-consumer count stops moving (bounded).
+        settle_end = time.monotonic() + 10
+        last, stable_since = -1, time.monotonic()
+        while time.monotonic() < settle_end:
+            n = admin_stats(admin_port)["slow_consumer_disconnects_total"]
+            if n != last:
+                last, stable_since = n, time.monotonic()
+            elif n >= len(subs) or time.monotonic() - stable_since > 0.5:
+                break
+            time.sleep(0.05)
         queues = server_send_queues(port, client_ports)
         pages = sockstat_pages()
         rss = rss_kib(proc.pid)
