@@ -8,9 +8,14 @@
 - RawClient: a blocking TCP client with its own tiny frame writer and
   reader, for what a well-behaved library refuses to send (unmasked frames,
   reserved bits, bad UTF-8, ...) and for reading close codes off the wire.
+- Deadline / WaitTimeout: one overall bound for a wait made of many steps.
 
 Nothing here sleeps to synchronise: every wait is on an event (a log line,
-a frame, a socket close, a counter) with a deadline.
+a frame, a socket close, a counter) with a deadline. Fail, don't hang: a
+wait that loops (frames until a Close, data until EOF, messages until a
+set is complete) has ONE deadline for the whole loop, not a fresh timeout
+per step, so a stream of Pings or data cannot keep it alive; when it runs
+out it raises WaitTimeout (an AssertionError) naming what did not happen.
 """
 
 import base64
@@ -31,7 +36,10 @@ import time
 import zlib
 
 # Generous bounds: the suite also runs against an ASan+UBSan debug build on
-# two cores shared with other ctest jobs. They are deadlines, not delays.
+# two cores shared with other ctest jobs. They are deadlines, not delays:
+# a wait ends as soon as its event happens. IO_TIMEOUT bounds one awaited
+# event (a reply, a frame, a close, an /api/stats condition); a loop of
+# many steps gets one Deadline for all of them.
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
 IO_TIMEOUT = 20.0
@@ -71,6 +79,45 @@ class ServerError(AssertionError):
     pass
 
 
+class WaitTimeout(AssertionError, TimeoutError):
+    """A wait ran out of time. An AssertionError, so unittest reports the
+    message (what did not happen) as the failure; also a TimeoutError, so
+    code that catches timeouts (asyncio.TimeoutError is TimeoutError) still
+    does."""
+
+
+class Deadline:
+    """One overall bound for a wait made of many steps.
+
+        d = Deadline(10, "no Close frame")
+        while ...:
+            f = c.read_frame(deadline=d)    # each step gets what is left
+
+    left() returns the seconds remaining and raises WaitTimeout once there
+    are none: "<what> within <seconds> s <detail>"."""
+
+    def __init__(self, seconds, what="the awaited event did not happen"):
+        self.seconds = float(seconds)
+        self.what = what
+        self.end = time.monotonic() + self.seconds
+
+    def expired(self):
+        return time.monotonic() >= self.end
+
+    def elapsed(self):
+        return time.monotonic() - (self.end - self.seconds)
+
+    def error(self, detail=""):
+        return WaitTimeout(f"{self.what} within {self.seconds:g} s"
+                           + (f" {detail}" if detail else ""))
+
+    def left(self, detail=""):
+        left = self.end - time.monotonic()
+        if left <= 0:
+            raise self.error(detail)
+        return left
+
+
 class WstraceServer:
     """A wstrace process on free loopback ports.
 
@@ -99,6 +146,7 @@ class WstraceServer:
         self._cond = threading.Condition(self._lock)
         self._reader = None
         self._eof = False
+        self.killed_after_sigterm = False
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -145,8 +193,9 @@ class WstraceServer:
     def __exit__(self, exc_type, exc, tb):
         rc = self.stop()
         if exc_type is None and self.expect_clean_exit and rc != 0:
-            raise ServerError(f"wstrace exited with {rc}, expected 0; stderr:\n"
-                              + self.stderr_text()[-8000:])
+            why = (f"wstrace did not exit within {STOP_TIMEOUT:g} s of SIGTERM (killed)"
+                   if self.killed_after_sigterm else f"wstrace exited with {rc}, expected 0")
+            raise ServerError(f"{why}; stderr:\n" + self.stderr_text()[-8000:])
         return False
 
     @property
@@ -177,6 +226,7 @@ class WstraceServer:
         if self.proc.poll() is None:
             self.signal(signal.SIGTERM)
             if self.wait_exit(timeout) is None:
+                self.killed_after_sigterm = True
                 self.kill()
         else:
             self.wait_exit(timeout)
@@ -186,7 +236,11 @@ class WstraceServer:
         if self.proc is not None and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
         if self.proc is not None:
-            self.proc.wait()
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                raise ServerError(f"wstrace (pid {self.proc.pid}) still there {STOP_TIMEOUT:g} s "
+                                  "after SIGKILL") from None
             if self._reader is not None:
                 self._reader.join(timeout=5)
             self.returncode = self.proc.returncode
@@ -209,7 +263,8 @@ class WstraceServer:
         return out
 
     def wait_log(self, pred, timeout):
-        """Waits for a JSON log line matching pred; returns it or None."""
+        """Waits for a JSON log line matching pred; returns it or None (at
+        the deadline, or at once when the server has exited)."""
         deadline = time.monotonic() + timeout
         seen = 0
         with self._cond:
@@ -227,6 +282,16 @@ class WstraceServer:
                 if left <= 0 or self._eof:
                     return None
                 self._cond.wait(left)
+
+    def expect_log(self, pred, timeout=IO_TIMEOUT, what="the awaited log line"):
+        """wait_log() that fails (WaitTimeout) with the last lines of the log
+        when no line matches within `timeout`."""
+        line = self.wait_log(pred, timeout)
+        if line is None:
+            state = "wstrace has exited" if self._eof else f"no such line within {timeout:g} s"
+            raise WaitTimeout(f"no log line {what}: {state}; last lines:\n"
+                              + "\n".join(self.stderr_text().splitlines()[-15:]))
+        return line
 
     # -- addresses and admin -----------------------------------------------
 
@@ -269,11 +334,22 @@ class WstraceServer:
         return json.loads(body)["connections"]
 
     def wait_stats(self, pred, timeout=IO_TIMEOUT, what="condition"):
+        """Polls /api/stats until pred(stats); fails (WaitTimeout) with the
+        last stats seen."""
+        last = {}
+
         def check():
             s = self.stats()
+            last["stats"] = s
             return s if pred(s) else None
 
-        return wait_until(check, timeout, what=f"/api/stats {what}")
+        try:
+            return wait_until(check, timeout, what=f"/api/stats {what}")
+        except WaitTimeout as e:
+            if "stats" not in last:
+                raise
+            seen = json.dumps(last["stats"], separators=(",", ":"))
+            raise WaitTimeout(f"{e}; last /api/stats: {seen[:1500]}") from None
 
 
 class Metrics:
@@ -314,7 +390,8 @@ class Metrics:
 
 def wait_until(fn, timeout=IO_TIMEOUT, interval=0.02, what="condition"):
     """Polls fn() until it returns something truthy; returns that. Raises
-    AssertionError at the deadline. A bounded poll, not a fixed sleep."""
+    WaitTimeout (an AssertionError) at the deadline. A bounded poll, not a
+    fixed sleep."""
     deadline = time.monotonic() + timeout
     last_exc = None
     while True:
@@ -322,11 +399,13 @@ def wait_until(fn, timeout=IO_TIMEOUT, interval=0.02, what="condition"):
             v = fn()
             if v:
                 return v
+        except WaitTimeout:
+            raise
         except (OSError, ValueError, http.client.HTTPException) as e:
             last_exc = e
         if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out waiting for {what}"
-                                 + (f" (last error: {last_exc!r})" if last_exc else ""))
+            raise WaitTimeout(f"timed out after {timeout:g} s waiting for {what}"
+                              + (f" (last error: {last_exc!r})" if last_exc else ""))
         time.sleep(interval)
 
 
@@ -484,10 +563,11 @@ class RawClient:
         return upgrade_request(self.port, path, headers, self.key, version, omit)
 
     def read_http_response(self, timeout=None):
-        """Reads an HTTP response head (and a Content-Length body)."""
-        self.sock.settimeout(timeout or self.timeout)
+        """Reads an HTTP response head (and a Content-Length body), all of it
+        within `timeout`."""
+        d = Deadline(timeout or self.timeout, "no complete HTTP response")
         while b"\r\n\r\n" not in self.buf:
-            chunk = self._recv()
+            chunk = self._recv(d, f"({len(self.buf)} bytes of a head read: {self.buf[:80]!r})")
             if not chunk:
                 raise ConnectionEnded(f"connection closed before an HTTP response: {self.buf!r}")
             self.buf += chunk
@@ -503,7 +583,7 @@ class RawClient:
         n = int(headers.get("content-length", "0") or 0)
         if status != 101:
             while len(self.buf) < n:
-                chunk = self._recv()
+                chunk = self._recv(d, f"({len(self.buf)} of a {n}-byte body read)")
                 if not chunk:
                     break
                 self.buf += chunk
@@ -543,41 +623,50 @@ class RawClient:
     def send_close(self, code=1000, reason=b""):
         self.send_frame(OP_CLOSE, close_payload(code, reason))
 
-    def _recv(self, n=65536):
+    def _recv(self, deadline, detail="", n=65536):
+        """One recv() within what is left of `deadline` (WaitTimeout when
+        nothing comes in time); b"" on EOF or reset."""
+        self.sock.settimeout(deadline.left(detail))
         try:
             return self.sock.recv(n)
         except ConnectionResetError:
             return b""
+        except socket.timeout:
+            raise deadline.error(detail) from None
+        finally:
+            self.sock.settimeout(self.timeout)
 
-    def _need(self, n):
+    def _need(self, n, deadline, detail=""):
         while len(self.buf) < n:
-            chunk = self._recv()
+            chunk = self._recv(deadline, f"({len(self.buf)} of {n} bytes buffered){detail}")
             if not chunk:
-                raise ConnectionEnded(f"EOF with {len(self.buf)} of {n} bytes buffered")
+                raise ConnectionEnded(f"EOF with {len(self.buf)} of {n} bytes buffered{detail}")
             self.buf += chunk
 
-    def read_frame(self, timeout=None):
-        """Reads one frame. Raises ConnectionEnded on EOF/reset and
-        socket.timeout after `timeout`."""
-        self.sock.settimeout(timeout or self.timeout)
-        self._need(2)
+    def read_frame(self, timeout=None, deadline=None, what="no frame from the server"):
+        """Reads one frame, all of it within `timeout` (default: the client's
+        timeout) or within what is left of `deadline` (a Deadline shared by
+        a loop of reads). Raises ConnectionEnded on EOF/reset and
+        WaitTimeout when the frame is not complete in time."""
+        d = deadline or Deadline(timeout or self.timeout, what)
+        self._need(2, d)
         b0, b1 = self.buf[0], self.buf[1]
         n = b1 & 0x7F
         off = 2
         if n == 126:
-            self._need(4)
+            self._need(4, d)
             n = struct.unpack("!H", self.buf[2:4])[0]
             off = 4
         elif n == 127:
-            self._need(10)
+            self._need(10, d)
             n = struct.unpack("!Q", self.buf[2:10])[0]
             off = 10
         masked = bool(b1 & 0x80)
         if masked:
-            self._need(off + 4)
+            self._need(off + 4, d)
             key = self.buf[off:off + 4]
             off += 4
-        self._need(off + n)
+        self._need(off + n, d)
         payload = self.buf[off:off + n]
         if masked:
             payload = apply_mask(payload, key)
@@ -631,17 +720,27 @@ class RawClient:
             off += 4
         return len(b) >= off + n
 
-    def read_message(self, timeout=None, answer_pings=True):
-        """Reads one data message (reassembled, inflated). Returns
-        (opcode, bytes). Control frames in between: Pings are answered."""
-        parts, first, compressed = [], None, False
+    def read_message(self, timeout=None, answer_pings=True, deadline=None):
+        """Reads one data message (reassembled, inflated), all of it within
+        `timeout` (or what is left of `deadline`), however many control
+        frames come first. Returns (opcode, bytes). Control frames in
+        between: Pings are answered."""
+        d = deadline or Deadline(timeout or self.timeout, "no data message from the server")
+        parts, first, compressed, control = [], None, False, 0
         while True:
-            f = self.read_frame(timeout)
+            try:
+                f = self.read_frame(deadline=d)
+            except WaitTimeout:
+                if not control:
+                    raise
+                raise d.error(f"after {control} control frames (Pings, Pongs)") from None
             if f.opcode == OP_PING:
+                control += 1
                 if answer_pings:
                     self.send_frame(OP_PONG, f.payload)
                 continue
             if f.opcode == OP_PONG:
+                control += 1
                 continue
             if f.opcode == OP_CLOSE:
                 raise AssertionError(f"unexpected Close {f.close_code()} {f.close_reason()!r}")
@@ -654,30 +753,78 @@ class RawClient:
                     data = inflate_message(data)
                 return first, data
 
-    def read_json(self, timeout=None):
-        op, data = self.read_message(timeout)
+    def read_json(self, timeout=None, deadline=None):
+        op, data = self.read_message(timeout, deadline=deadline)
         assert op == OP_TEXT, f"expected a text frame, got opcode {op}"
         return json.loads(data)
 
-    def read_close(self, timeout=None, skip_data=True):
-        """Reads frames until a Close; returns (code, reason). Data frames
-        and Pings before it are skipped (not answered)."""
+    def read_close(self, timeout=None, skip_data=True, max_pings=None, hint=""):
+        """Reads frames until a Close, all within `timeout`; returns (code,
+        reason). Data frames and Pings before it are skipped (not answered).
+        With max_pings, more Pings than that before the Close fail at once
+        (the server's own clock says the Close is overdue). `hint` ends the
+        failure message (e.g. "is --client-timeout enforced?")."""
+        t = timeout or self.timeout
+        d = Deadline(t, "no Close frame")
+        pings = data = 0
+
+        def detail():
+            return (f"after {pings} Pings and {data} other frames"
+                    + (f": {hint}" if hint else ""))
+
         while True:
-            f = self.read_frame(timeout)
+            try:
+                f = self.read_frame(deadline=d)
+            except WaitTimeout:
+                raise d.error(detail()) from None
+            except ConnectionEnded as e:
+                raise ConnectionEnded(f"no Close frame before the TCP close, {detail()} ({e})") \
+                    from None
             if f.opcode == OP_CLOSE:
                 return f.close_code(), f.close_reason()
             if not skip_data:
                 raise AssertionError(f"expected a Close frame, got {f!r}")
+            if f.opcode == OP_PING:
+                pings += 1
+                if max_pings is not None and pings > max_pings:
+                    raise WaitTimeout(f"no Close frame after {pings} Pings "
+                                      f"(in {d.elapsed():.1f} s)" + (f": {hint}" if hint else ""))
+            else:
+                data += 1
+
+    def pings_until_close(self, timeout=None, max_pings=None, hint=""):
+        """Reads frames without answering Pings until a Close (nothing but
+        Pings may come first); returns (pings seen, close code). Fails once
+        `timeout` has passed or more than `max_pings` Pings came without a
+        Close."""
+        d = Deadline(timeout or self.timeout, "no Close frame")
+        pings = 0
+        tail = f": {hint}" if hint else ""
+        while True:
+            try:
+                f = self.read_frame(deadline=d)
+            except WaitTimeout:
+                raise d.error(f"after {pings} Pings{tail}") from None
+            if f.opcode == OP_PING:
+                pings += 1
+                if max_pings is not None and pings > max_pings:
+                    raise WaitTimeout(f"no Close frame after {pings} Pings "
+                                      f"(in {d.elapsed():.1f} s){tail}")
+                continue
+            assert f.opcode == OP_CLOSE, f"expected a Ping or a Close, got {f!r}"
+            return pings, f.close_code()
 
     def expect_eof(self, timeout=None):
         """The server closes the TCP connection (after its Close frame):
-        reads until EOF, ignoring anything else."""
-        self.sock.settimeout(timeout or self.timeout)
+        reads until EOF, ignoring anything else, within `timeout`."""
+        d = Deadline(timeout or self.timeout, "the server did not close the TCP connection")
         self.buf = b""
+        n = 0
         while True:
-            chunk = self._recv()
+            chunk = self._recv(d, f"({n} more bytes read meanwhile)")
             if not chunk:
                 return True
+            n += len(chunk)
 
 
 def ws_accept_ok(resp):
@@ -700,10 +847,18 @@ async def ws_connect(url, **kw):
     return await websockets.connect(url, **kw)
 
 
-async def recv_json(ws, timeout=IO_TIMEOUT):
+async def recv(ws, timeout=IO_TIMEOUT, what="message"):
+    """ws.recv() within `timeout`; WaitTimeout naming `what` otherwise."""
     import asyncio
 
-    msg = await asyncio.wait_for(ws.recv(), timeout)
+    try:
+        return await asyncio.wait_for(ws.recv(), timeout)
+    except asyncio.TimeoutError:
+        raise WaitTimeout(f"no {what} from the server within {timeout:g} s") from None
+
+
+async def recv_json(ws, timeout=IO_TIMEOUT, what="message"):
+    msg = await recv(ws, timeout, what)
     assert isinstance(msg, str), f"expected a text message, got {msg!r:.80}"
     return json.loads(msg)
 
@@ -711,7 +866,7 @@ async def recv_json(ws, timeout=IO_TIMEOUT):
 async def request(ws, obj, timeout=IO_TIMEOUT):
     """Sends obj and returns the next message (the direct reply)."""
     await ws.send(json.dumps(obj))
-    return await recv_json(ws, timeout)
+    return await recv_json(ws, timeout, what=f"reply to {json.dumps(obj)[:80]}")
 
 
 async def subscribe(ws, channel, timeout=IO_TIMEOUT):
@@ -721,19 +876,28 @@ async def subscribe(ws, channel, timeout=IO_TIMEOUT):
 
 
 async def wait_closed_code(ws, timeout=IO_TIMEOUT):
-    """Reads (and drops) messages until the connection closes; returns the
-    close code the server sent (None if it sent none)."""
+    """Reads (and drops) messages until the connection closes, within
+    `timeout` however many messages come first; returns the close code the
+    server sent (None if it sent none)."""
     import asyncio
     import websockets
 
+    read = 0
+
     async def drain():
+        nonlocal read
         try:
             while True:
                 await ws.recv()
+                read += 1
         except websockets.ConnectionClosed as e:
             return e.rcvd.code if e.rcvd is not None else None
 
-    return await asyncio.wait_for(drain(), timeout)
+    try:
+        return await asyncio.wait_for(drain(), timeout)
+    except asyncio.TimeoutError:
+        raise WaitTimeout(f"the server did not close the connection within {timeout:g} s "
+                          f"({read} messages read meanwhile)") from None
 
 
 class AsyncTestCase(__import__("unittest").IsolatedAsyncioTestCase):
