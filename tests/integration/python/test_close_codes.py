@@ -1,4 +1,4 @@
-"""Every close code of PRODUCT.md §2, provoked over a raw TCP socket with
+"""Every close code of the client protocol (docs/PROTOCOL.md), provoked over a raw TCP socket with
 the test's own (masked) frame writer; RFC 6455 §5-7 violations.
 
 Each test reads the server's Close frame off the wire and checks its code,
@@ -11,11 +11,14 @@ import struct
 import unittest
 
 from wstrace_harness import (IO_TIMEOUT, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG,
-                             OP_TEXT, AsyncTestCase, ConnectionEnded, RawClient, WstraceServer,
-                             close_payload, deflate_message, encode_frame, make_jwt, recv_json,
-                             stalled_subscriber, subscribe, ws_connect)
+                             OP_TEXT, AsyncTestCase, ConnectionEnded, Deadline, RawClient,
+                             WstraceServer, close_payload, deflate_message, encode_frame, make_jwt,
+                             recv_json, stalled_subscriber, subscribe, ws_connect)
 
 MAX_MESSAGE = 4096
+# Bounds for the slow-consumer floods: far more than it takes to pass
+# --max-backpressure plus the socket buffers, then the test fails.
+FLOOD_TIME = 60.0
 
 
 class RawCase(unittest.TestCase):
@@ -332,8 +335,9 @@ class SlowConsumer4429(AsyncTestCase):
             sent = 0
             # Publish in batches that the normal reader drains before the
             # next (about 40 KB in flight: under the limit), until the
-            # server has dropped the slow reader; bounded.
-            while sent < 5000:
+            # server has dropped the slow reader; bounded in count and time.
+            flood = Deadline(FLOOD_TIME, "no slow consumer disconnect")
+            while sent < 5000 and not flood.expired():
                 for _ in range(10):
                     await pub.send(json.dumps({"type": "Message", "channel": "feed",
                                                "content": f"{sent}:{content}"}))
@@ -345,7 +349,8 @@ class SlowConsumer4429(AsyncTestCase):
                     break
             s = srv.stats()
             self.assertEqual(s["slow_consumer_disconnects_total"], 1,
-                             f"not dropped after {sent} messages of 4 KB")
+                             f"not dropped after {sent} messages of 4 KB to a reader that stopped "
+                             f"(in {flood.elapsed():.1f} s): is --max-backpressure enforced?")
             self.assertEqual(srv.metrics().value("websocket_slow_consumer_disconnects_total"), 1)
             # A few more after the drop: the normal subscriber still gets
             # every one.
@@ -359,9 +364,10 @@ class SlowConsumer4429(AsyncTestCase):
             # Close 4429.
             code = None
             seq = []
+            d = Deadline(IO_TIMEOUT, "the slow consumer read no Close frame")
             try:
                 while True:
-                    f = slow.read_frame()
+                    f = slow.read_frame(deadline=d)
                     if f.opcode == OP_CLOSE:
                         code = f.close_code()
                         break
@@ -404,19 +410,28 @@ class SlowConsumer4429OnTheWire(unittest.TestCase):
             # buffers, at most 4 MiB + 4 KiB on Linux by default).
             content = "s" * 1000
             sent = 0
-            while sent < 10000 and srv.stats()["slow_consumer_disconnects_total"] == 0:
+            flood = Deadline(FLOOD_TIME, "no slow consumer disconnect")
+            while (sent < 10000 and not flood.expired()
+                   and srv.stats()["slow_consumer_disconnects_total"] == 0):
                 for _ in range(20):
                     pub.send_json({"type": "Message", "channel": "feed",
                                    "content": f"{sent}:{content}"})
                     sent += 1
-            srv.wait_stats(lambda s: s["slow_consumer_disconnects_total"] == 1,
-                           what="slow consumer disconnect")
+            # Every publication handled (slow's Subscribe + `sent`), or the
+            # drop seen: then the drop must have happened.
+            s = srv.wait_stats(lambda s: s["slow_consumer_disconnects_total"] == 1
+                               or s["messages"]["received_total"] >= sent + 1,
+                               what=f"{sent} publications handled")
+            self.assertEqual(s["slow_consumer_disconnects_total"], 1,
+                             f"no slow consumer disconnect after {sent} messages of 1 KB to a "
+                             "reader that stopped: is --max-backpressure enforced?")
 
             # The reader resumes: every message written before the drop, in
             # order, then the Close 4429 and nothing after it.
             seq = []
+            d = Deadline(IO_TIMEOUT, "the slow consumer read no Close frame")
             while True:
-                f = slow.read_frame()
+                f = slow.read_frame(deadline=d)
                 if f.opcode == OP_CLOSE:
                     code, reason = f.close_code(), f.close_reason()
                     break

@@ -7,8 +7,8 @@ import unittest
 import websockets
 
 from wstrace_harness import (OP_BINARY, OP_CONT, OP_PING, OP_PONG, OP_TEXT, AsyncTestCase,
-                             RawClient, WstraceServer, deflate_message, encode_frame, recv_json,
-                             ws_connect)
+                             RawClient, WstraceServer, deflate_message, encode_frame, recv,
+                             recv_json, ws_connect)
 
 
 class EchoWebsockets(AsyncTestCase):
@@ -23,7 +23,7 @@ class EchoWebsockets(AsyncTestCase):
     async def roundtrip(self, ws, msgs):
         for m in msgs:
             await ws.send(m)
-            got = await ws.recv()
+            got = await recv(ws, what="echo")
             self.assertEqual(type(got), type(m) if not isinstance(m, list) else type(m[0]))
             want = m if not isinstance(m, list) else type(m[0])().join(m)
             self.assertEqual(got, want)

@@ -1,4 +1,4 @@
-"""Out of file descriptors (PRODUCT.md §1): with a small RLIMIT_NOFILE the
+"""Out of file descriptors (docs/PROTOCOL.md, the upgrade): with a small RLIMIT_NOFILE the
 server keeps serving its clients, rejects new ones cleanly, counts them as
 websocket.connections{outcome="rejected",reason="fd_limit"}, and does not
 spin while it is full.
@@ -13,7 +13,8 @@ import resource
 import socket
 import unittest
 
-from wstrace_harness import (OP_PING, ConnectionEnded, RawClient, WstraceServer, wait_until)
+from wstrace_harness import (IO_TIMEOUT, OP_PING, ConnectionEnded, Deadline, RawClient,
+                             WstraceServer, wait_until)
 
 NOFILE = 64
 HEARTBEAT_MS = 100
@@ -134,14 +135,34 @@ class Emfile(unittest.TestCase):
         # Pings sent while the test was busy are already buffered: drop
         # them, then start at the next Ping.
         clock.discard_buffered()
-        while clock.read_frame().opcode != OP_PING:
+        d = Deadline(IO_TIMEOUT, "no heartbeat Ping")
+        while clock.read_frame(deadline=d).opcode != OP_PING:
             pass
         t0 = self.srv.cpu_ticks()
         n = 0
+        d = Deadline(IO_TIMEOUT, f"fewer than {PINGS} heartbeat Pings")
         while n < PINGS:
-            if clock.read_frame().opcode == OP_PING:
+            if clock.read_frame(deadline=d).opcode == OP_PING:
                 n += 1
         return (self.srv.cpu_ticks() - t0) / TICK
+
+    @staticmethod
+    def read_to_eof(s, deadline, stop=None):
+        """What a plain socket receives until EOF/reset (or until `stop`
+        is in it), within what is left of `deadline`."""
+        data = b""
+        while stop is None or stop not in data:
+            s.settimeout(deadline.left(f"({len(data)} bytes read: {data[:60]!r})"))
+            try:
+                chunk = s.recv(4096)
+            except ConnectionResetError:
+                break
+            except socket.timeout:
+                raise deadline.error(f"({len(data)} bytes read: {data[:60]!r})") from None
+            if not chunk:
+                break
+            data += chunk
+        return data
 
     def test_full_server_keeps_clients_rejects_cleanly_and_does_not_spin(self):
         admin = KeepAliveAdmin(self.srv.admin_port)
@@ -176,16 +197,10 @@ class Emfile(unittest.TestCase):
         self.assertLess(cpu, CPU_BUDGET_S,
                         f"server used {cpu:.2f}s of CPU in {PINGS} heartbeats while full: spinning")
         # The knockers were answered (503) or closed, not left hanging.
+        d = Deadline(IO_TIMEOUT, "a client knocking while the server was full was neither "
+                     "answered nor closed")
         for s in knocking:
-            data = b""
-            while True:
-                try:
-                    chunk = s.recv(4096)
-                except ConnectionResetError:
-                    break
-                if not chunk:
-                    break
-                data += chunk
+            data = self.read_to_eof(s, d)
             self.assertTrue(data == b"" or data.startswith(b"HTTP/1.1 503"), data[:80])
 
         # Counted, by reason.
@@ -237,12 +252,8 @@ class Emfile(unittest.TestCase):
         for c in self.clients[-5:]:
             c.close()
         del self.clients[-5:]
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = late.recv(4096)
-            if not chunk:
-                break
-            data += chunk
+        d = Deadline(IO_TIMEOUT, "the waiting admin client got no response head")
+        data = self.read_to_eof(late, d, stop=b"\r\n\r\n")
         self.assertTrue(data.startswith(b"HTTP/1.1 200") or data.startswith(b"HTTP/1.1 503")
                         or data == b"", data[:80])
 

@@ -1,4 +1,4 @@
-"""Heartbeats (PRODUCT.md §3): a Ping every --heartbeat-interval, any frame
+"""Heartbeats (docs/PROTOCOL.md): a Ping every --heartbeat-interval, any frame
 from the client is activity, silence for --client-timeout closes with 4408.
 
 Time is measured by the server's own Pings and by a silent control client
@@ -7,22 +7,22 @@ being timed out, never by sleeping."""
 import asyncio
 import unittest
 
-from wstrace_harness import (OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, AsyncTestCase, RawClient,
+from wstrace_harness import (OP_PING, OP_PONG, OP_TEXT, AsyncTestCase, Deadline, RawClient,
                              WstraceServer, request, ws_connect)
 
 HB = ("--heartbeat-interval", "100ms", "--client-timeout", "400ms")
+# Bounds for waits measured in heartbeats: a silent client is closed after
+# about 4 Pings (400 ms / 100 ms). 40 Pings or 10 s without the Close means
+# it is not coming; either ends the wait.
+MAX_PINGS = 40
+HB_WAIT = 10.0
 
 
 def pings_until_close(c):
-    """Reads frames without answering; returns (pings seen, close code)."""
-    pings = 0
-    while True:
-        f = c.read_frame()
-        if f.opcode == OP_PING:
-            pings += 1
-            continue
-        assert f.opcode == OP_CLOSE, f
-        return pings, f.close_code()
+    """Reads frames without answering; returns (pings seen, close code).
+    Fails after MAX_PINGS Pings or HB_WAIT seconds without a Close."""
+    return c.pings_until_close(timeout=HB_WAIT, max_pings=MAX_PINGS,
+                               hint="is --client-timeout enforced?")
 
 
 class Heartbeat(AsyncTestCase):
@@ -71,8 +71,9 @@ class Heartbeat(AsyncTestCase):
             self.addCleanup(c.close)
             c.handshake()
             # 8 Pings 100 ms apart: well past the 400 ms timeout.
+            d = Deadline(HB_WAIT, "fewer than 8 heartbeat Pings")
             for _ in range(8):
-                f = c.read_frame()
+                f = c.read_frame(deadline=d)
                 self.assertEqual(f.opcode, OP_PING, f)
                 c.send_frame(OP_PONG, f.payload)
             c.send_json({"type": "Ping", "id": "still"})
@@ -88,8 +89,9 @@ class Heartbeat(AsyncTestCase):
             c.handshake()
             # Never a Pong: a text message for each server Ping instead.
             pings = 0
+            d = Deadline(HB_WAIT, "fewer than 8 heartbeat Pings")
             while pings < 8:
-                f = c.read_frame()
+                f = c.read_frame(deadline=d)
                 if f.opcode == OP_PING:
                     pings += 1
                     c.send_json({"type": "Ping", "id": pings})

@@ -1,13 +1,13 @@
 """Subscribe/publish across event-loop threads with hundreds of real
-clients (Python websockets), PRODUCT.md §2."""
+clients (Python websockets), as docs/PROTOCOL.md describes it."""
 
 import asyncio
 import collections
 import json
 import unittest
 
-from wstrace_harness import (IO_TIMEOUT, AsyncTestCase, RawClient, WstraceServer, recv_json,
-                             request, subscribe, wait_until, ws_connect)
+from wstrace_harness import (IO_TIMEOUT, AsyncTestCase, Deadline, RawClient, WaitTimeout,
+                             WstraceServer, recv_json, request, subscribe, wait_until, ws_connect)
 
 SUBSCRIBERS = 300
 CHANNELS = ["room.0", "room.1", "room.2"]
@@ -23,14 +23,21 @@ async def connect_many(url, n, **kw):
     return out
 
 
-async def collect(ws, publishers, timeout=IO_TIMEOUT):
+async def collect(ws, publishers, timeout=IO_TIMEOUT, overall=120.0):
     """Reads Messages until every publisher's "done" has arrived on every
     channel this client listens to; returns {(channel, publisher): [seq...]}.
-    `publishers` is the set of (channel, publisher) pairs to wait for."""
+    `publishers` is the set of (channel, publisher) pairs to wait for. At
+    most `timeout` between two messages and `overall` for all of them."""
     got = {}
     pending = set(publishers)
+    d = Deadline(overall, "not every publisher's messages arrived")
     while pending:
-        m = await recv_json(ws, timeout)
+        so_far = f"still waiting for the done of {sorted(pending)}; got " \
+            f"{ {k: len(v) for k, v in sorted(got.items())} }"
+        try:
+            m = await recv_json(ws, min(timeout, d.left(so_far)))
+        except WaitTimeout as e:
+            raise WaitTimeout(f"{e}: {so_far}") from None
         assert m.get("type") == "Message", m
         pub, _, seq = m["content"].partition(":")
         key = (m["channel"], pub)

@@ -1,4 +1,4 @@
-"""SIGTERM/SIGINT (PRODUCT.md §1): stop accepting, Close 1001 to every
+"""SIGTERM/SIGINT (close code 1001 in docs/PROTOCOL.md): stop accepting, Close 1001 to every
 client, exit 0 within --shutdown-timeout, even when a client never answers
 the Close."""
 
@@ -9,7 +9,7 @@ import socket
 import time
 import unittest
 
-from wstrace_harness import (IO_TIMEOUT, AsyncTestCase, ConnectionEnded, RawClient,
+from wstrace_harness import (IO_TIMEOUT, AsyncTestCase, ConnectionEnded, Deadline, RawClient,
                              WstraceServer, stalled_subscriber, subscribe, wait_closed_code,
                              ws_connect)
 
@@ -111,7 +111,8 @@ class Shutdown(AsyncTestCase):
                 return max(c["queued_bytes"] for c in conns)
 
             sent = 0
-            while queued() < 100_000 and sent < 5000:  # bounded: 20 MB
+            fill = Deadline(60, "the stuck client's queue never filled")
+            while queued() < 100_000 and sent < 5000 and not fill.expired():  # bounded: 20 MB
                 for _ in range(50):
                     pub.send_json({"type": "Message", "channel": "jam", "content": "j" * 4000})
                     pub.read_json()  # the publisher reads its own copy: it is not stuck

@@ -9,8 +9,8 @@ messages, which is what a write per message would cost."""
 import json
 import unittest
 
-from wstrace_harness import (OP_PING, OP_TEXT, RawClient, WstraceServer, encode_frame,
-                             stalled_subscriber, wait_until)
+from wstrace_harness import (IO_TIMEOUT, OP_PING, OP_TEXT, Deadline, RawClient, WstraceServer,
+                             encode_frame, stalled_subscriber, wait_until)
 
 
 def peer_of(client):
@@ -54,8 +54,9 @@ class Corking(unittest.TestCase):
                 for i in range(n))
             c.send_raw(data)
             pongs, messages = [], []
+            d = Deadline(IO_TIMEOUT, f"not all of the {2 * n} replies and messages came")
             while len(pongs) + len(messages) < 2 * n:
-                m = c.read_json()
+                m = c.read_json(deadline=d)
                 if m["type"] == "Pong":
                     pongs.append(m["id"])
                 else:
@@ -86,11 +87,16 @@ class BlockedSubscriber(unittest.TestCase):
 
             # The subscriber does not read: publish until its socket is full
             # and the server has queued a good amount (the kernel may still
-            # grow the socket's send buffer a little; bounded: 5000 x 1 KB).
+            # grow the socket's send buffer a little; bounded: 5000 x 1 KB,
+            # and in time).
             filler = "f" * 1000
             sent = 0
+            fill = Deadline(60, "the subscriber's socket never filled")
             while row_of(srv, slow)["queued_bytes"] < 64 * 1024:
-                self.assertLess(sent, 5000, "the subscriber's socket never filled")
+                self.assertLess(sent, 5000, "the subscriber's socket never filled "
+                                "(5000 messages of 1 KB, nothing queued)")
+                fill.left(f"({sent} messages of 1 KB sent, "
+                          f"{row_of(srv, slow)['queued_bytes']} bytes queued)")
                 for _ in range(20):
                     pub.send_json({"type": "Message", "channel": "jam",
                                    "content": f"{sent}:{filler}"})
@@ -124,10 +130,11 @@ class BlockedSubscriber(unittest.TestCase):
             self.assertGreater(after["queued_bytes"], 0)
 
             # It reads again: every message, in order, none lost.
+            d = Deadline(60, f"the resumed subscriber did not get all {sent} messages")
             for i in range(sent):
-                f = slow.read_frame()
+                f = slow.read_frame(deadline=d)
                 while f.opcode == OP_PING:
-                    f = slow.read_frame()
+                    f = slow.read_frame(deadline=d)
                 self.assertEqual(f.opcode, OP_TEXT, repr(f))
                 m = json.loads(f.payload)
                 want = f"{i}:{filler}" if i < filled else f"{i}:x"
