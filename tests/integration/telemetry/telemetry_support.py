@@ -14,6 +14,8 @@ helpers, raw frames) and adds:
   when a prerequisite is missing.
 
 Every wait is on a condition with a deadline; nothing sleeps to synchronise.
+A wait that loops has one deadline for the whole loop and fails with a
+message naming what did not happen (see Deadline in wstrace_harness).
 Every process started here is stopped by its pid.
 """
 
@@ -144,6 +146,23 @@ def refused_port(test):
     test.addCleanup(s.close)
     s.bind(("127.0.0.1", 0))
     return s.getsockname()[1]
+
+
+# A client that never answers Pings is closed with 4408 once --client-timeout
+# has passed (at most 2 s, 8 heartbeats of 250 ms, in these tests). 40 Pings
+# or 15 s without that Close mean it is not coming.
+HEARTBEAT_MAX_PINGS = 40
+HEARTBEAT_CLOSE_WAIT = 15.0
+
+
+def pings_until_4408(c):
+    """Reads a RawClient's frames without answering the Pings until the
+    server's Close, which must be 4408; returns how many Pings came first."""
+    pings, code = c.pings_until_close(timeout=HEARTBEAT_CLOSE_WAIT,
+                                      max_pings=HEARTBEAT_MAX_PINGS,
+                                      hint="is --client-timeout enforced?")
+    assert code == 4408, f"closed with {code} after {pings} Pings, expected 4408"
+    return pings
 
 
 def rss_bytes(pid):

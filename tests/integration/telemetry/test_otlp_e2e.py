@@ -33,11 +33,10 @@ import unittest
 from telemetry_support import (FLAG_HAS_IS_REMOTE, FLAG_IS_REMOTE, FLAG_SAMPLED, IO_TIMEOUT,
                                KIND_CONSUMER, KIND_PRODUCER, KIND_SERVER, STATUS_ERROR,
                                ExportingServer, OtlpReceiver, attrs, metric_points,
-                               metric_value, random_ids, run_main, tmpdir, traceparent,
-                               wstrace_version)
-from wstrace_harness import (OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, AsyncTestCase, RawClient,
-                             WstraceServer, encode_frame, recv_json, upgrade_request, wait_until,
-                             ws_connect)
+                               metric_value, pings_until_4408, random_ids, run_main, tmpdir,
+                               traceparent, wstrace_version)
+from wstrace_harness import (OP_PONG, OP_TEXT, AsyncTestCase, RawClient, WstraceServer,
+                             encode_frame, recv_json, upgrade_request, wait_until, ws_connect)
 
 HEARTBEAT = ("--heartbeat-interval", "250ms", "--client-timeout", "2s")
 
@@ -327,14 +326,7 @@ class OtlpSessionMixin:
         # A heartbeat timeout: Pings never answered.
         with RawClient(srv.port) as h:
             h.handshake()
-            while True:
-                f = h.read_frame()
-                if f.opcode == OP_PING:
-                    s.pings_before_timeout += 1
-                    continue
-                self.assertEqual(f.opcode, OP_CLOSE, f)
-                self.assertEqual(f.close_code(), 4408)
-                break
+            s.pings_before_timeout = pings_until_4408(h)
             h.expect_eof()
         self.assertGreaterEqual(s.pings_before_timeout, 1)
 

@@ -16,7 +16,7 @@ import unittest
 from telemetry_support import Prometheus, run_main, tmpdir
 from wstrace_harness import RawClient, WstraceServer, wait_until
 
-SCRAPE_DEADLINE = 60.0  # scrapes happen every second; this is only a bound
+SCRAPE_DEADLINE = 30.0  # scrapes happen every second; this is only a bound
 
 
 def sample_lines(text):

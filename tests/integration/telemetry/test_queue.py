@@ -24,9 +24,10 @@ import socket
 import unittest
 
 from telemetry_support import refused_port, rss_bytes, run_main
-from wstrace_harness import OP_TEXT, RawClient, WstraceServer, encode_frame, wait_until
+from wstrace_harness import OP_TEXT, Deadline, RawClient, WstraceServer, encode_frame, wait_until
 
 MESSAGES_PER_PHASE = 20000     # per phase, over two connections
+PHASE_TIME = 120.0             # a bound for one phase (sanitizer builds included)
 PING_EVERY = 500
 CHANNEL = "queue-test/" + "c" * 100   # long names make each span heavier
 SMALL_QUEUE = 8
@@ -69,6 +70,7 @@ class Load:
     def phase(self, n):
         per_client = n // len(self.clients)
         sent = 0
+        d = Deadline(PHASE_TIME, f"a phase of {n} messages did not finish")
         while sent < per_client:
             expected = []
             for c in self.clients:
@@ -79,7 +81,7 @@ class Load:
                 c.send_raw(b"".join(batch))
                 expected.append((c, ping_id))
             for c, ping_id in expected:
-                r = c.read_json()
+                r = c.read_json(deadline=d)
                 assert r == {"type": "Pong", "id": ping_id}, (r, ping_id)
             sent += PING_EVERY
         self.messages += sent * len(self.clients)

@@ -27,8 +27,9 @@ import os
 import unittest
 
 from telemetry_support import (FLAG_IS_REMOTE, FLAG_SAMPLED, KIND_SERVER, STATUS_ERROR,
-                               ExportingServer, metric_value, random_ids, run_main, traceparent)
-from wstrace_harness import OP_CLOSE, OP_PING, OP_TEXT, RawClient
+                               ExportingServer, metric_value, pings_until_4408, random_ids,
+                               run_main, traceparent)
+from wstrace_harness import OP_TEXT, RawClient
 
 HEARTBEAT = ("--heartbeat-interval", "250ms", "--client-timeout", "1500ms")
 
@@ -60,12 +61,7 @@ def protocol_error(port, headers=None):
 def heartbeat_timeout(port, headers=None):
     with RawClient(port) as c:
         c.handshake(headers=headers)
-        while True:
-            f = c.read_frame()
-            if f.opcode == OP_PING:
-                continue
-            assert f.opcode == OP_CLOSE and f.close_code() == 4408, f
-            break
+        pings_until_4408(c)
         c.expect_eof()
 
 
