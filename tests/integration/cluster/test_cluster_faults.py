@@ -1,4 +1,4 @@
-"""Faults in a cluster of wstrace nodes (PRODUCT.md §6, issue 5 point 3):
+"""Faults in a cluster of wstrace nodes (scale-out over Redis, docs/CLUSTER.md):
 Redis down at start, Redis killed with SIGKILL mid-run and restarted on the
 same port, one node killed with SIGKILL while the others carry on.
 """
@@ -11,7 +11,7 @@ from cluster_support import (RedisServer, close_all, cluster_stats, connect_many
                              free_port, metric, node, publish, read_until, recv_json,
                              subscribe_all, unsubscribe_all, wait_link, wait_redis_matches,
                              wait_until, ws_connect)
-from wstrace_harness import AsyncTestCase
+from wstrace_harness import IO_TIMEOUT, AsyncTestCase, Deadline
 
 CH = "cross"
 
@@ -223,7 +223,8 @@ class ClusterFaultTest(AsyncTestCase):
                 stop = asyncio.Event()
 
                 async def publisher(i):
-                    while not stop.is_set():
+                    # Bounded in count too; wait_sent() bounds it in time.
+                    while not stop.is_set() and sent[i] < 50_000:
                         await publish(pubs[i], CH, f"{names[i]}:{sent[i]}")
                         sent[i] += 1
                         await asyncio.sleep(0.002)  # pacing, not synchronisation
@@ -249,8 +250,10 @@ class ClusterFaultTest(AsyncTestCase):
                 async def wait_sent(n):
                     # Let each publisher send n more messages.
                     target = [s + n for s in sent]
+                    d = Deadline(IO_TIMEOUT, f"the publishers did not send {n} more messages")
                     while any(sent[i] < target[i] for i in range(3)):
-                        await asyncio.sleep(0.01)
+                        d.left(f"(sent {sent}, want {target})")
+                        await asyncio.sleep(0.01)  # polling the counters, with a deadline
                         for t in tasks + readers:
                             if t.done() and t.exception():
                                 raise t.exception()
