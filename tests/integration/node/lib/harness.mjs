@@ -3,30 +3,55 @@
 // listening" log line, stops it by pid (SIGTERM, then SIGKILL after a bound),
 // and wraps ws clients so a test can await the next message with a deadline.
 // Nothing sleeps to synchronise: every wait is on an event with a timeout.
+//
+// Fail, don't hang: every wait here has a bound and fails naming what did
+// not happen; `test` (use it instead of node:test's) gives each test an
+// overall TEST_TIMEOUT; and whatever a test left running (a test that timed
+// out never reaches its `finally`) is killed when the file's tests are done,
+// so the file's process ends.
 
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import http from 'node:http';
 import net from 'node:net';
+import { after, test as nodeTest } from 'node:test';
 import WebSocket from 'ws';
 
+// Generous bounds (the suite also runs against an ASan+UBSan debug build
+// on two busy cores); deadlines, not delays. IO_TIMEOUT bounds one awaited
+// event (a reply, a close, an /api/stats condition); TEST_TIMEOUT one test.
 export const IO_TIMEOUT = 20000;
+export const TEST_TIMEOUT = 60000;
 const START_TIMEOUT = 30000;
 const STOP_TIMEOUT = 30000;
 const SETPRIV = '/usr/bin/setpriv';
 
 const children = new Set();
-process.on('exit', () => {
+function killChildren() {
   for (const c of children) {
     try { c.kill('SIGKILL'); } catch { /* already gone */ }
   }
-});
+}
+process.on('exit', killChildren);
+after(killChildren);
 
+// node:test's test(), with { timeout: TEST_TIMEOUT } unless options say otherwise.
+export function test(name, options, fn) {
+  if (typeof options === 'function') [options, fn] = [{}, options];
+  return nodeTest(name, { timeout: TEST_TIMEOUT, ...options }, fn);
+}
+
+// Rejects with "timed out after N s waiting for <what>" unless `promise`
+// settles within `ms`; `what` may be a function, called at the deadline (to
+// say how far the wait got).
 export function withTimeout(promise, ms, what) {
   let timer;
   const t = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+    timer = setTimeout(() => {
+      const desc = typeof what === 'function' ? what() : what;
+      reject(new Error(`timed out after ${ms / 1000} s waiting for ${desc}`));
+    }, ms);
   });
   return Promise.race([promise, t]).finally(() => clearTimeout(timer));
 }
@@ -100,8 +125,8 @@ export class WstraceServer {
       return await this.waitExit(STOP_TIMEOUT);
     } catch {
       this.proc.kill('SIGKILL');
-      await this.exited;
-      return this.exitCode;
+      await withTimeout(this.exited, STOP_TIMEOUT, 'wstrace to die after SIGKILL');
+      return `not exited ${STOP_TIMEOUT / 1000} s after SIGTERM (killed: ${this.exitCode})`;
     }
   }
 
@@ -143,7 +168,7 @@ export class WstraceServer {
     for (;;) {
       const s = await this.stats();
       if (pred(s)) return s;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for /api/stats ${what}: ${JSON.stringify(s)}`);
+      if (Date.now() > deadline) throw new Error(`timed out after ${ms / 1000} s waiting for /api/stats ${what}; last: ${JSON.stringify(s)}`);
       await new Promise((r) => setTimeout(r, 20));
     }
   }
@@ -187,15 +212,22 @@ export class Client {
     return c;
   }
 
-  next(ms = IO_TIMEOUT) {
+  next(ms = IO_TIMEOUT, what = 'a message') {
     if (this.queue.length) return Promise.resolve(this.queue.shift());
-    if (this.closeCode !== undefined) return Promise.reject(new Error(`closed with ${this.closeCode}`));
-    const p = new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
-    return withTimeout(p, ms, 'a message');
+    if (this.closeCode !== undefined) return Promise.reject(new Error(`closed with ${this.closeCode} while waiting for ${what}`));
+    const waiter = {};
+    const p = new Promise((resolve, reject) => Object.assign(waiter, { resolve, reject }));
+    this.waiters.push(waiter);
+    return withTimeout(p, ms, what).catch((e) => {
+      // Timed out: the next message must not go to this abandoned waiter.
+      const i = this.waiters.indexOf(waiter);
+      if (i >= 0) this.waiters.splice(i, 1);
+      throw e;
+    });
   }
 
-  async json(ms) {
-    const m = await this.next(ms);
+  async json(ms, what) {
+    const m = await this.next(ms, what);
     if (m.isBinary) throw new Error('expected a text message');
     return JSON.parse(m.data.toString());
   }
@@ -206,7 +238,8 @@ export class Client {
 
   async request(obj, ms) {
     this.send(obj);
-    return this.json(ms);
+    const text = typeof obj === 'string' ? obj : JSON.stringify(obj);
+    return this.json(ms, `the reply to ${text.slice(0, 80)}`);
   }
 
   async subscribe(channel) {
@@ -219,8 +252,8 @@ export class Client {
     return withTimeout(this.closed, IO_TIMEOUT, 'the close handshake');
   }
 
-  waitClose(ms = IO_TIMEOUT) {
-    return withTimeout(this.closed, ms, 'the server to close the connection');
+  waitClose(ms = IO_TIMEOUT, what = 'the server to close the connection') {
+    return withTimeout(this.closed, ms, what);
   }
 }
 

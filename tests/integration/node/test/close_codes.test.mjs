@@ -1,7 +1,13 @@
-// Close codes of PRODUCT.md §2 as the ws client reports them.
-import { test } from 'node:test';
+// Close codes of the client protocol (docs/PROTOCOL.md) as the ws client reports them.
 import assert from 'node:assert/strict';
-import { Client, IO_TIMEOUT, startServer } from '../lib/harness.mjs';
+import { Client, IO_TIMEOUT, startServer, test } from '../lib/harness.mjs';
+
+// A client silent for --client-timeout 400ms (Pings every 100 ms) is closed
+// after about 4 Pings: 10 s without the Close means it is not coming.
+const HEARTBEAT_CLOSE_WAIT = 10000;
+// The slow-consumer flood: far more than --max-backpressure plus the socket
+// buffers, in count (5000 x 4 KB) and in time.
+const FLOOD_TIME = 30000;
 
 test('1000: a client close is echoed', async () => {
   const srv = await startServer([], { threads: 1 });
@@ -61,7 +67,9 @@ test('4408: a ws client that does not answer Pings (autoPong: false)', async () 
     const silent = await Client.connect(srv.url(), { autoPong: false });
     let pings = 0;
     silent.ws.on('ping', () => { pings++; });
-    assert.equal((await silent.waitClose()).code, 4408);
+    const { code } = await silent.waitClose(HEARTBEAT_CLOSE_WAIT,
+      () => `the Close 4408 (${pings} Pings so far): is --client-timeout enforced?`);
+    assert.equal(code, 4408);
     assert.ok(pings >= 1);
     // The one answering Pings (ws does by default) is still there.
     assert.deepEqual(await good.request({ type: 'Ping', id: 1 }), { type: 'Pong', id: 1 });
@@ -86,13 +94,15 @@ test('4429: a ws client that stops reading; the other subscriber gets everything
     const content = 'f'.repeat(4000);
     let sent = 0;
     // Batches the normal subscriber drains before the next; until the slow
-    // one is dropped; bounded.
-    while (sent < 5000) {
+    // one is dropped; bounded in count and time.
+    const floodEnd = Date.now() + FLOOD_TIME;
+    while (sent < 5000 && Date.now() < floodEnd) {
       for (let i = 0; i < 10; i++, sent++) pub.send({ type: 'Message', channel: 'flood', content: `${sent}:${content}` });
       for (let i = sent - 10; i < sent; i++) assert.equal((await normal.json()).content.split(':')[0], String(i));
       if ((await srv.stats()).slow_consumer_disconnects_total >= 1) break;
     }
-    assert.equal((await srv.stats()).slow_consumer_disconnects_total, 1, `not dropped after ${sent}`);
+    assert.equal((await srv.stats()).slow_consumer_disconnects_total, 1,
+      `not dropped after ${sent} messages of 4 KB to a client that stopped reading: is --max-backpressure enforced?`);
     for (let i = sent; i < sent + 20; i++) {
       pub.send({ type: 'Message', channel: 'flood', content: `${i}:tail` });
       assert.equal((await normal.json()).content, `${i}:tail`);

@@ -1,8 +1,7 @@
 // permessage-deflate negotiated by the ws client (RFC 7692).
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { Client, startServer } from '../lib/harness.mjs';
+import { Client, startServer, test } from '../lib/harness.mjs';
 
 function bigText(n, seed = 0) {
   const words = ['lorem', 'ipsum', 'dolor', 'sit', 'amet', 'consectetur', 'adipiscing'];

@@ -1,8 +1,7 @@
-// Error replies of PRODUCT.md §2 as a ws client sees them: code, id echoed,
+// Error replies of the client protocol (docs/PROTOCOL.md) as a ws client sees them: code, id echoed,
 // and the connection stays open.
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Client, startServer } from '../lib/harness.mjs';
+import { Client, startServer, test } from '../lib/harness.mjs';
 
 test('every Error code the server can produce, id echoed, connection kept', async () => {
   const srv = await startServer(['--max-content-size', '1KiB', '--max-subscriptions', '2'], { threads: 2 });

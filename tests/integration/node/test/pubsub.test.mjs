@@ -1,8 +1,7 @@
-// Pub/sub across event-loop threads with ~200 ws clients (PRODUCT.md §2):
+// Pub/sub across event-loop threads with ~200 ws clients (docs/PROTOCOL.md):
 // every subscriber gets every message exactly once, in order per publisher.
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Client, startServer } from '../lib/harness.mjs';
+import { Client, startServer, test } from '../lib/harness.mjs';
 
 const SUBSCRIBERS = 200;
 const CHANNELS = ['news', 'sport', 'tech', 'misc'];
