@@ -1,5 +1,8 @@
 #include "cluster/bridge.h"
 
+#include "cluster/bridge_link.h"
+#include "cluster/stream_sync.h"
+
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <sys/epoll.h>
@@ -16,114 +19,18 @@
 namespace wstrace::cluster {
 namespace {
 
-enum DropReason : uint32_t { kLinkDown = 0, kQueueFull = 1, kPublishError = 2, kMalformed = 3 };
 
 constexpr uint64_t kDropLogInterval = 5'000'000'000ull;
 constexpr uint64_t kHealthInterval = 1'000'000'000ull;
 
 }  // namespace
 
-// One hiredis connection driven by our event loop (the adapter hooks of
-// hiredis' async API register the socket with epoll, level-triggered).
-class Bridge::Link final : public net::IoHandler {
- public:
-  Link(Bridge& b, bool subscriber) : b_(b), subscriber_(subscriber) {}
-
-  const char* name() const { return subscriber_ ? "subscriber" : "publisher"; }
-
-  void on_io(uint32_t events) override {
-    redisAsyncContext* ac = ac_;
-    if (ac == nullptr) return;
-    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) redisAsyncHandleRead(ac);
-    // The read may have ended the connection (and freed the context).
-    if (ac_ == ac && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) redisAsyncHandleWrite(ac);
-  }
-
-  bool attach(redisAsyncContext* ac) {
-    ac_ = ac;
-    fd_ = ac->c.fd;
-    ac->data = this;
-    ac->ev.data = this;
-    ac->ev.addRead = [](void* p) { static_cast<Link*>(p)->want(true, static_cast<Link*>(p)->writing_); };
-    ac->ev.delRead = [](void* p) { static_cast<Link*>(p)->want(false, static_cast<Link*>(p)->writing_); };
-    ac->ev.addWrite = [](void* p) { static_cast<Link*>(p)->want(static_cast<Link*>(p)->reading_, true); };
-    ac->ev.delWrite = [](void* p) { static_cast<Link*>(p)->want(static_cast<Link*>(p)->reading_, false); };
-    ac->ev.cleanup = [](void* p) { static_cast<Link*>(p)->detach(); };
-    redisAsyncSetConnectCallback(ac, [](const redisAsyncContext* c, int status) {
-      auto* self = static_cast<Link*>(c->data);
-      if (status != REDIS_OK) {
-        // hiredis frees the context after this callback.
-        self->detach();
-        self->b_.on_disconnected(*self, c->errstr);
-        return;
-      }
-      self->b_.on_connected(*self);
-    });
-    redisAsyncSetDisconnectCallback(ac, [](const redisAsyncContext* c, int status) {
-      auto* self = static_cast<Link*>(c->data);
-      self->detach();
-      self->b_.on_disconnected(*self, status == REDIS_OK ? "closed" : c->errstr);
-    });
-    // Connection completion shows up as writability.
-    want(false, true);
-    return true;
-  }
-
-  // Frees a context that never finished connecting (connect timeout) or at stop.
-  void abandon() {
-    if (ac_ == nullptr) return;
-    redisAsyncContext* ac = ac_;
-    ac->data = nullptr;
-    ac->onConnect = nullptr;  // redisAsyncSet*Callback refuses to reset a callback
-    ac->onDisconnect = nullptr;
-    detach();
-    redisAsyncFree(ac);
-  }
-
-  redisAsyncContext* ctx() const { return ac_; }
-  bool connected = false;
-  bool subscriber() const { return subscriber_; }
-  uint64_t backoff_ns = 0;
-  bool ready = false;        // connected and (when needed) authenticated
-  bool was_ready = false;    // has been ready before: the next ready is a reconnect
-  bool auth_failed = false;  // the last disconnect followed a refused AUTH
-  std::string last_error;    // the last failure logged, so retries do not repeat it
-  net::EventLoop::TimerId timer = 0;
-  uint64_t connect_started = 0;
-
- private:
-  void want(bool read, bool write) {
-    if (fd_ < 0) return;
-    uint32_t ev = (read ? uint32_t{EPOLLIN} : 0u) | (write ? uint32_t{EPOLLOUT} : 0u);
-    if (!registered_) {
-      b_.loop_.add(fd_, ev, this);
-      registered_ = true;
-    } else {
-      b_.loop_.modify(fd_, ev, this);
-    }
-    reading_ = read;
-    writing_ = write;
-  }
-  void detach() {
-    if (registered_ && fd_ >= 0) b_.loop_.remove(fd_);
-    registered_ = false;
-    reading_ = writing_ = false;
-    fd_ = -1;
-    ac_ = nullptr;
-  }
-
-  Bridge& b_;
-  bool subscriber_;
-  redisAsyncContext* ac_ = nullptr;
-  int fd_ = -1;
-  bool registered_ = false;
-  bool reading_ = false;
-  bool writing_ = false;
-};
-
-Bridge::Bridge(BridgeOptions options, telemetry::MetricRegistry& registry, Deliver deliver)
+Bridge::Bridge(BridgeOptions options, telemetry::MetricRegistry& registry, Deliver deliver,
+               ReplyTo reply, ResultsTo results)
     : opts_(std::move(options)),
       deliver_(std::move(deliver)),
+      reply_(std::move(reply)),
+      results_(std::move(results)),
       budget_(opts_.max_pending, opts_.max_pending_bytes) {
   metrics_.register_all(registry);
   registry.add_observable_gauge("websocket.pubsub.link.up",
@@ -149,6 +56,8 @@ Bridge::~Bridge() {
   loop_.drain();  // batches posted after the loop stopped hold references
   for (auto* p : outgoing_) p->unref();
   for (auto* p : received_) p->unref();
+  for (auto& f : in_flight_) f.pub->unref();
+  syncs_.clear();
 }
 
 void Bridge::start(telemetry::Shard& shard) {
@@ -182,7 +91,8 @@ void Bridge::set_interest(const std::string& channel, bool active) {
 size_t Bridge::charge(const pubsub::Publication& p) const {
   // What its PUBLISH holds until Redis answers: the envelope (header and
   // content) and the channel.
-  return kEnvelopeHeader + p.content().size() + opts_.prefix.size() + p.channel().size();
+  return kEnvelopeHeader + p.content().size() + opts_.prefix.size() + 2 * p.channel().size() +
+         64;
 }
 
 void Bridge::publish(const std::vector<pubsub::Publication*>& batch) {
@@ -286,6 +196,7 @@ void Bridge::on_ready(Link& link) {
     resync_awaiting_ = 0;
   } else {
     ping_sent_ns_ = 0;
+    load_scripts();  // before any publication on this connection
   }
   update_link_state();
 }
@@ -303,14 +214,20 @@ void Bridge::on_disconnected(Link& link, const char* why) {
     subscribed_.clear();
     redis_subs_.store(0);
     resyncing_ = false;
+    fail_stream_reads("the subscriber connection to Redis was lost");
   } else if (!in_flight_.empty()) {
     // Replies that will never come (hiredis normally reports them first).
     size_t bytes = 0;
-    for (size_t c : in_flight_) bytes += c;
+    for (const auto& f : in_flight_) {
+      bytes += f.charge;
+      report_publish(f.pub, false, {}, 0);
+      f.pub->unref();
+    }
     drop(in_flight_.size(), kLinkDown);
     budget_.release(in_flight_.size(), bytes);
     in_flight_.clear();
   }
+  if (!link.subscriber()) fail_stream_reads("the publisher connection to Redis was lost");
   update_link_state();
   if (stopping_) return;
   // Log a failure once, not at every retry: when the link was working, or
@@ -418,7 +335,7 @@ void Bridge::reconcile_subscriptions() {
       if (!want && it != desired_.end()) desired_.erase(it);
       continue;
     }
-    names.push_back(opts_.prefix + channel);
+    names.push_back(pubsub_channel(channel));
     if (want) {
       subscribed_.insert(channel);
       sub_argv.push_back(names.back().c_str());
@@ -426,6 +343,10 @@ void Bridge::reconcile_subscriptions() {
     } else {
       subscribed_.erase(channel);
       desired_.erase(channel);
+      if (auto sync = syncs_.find(channel); sync != syncs_.end()) {
+        for (auto& r : sync->second->waiting) fail_request(r);
+        syncs_.erase(sync);
+      }
       unsub_argv.push_back(names.back().c_str());
       unsub_len.push_back(names.back().size());
     }
@@ -456,6 +377,9 @@ void Bridge::reconcile_subscriptions() {
     } else if ((k == "subscribe" || k == "unsubscribe") &&
                reply->element[2]->type == REDIS_REPLY_INTEGER) {
       self->redis_subs_.store(static_cast<size_t>(reply->element[2]->integer));
+      if (k == "subscribe" && reply->element[1]->type == REDIS_REPLY_STRING) {
+        self->on_subscribed(std::string_view(reply->element[1]->str, reply->element[1]->len));
+      }
       if (k == "subscribe" && self->resyncing_ && self->resync_awaiting_ > 0 &&
           --self->resync_awaiting_ == 0) {
         self->resyncing_ = false;
@@ -474,81 +398,39 @@ void Bridge::reconcile_subscriptions() {
 }
 
 void Bridge::on_message(const char* channel, size_t channel_len, const char* payload, size_t len) {
+  // Redis channel: <prefix>{<channel>}
   std::string_view name(channel, channel_len);
   if (name.substr(0, opts_.prefix.size()) != opts_.prefix) return;
   name.remove_prefix(opts_.prefix.size());
-  auto env = decode_envelope(std::string_view(payload, len));
-  // Anyone who can write to Redis can publish here: check what becomes a
-  // text frame for every subscriber (valid channel name, UTF-8 content).
-  if (!env || !protocol::valid_channel(name) ||
-      !simdjson::validate_utf8(env->content.data(), env->content.size())) {
+  if (name.size() < 3 || name.front() != '{' || name.back() != '}') return;
+  name = name.substr(1, name.size() - 2);
+  auto msg = decode_pubsub(std::string_view(payload, len));
+  if (!msg || !protocol::valid_channel(name)) {
     drop(1, kMalformed);
     return;
   }
-  if (env->origin_node == opts_.node_hash) return;  // ours: delivered locally already
+  if (msg->kind == PubsubMessage::Kind::Marker) {
+    if (msg->node == opts_.node_hash) on_marker(name, msg->read);
+    return;
+  }
+  auto env = decode_envelope(msg->envelope);
+  // Anyone who can write to Redis can publish here: check what becomes a
+  // text frame for every subscriber (valid channel name, UTF-8 content).
+  if (!env || !simdjson::validate_utf8(env->content.data(), env->content.size())) {
+    drop(1, kMalformed);
+    return;
+  }
+  auto it = syncs_.find(std::string(name));
+  if (it == syncs_.end()) return;  // no longer subscribed here
   const uint64_t now = unix_ns();
-  if (now > env->published_unix_ns) {
+  if (env->origin_node != opts_.node_hash && now > env->published_unix_ns) {
     metrics_.lag.record(*shard_, static_cast<double>(now - env->published_unix_ns) / 1e9);
   }
   metrics_.received.add(*shard_);
-  received_.push_back(pubsub::Publication::make(name, env->content, env->published_unix_ns,
-                                                env->trace, env->origin_node, scratch_));
-}
-
-void Bridge::on_publish_reply(const void* reply, bool error) {
-  if (!in_flight_.empty()) {  // replies come in order on the publishing connection
-    budget_.release(1, in_flight_.front());
-    in_flight_.pop_front();
-  }
-  if (reply == nullptr) {
-    drop(1, kLinkDown);  // the connection went away before Redis answered
-  } else if (error) {
-    metrics_.publish_errors.add(*shard_);
-    drop(1, kPublishError);
-  } else {
-    metrics_.published.add(*shard_);  // counted once Redis took it
-  }
-}
-
-void Bridge::flush_publications() {
-  if (outgoing_.empty()) return;
-  if (!pub_->connected || pub_->ctx() == nullptr) {
-    // Never an unbounded buffer: what cannot reach Redis now is dropped.
-    size_t bytes = 0;
-    for (auto* p : outgoing_) bytes += charge(*p);
-    drop(outgoing_.size(), kLinkDown);
-    budget_.release(outgoing_.size(), bytes);
-    for (auto* p : outgoing_) p->unref();
-    outgoing_.clear();
-    return;
-  }
-  auto on_reply = [](redisAsyncContext*, void* r, void* priv) {
-    auto* reply = static_cast<redisReply*>(r);
-    static_cast<Bridge*>(priv)->on_publish_reply(reply,
-                                                 reply != nullptr && reply->type == REDIS_REPLY_ERROR);
-  };
-  for (auto* p : outgoing_) {
-    Envelope e;
-    e.origin_node = p->origin_node();
-    e.published_unix_ns = p->published_unix_ns();
-    e.has_trace = p->trace().valid();
-    e.trace = p->trace();
-    e.content = p->content();
-    encode_envelope(e, envelope_);
-    std::string channel = opts_.prefix + std::string(p->channel());
-    const char* argv[3] = {"PUBLISH", channel.data(), envelope_.data()};
-    size_t lens[3] = {7, channel.size(), envelope_.size()};
-    // hiredis buffers the command; it is written, pipelined with the rest,
-    // when the socket is writable.
-    if (redisAsyncCommandArgv(pub_->ctx(), on_reply, this, 3, argv, lens) == REDIS_OK) {
-      in_flight_.push_back(charge(*p));
-    } else {
-      drop(1, kPublishError);
-      budget_.release(1, charge(*p));
-    }
-    p->unref();
-  }
-  outgoing_.clear();
+  pubsub::Publication* p = pubsub::Publication::make(name, env->content, env->published_unix_ns,
+                                                     env->trace, env->origin_node);
+  p->seal(msg->epoch, msg->offset, scratch_);
+  on_stream_message(it->first, *it->second, p);
 }
 
 void Bridge::before_sleep() {
@@ -559,6 +441,7 @@ void Bridge::before_sleep() {
     deliver_(std::move(received_));
     received_.clear();
   }
+  flush_results();
 }
 
 }  // namespace wstrace::cluster

@@ -1,11 +1,16 @@
-// The Redis Pub/Sub bridge: joins this node to a cluster.
+// The Redis bridge: joins this node to a cluster, and is the sequencer of
+// every channel in cluster mode.
 //
 // - Subscribes in Redis to a channel only while this node has local
 //   subscribers (the pubsub::Directory tells it), batching the SUBSCRIBE and
 //   UNSUBSCRIBE commands of one loop iteration.
-// - Publishes this node's publications (pipelined PUBLISH, binary-safe
-//   envelope with origin node, time and trace context) and delivers the other
-//   nodes' to the workers. A node never re-delivers its own messages.
+// - Publishes this node's publications with one Lua script each (pipelined):
+//   Redis gives the channel's next offset, keeps it in the channel's history
+//   (a stream, trimmed by the channel rule) and PUBLISHes it, atomically, so
+//   every node sees every channel in one order. Each node, this one
+//   included, delivers what comes back on its subscription
+//   (stream_sync.cpp keeps each channel's stream exact: gaps filled from the
+//   history or reported, epochs followed, joins positioned by markers).
 // - Runs hiredis on its own event loop thread (one thread, two connections:
 //   one subscribed, one for PUBLISH). When Redis goes away it keeps the
 //   node serving its local clients, drops (and counts) what it cannot send,
@@ -27,6 +32,8 @@
 #include "cluster/redis_url.h"
 #include "net/event_loop.h"
 #include "pubsub/publication.h"
+#include "stream/requests.h"
+#include "stream/rules.h"
 #include "telemetry/metrics.h"
 
 struct redisAsyncContext;
@@ -47,6 +54,12 @@ namespace wstrace::cluster {
   M(Counter, reconnects, "websocket.pubsub.reconnects",                                         \
     "Connections to Redis re-established after one was lost (not the first of each)",            \
     "{connection}")                                                                              \
+  M(Counter, stream_reads, "websocket.pubsub.stream.reads",                                     \
+    "Reads of a channel's stream position and history in Redis", "{read}")                       \
+  M(Counter, resyncs, "websocket.pubsub.stream.resyncs",                                        \
+    "Channels re-read after a lost link or a hole in the received offsets", "{channel}")         \
+  M(Counter, lost, "websocket.pubsub.stream.lost",                                              \
+    "Positions this node could not get from Redis (neither live nor in history)", "{message}")   \
   M(Histogram, lag, "websocket.pubsub.lag",                                                      \
     "From a publication on one node to its arrival on another", "s",                            \
     std::vector<double>{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,  \
@@ -68,15 +81,23 @@ struct BridgeOptions {
   uint64_t backoff_min_ns = 100'000'000ull;
   uint64_t backoff_max_ns = 5'000'000'000ull;
   uint64_t health_timeout_ns = 3'000'000'000ull;  // no PING reply for this long: reconnect
+  uint64_t stream_ttl_ns = 3600'000'000'000ull;   // a channel's position and history keys
+  std::shared_ptr<const stream::Rules> rules = std::make_shared<stream::Rules>();
 };
 
 class Bridge {
  public:
-  // Receives publications from other nodes; takes over one reference each.
+  // Receives sealed publications (and gap notices) to deliver on this node;
+  // takes over one reference each.
   using Deliver = std::function<void(std::vector<pubsub::Publication*>&&)>;
+  // Posts a reply to the worker that asked (reply.request.worker).
+  using ReplyTo = std::function<void(stream::Reply&&)>;
+  // Posts publish results to a worker.
+  using ResultsTo = std::function<void(unsigned worker, std::vector<stream::PublishResult>&&)>;
 
   // Registers the cluster metrics (before the registry is frozen).
-  Bridge(BridgeOptions options, telemetry::MetricRegistry& registry, Deliver deliver);
+  Bridge(BridgeOptions options, telemetry::MetricRegistry& registry, Deliver deliver,
+         ReplyTo reply, ResultsTo results);
   ~Bridge();
   Bridge(const Bridge&) = delete;
   Bridge& operator=(const Bridge&) = delete;
@@ -89,6 +110,10 @@ class Bridge {
   void set_interest(const std::string& channel, bool active);
   // Any thread: forwards this node's publications (takes its own references).
   void publish(const std::vector<pubsub::Publication*>& batch);
+  // Any thread: a worker's question about a channel's stream.
+  void request(stream::Request request);
+  // Any thread: new channel rules (SIGHUP).
+  void set_rules(std::shared_ptr<const stream::Rules> rules);
 
   bool link_up() const { return link_up_.load(std::memory_order_relaxed); }
   size_t redis_subscriptions() const { return redis_subs_.load(std::memory_order_relaxed); }
@@ -96,6 +121,8 @@ class Bridge {
  private:
   class Link;
   friend class Link;
+  struct Sync;
+  struct ReadResult;
 
   void connect(Link& link);
   void on_connected(Link& link);
@@ -109,12 +136,37 @@ class Bridge {
   void flush_publications();
   void on_message(const char* channel, size_t channel_len, const char* payload, size_t len);
   void on_publish_reply(const void* reply, bool error);
+  void on_subscribed(std::string_view channel);
+
+  // Streams (stream_sync.cpp).
+  void load_scripts();
+  std::string pubsub_channel(std::string_view channel) const;
+  const stream::ChannelRule* rule_for(std::string_view channel);
+  void on_request(stream::Request& r);
+  void fail_request(stream::Request& r);
+  void maybe_read(const std::string& channel, Sync& s);
+  void read_history(stream::Request r);
+  void on_read_reply(const std::string& channel, uint64_t read_id, const void* reply);
+  void on_marker(std::string_view channel, uint64_t read_id);
+  void complete_read(const std::string& channel, Sync& s);
+  void on_stream_message(const std::string& channel, Sync& s, pubsub::Publication* p);
+  void forward(pubsub::Publication* p);
+  void forward_gap(const std::string& channel, const std::string& epoch, uint64_t from,
+                   uint64_t to, const std::string& previous_epoch);
+  void post_reply(stream::Reply&& reply);
+  void fail_stream_reads(const char* why);
+  void report_publish(pubsub::Publication* p, bool ok, std::string_view epoch, uint64_t offset);
+  void flush_results();
+  pubsub::Publication* entry_publication(const std::string& channel, std::string_view epoch,
+                                         uint64_t offset, std::string_view envelope);
   void drop(size_t n, uint32_t reason);
   size_t charge(const pubsub::Publication& p) const;
   void before_sleep();
 
   BridgeOptions opts_;
   Deliver deliver_;
+  ReplyTo reply_;
+  ResultsTo results_;
   ClusterMetrics metrics_;
   telemetry::Shard* shard_ = nullptr;
   net::EventLoop loop_;
@@ -133,7 +185,16 @@ class Bridge {
   std::vector<pubsub::Publication*> received_;
   std::string envelope_;
   Buffer scratch_;
-  std::deque<size_t> in_flight_;  // charge of each PUBLISH awaiting its reply, in order
+  struct InFlight {
+    size_t charge;                 // released when Redis answers
+    pubsub::Publication* pub;      // one reference, for the publish result
+  };
+  std::deque<InFlight> in_flight_;  // each publish script awaiting its reply, in order
+  std::unordered_map<std::string, std::unique_ptr<Sync>> syncs_;  // channels subscribed here
+  std::unordered_map<std::string, const stream::ChannelRule*> rule_cache_;
+  std::vector<std::vector<stream::PublishResult>> results_out_;  // per worker
+  std::string publish_sha_, read_sha_;
+  uint64_t next_read_ = 1;
   uint64_t drops_unlogged_[4] = {};
   bool resyncing_ = false;        // subscriber link up, (re)subscriptions not confirmed yet
   size_t resync_awaiting_ = 0;

@@ -15,7 +15,88 @@ uint64_t get_u64(const char* p) {
   return v;
 }
 
+bool parse_u64(std::string_view s, uint64_t& out) {
+  if (s.empty() || s.size() > 20) return false;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    const uint64_t d = static_cast<uint64_t>(c - '0');
+    if (v > (UINT64_MAX - d) / 10) return false;
+    v = v * 10 + d;
+  }
+  out = v;
+  return true;
+}
+
 }  // namespace
+
+bool valid_epoch(std::string_view e) {
+  if (e.empty() || e.size() > 64) return false;
+  for (char c : e) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::optional<PubsubMessage> decode_pubsub(std::string_view b) {
+  if (b.empty()) return std::nullopt;
+  PubsubMessage m;
+  if (b[0] == 'P') {
+    const size_t c1 = b.find(':', 1);
+    if (c1 == std::string_view::npos) return std::nullopt;
+    const size_t c2 = b.find(':', c1 + 1);
+    if (c2 == std::string_view::npos) return std::nullopt;
+    m.kind = PubsubMessage::Kind::Publication;
+    m.epoch = b.substr(1, c1 - 1);
+    if (!valid_epoch(m.epoch) || !parse_u64(b.substr(c1 + 1, c2 - c1 - 1), m.offset) ||
+        m.offset == 0) {
+      return std::nullopt;
+    }
+    m.envelope = b.substr(c2 + 1);
+    return m;
+  }
+  if (b[0] == 'M') {
+    const size_t c = b.find(':', 1);
+    if (c != 17) return std::nullopt;
+    uint64_t node = 0;
+    for (size_t i = 1; i < 17; ++i) {
+      const char ch = b[i];
+      uint64_t d;
+      if (ch >= '0' && ch <= '9') {
+        d = static_cast<uint64_t>(ch - '0');
+      } else if (ch >= 'a' && ch <= 'f') {
+        d = static_cast<uint64_t>(ch - 'a' + 10);
+      } else {
+        return std::nullopt;
+      }
+      node = (node << 4) | d;
+    }
+    m.kind = PubsubMessage::Kind::Marker;
+    m.node = node;
+    if (!parse_u64(b.substr(18), m.read)) return std::nullopt;
+    return m;
+  }
+  return std::nullopt;
+}
+
+std::string encode_marker(uint64_t node, uint64_t read) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "M";
+  for (int i = 15; i >= 0; --i) out.push_back(kHex[(node >> (4 * i)) & 15]);
+  out.push_back(':');
+  out += std::to_string(read);
+  return out;
+}
+
+std::optional<uint64_t> parse_entry_id(std::string_view id) {
+  const size_t dash = id.find('-');
+  if (dash == std::string_view::npos || id.substr(dash + 1) != "0") return std::nullopt;
+  uint64_t v = 0;
+  if (!parse_u64(id.substr(0, dash), v) || v == 0) return std::nullopt;
+  return v;
+}
 
 void encode_envelope(const Envelope& e, std::string& out) {
   out.clear();

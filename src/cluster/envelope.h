@@ -29,4 +29,24 @@ constexpr size_t kEnvelopeHeader = 46;
 void encode_envelope(const Envelope& e, std::string& out);
 std::optional<Envelope> decode_envelope(std::string_view bytes);
 
+// What travels on a channel's Redis Pub/Sub channel:
+//   'P' <epoch> ':' <offset> ':' <envelope>   a publication and its position
+//   'M' <node, 16 hex> ':' <read id>          a marker: a node's read of the
+//       channel's stream, published by the read itself, so everything
+//       published before the read arrives before it and nothing after.
+struct PubsubMessage {
+  enum class Kind : uint8_t { Publication, Marker };
+  Kind kind = Kind::Publication;
+  std::string_view epoch;     // Publication: 1-64 of [0-9A-Za-z]
+  uint64_t offset = 0;        // Publication: >= 1
+  std::string_view envelope;  // Publication
+  uint64_t node = 0;          // Marker
+  uint64_t read = 0;          // Marker
+};
+std::optional<PubsubMessage> decode_pubsub(std::string_view bytes);
+std::string encode_marker(uint64_t node, uint64_t read);
+// A history entry's id "<offset>-0": the offset, or nullopt.
+std::optional<uint64_t> parse_entry_id(std::string_view id);
+bool valid_epoch(std::string_view epoch);
+
 }  // namespace wstrace::cluster

@@ -10,7 +10,8 @@
 namespace wstrace::protocol {
 namespace {
 
-constexpr std::string_view kTypeNames[] = {"Ping", "Subscribe", "Unsubscribe", "Message"};
+constexpr std::string_view kTypeNames[] = {"Ping", "Subscribe", "Unsubscribe", "Message",
+                                           "History"};
 
 constexpr std::string_view kErrorNames[] = {
 #define WSTRACE_X(e, name) name,
@@ -30,6 +31,43 @@ constexpr auto kChannelChars = [] {
 }();
 
 void append_literal(Buffer& out, std::string_view s) { out.append(s.data(), s.size()); }
+
+void append_uint(Buffer& out, uint64_t v) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, static_cast<size_t>(r.ptr - buf));
+}
+
+// "since": {"epoch": string, "offset": unsigned integer}
+bool parse_since(simdjson::dom::element v, Since& out, std::string_view& why) {
+  simdjson::dom::object obj;
+  if (v.get_object().get(obj) != simdjson::SUCCESS) {
+    why = "field 'since' must be an object {\"epoch\":...,\"offset\":...}";
+    return false;
+  }
+  bool has_epoch = false, has_offset = false;
+  for (auto f : obj) {
+    if (f.key == "epoch") {
+      if (f.value.get_string().get(out.epoch) != simdjson::SUCCESS) {
+        why = "field 'since.epoch' must be a string";
+        return false;
+      }
+      has_epoch = true;
+    } else if (f.key == "offset") {
+      if (f.value.get_uint64().get(out.offset) != simdjson::SUCCESS) {
+        why = "field 'since.offset' must be a non-negative integer";
+        return false;
+      }
+      has_offset = true;
+    }
+  }
+  if (!has_epoch || !has_offset) {
+    why = "field 'since' needs 'epoch' and 'offset'";
+    return false;
+  }
+  out.present = true;
+  return true;
+}
 
 void append_id(Buffer& out, const Id& id) {
   if (id.kind == Id::Kind::None) return;
@@ -134,6 +172,20 @@ bool Parser::parse(const uint8_t* data, size_t len, ClientMessage& out, ParseErr
         err = {ErrorCode::InvalidJson, "field 'traceparent' must be a string", {}};
         return false;
       }
+    } else if (key == "since") {
+      std::string_view why;
+      if (!parse_since(v, out.since, why)) {
+        err = {ErrorCode::InvalidJson, why, {}};
+        return false;
+      }
+    } else if (key == "limit") {
+      uint64_t n = 0;
+      if (v.get_uint64().get(n) != simdjson::SUCCESS) {
+        err = {ErrorCode::InvalidJson, "field 'limit' must be a non-negative integer", {}};
+        return false;
+      }
+      out.limit = n > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(n);
+      out.has_limit = true;
     } else if (key == "id") {
       switch (v.type()) {
         case element_type::STRING:
@@ -175,9 +227,12 @@ bool Parser::parse(const uint8_t* data, size_t len, ClientMessage& out, ParseErr
     out.type = Type::Unsubscribe;
   } else if (type == "Message") {
     out.type = Type::Message;
+  } else if (type == "History") {
+    out.type = Type::History;
   } else {
     err.code = ErrorCode::UnknownType;
-    err.message = "unknown message type (expected Ping, Subscribe, Unsubscribe or Message)";
+    err.message =
+        "unknown message type (expected Ping, Subscribe, Unsubscribe, Message or History)";
     return false;
   }
   if (!has_channel) {
@@ -204,9 +259,15 @@ void encode_pong(Buffer& out, const Id& id) {
   out.push_back('}');
 }
 
-void encode_subscribed(Buffer& out, std::string_view channel, const Id& id) {
+void encode_subscribed(Buffer& out, std::string_view channel, const Id& id,
+                       std::string_view epoch, uint64_t offset, int recovered) {
   append_literal(out, "{\"type\":\"Subscribed\",\"channel\":");
   append_json_string(out, channel);
+  append_literal(out, ",\"epoch\":");
+  append_json_string(out, epoch);
+  append_literal(out, ",\"offset\":");
+  append_uint(out, offset);
+  if (recovered >= 0) append_literal(out, recovered ? ",\"recovered\":true" : ",\"recovered\":false");
   append_id(out, id);
   out.push_back('}');
 }
@@ -227,11 +288,69 @@ void encode_error(Buffer& out, ErrorCode code, std::string_view message, const I
   out.push_back('}');
 }
 
-void encode_message(Buffer& out, std::string_view channel, std::string_view content) {
+void encode_message(Buffer& out, std::string_view channel, std::string_view content,
+                    uint64_t offset) {
   append_literal(out, "{\"type\":\"Message\",\"channel\":");
   append_json_string(out, channel);
   append_literal(out, ",\"content\":");
   append_json_string(out, content);
+  append_literal(out, ",\"offset\":");
+  append_uint(out, offset);
+  out.push_back('}');
+}
+
+void encode_published(Buffer& out, std::string_view channel, const Id& id,
+                      std::string_view epoch, uint64_t offset) {
+  append_literal(out, "{\"type\":\"Published\",\"channel\":");
+  append_json_string(out, channel);
+  append_literal(out, ",\"epoch\":");
+  append_json_string(out, epoch);
+  append_literal(out, ",\"offset\":");
+  append_uint(out, offset);
+  append_id(out, id);
+  out.push_back('}');
+}
+
+void encode_gap(Buffer& out, std::string_view channel, std::string_view epoch, uint64_t from,
+                uint64_t to, std::string_view previous_epoch) {
+  append_literal(out, "{\"type\":\"Gap\",\"channel\":");
+  append_json_string(out, channel);
+  append_literal(out, ",\"epoch\":");
+  append_json_string(out, epoch);
+  append_literal(out, ",\"from\":");
+  append_uint(out, from);
+  append_literal(out, ",\"to\":");
+  append_uint(out, to);
+  if (!previous_epoch.empty()) {
+    append_literal(out, ",\"reset\":true,\"previous_epoch\":");
+    append_json_string(out, previous_epoch);
+  }
+  out.push_back('}');
+}
+
+void encode_history_begin(Buffer& out, std::string_view channel, std::string_view epoch,
+                          uint64_t offset, int recovered) {
+  append_literal(out, "{\"type\":\"History\",\"channel\":");
+  append_json_string(out, channel);
+  append_literal(out, ",\"epoch\":");
+  append_json_string(out, epoch);
+  append_literal(out, ",\"offset\":");
+  append_uint(out, offset);
+  if (recovered >= 0) append_literal(out, recovered ? ",\"recovered\":true" : ",\"recovered\":false");
+  append_literal(out, ",\"messages\":[");
+}
+
+void encode_history_entry(Buffer& out, bool first, uint64_t offset, std::string_view content) {
+  append_literal(out, first ? "{\"offset\":" : ",{\"offset\":");
+  append_uint(out, offset);
+  append_literal(out, ",\"content\":");
+  append_json_string(out, content);
+  out.push_back('}');
+}
+
+void encode_history_end(Buffer& out, const Id& id) {
+  out.push_back(']');
+  append_id(out, id);
   out.push_back('}');
 }
 

@@ -11,8 +11,8 @@
 
 namespace wstrace::protocol {
 
-enum class Type : uint8_t { Ping, Subscribe, Unsubscribe, Message };
-constexpr int kTypeCount = 4;
+enum class Type : uint8_t { Ping, Subscribe, Unsubscribe, Message, History };
+constexpr int kTypeCount = 5;
 std::string_view type_name(Type t);
 
 // X(enumerator, wire name)
@@ -26,14 +26,15 @@ std::string_view type_name(Type t);
   X(NotSubscribed, "not_subscribed")                 \
   X(UnsupportedFrame, "unsupported_frame")           \
   X(RateLimited, "rate_limited")                     \
-  X(Unauthorized, "unauthorized")
+  X(Unauthorized, "unauthorized")                    \
+  X(Unavailable, "unavailable")
 
 enum class ErrorCode : uint8_t {
 #define WSTRACE_X(e, name) e,
   WSTRACE_ERROR_CODES(WSTRACE_X)
 #undef WSTRACE_X
 };
-constexpr int kErrorCodeCount = 10;
+constexpr int kErrorCodeCount = 11;
 std::string_view error_code_name(ErrorCode c);
 
 // The optional "id" of a client message, echoed verbatim in the direct reply.
@@ -46,12 +47,44 @@ struct Id {
   double d = 0;
 };
 
+// A position in a channel's stream: "since" of Subscribe and History.
+struct Since {
+  bool present = false;
+  std::string_view epoch;
+  uint64_t offset = 0;
+};
+
 struct ClientMessage {
   Type type = Type::Ping;
-  std::string_view channel;      // Subscribe, Unsubscribe, Message
+  std::string_view channel;      // Subscribe, Unsubscribe, Message, History
   std::string_view content;      // Message (unescaped)
   std::string_view traceparent;  // optional, not yet validated
+  Since since;                   // Subscribe (recovery), History
+  uint32_t limit = 0;            // History: most messages wanted (0: as many as kept)
+  bool has_limit = false;
   Id id;
+};
+
+// An Id that outlives the parser's buffer (for replies sent later).
+struct OwnedId {
+  Id id;
+  std::string storage;
+  OwnedId() = default;
+  explicit OwnedId(const Id& from) : id(from) {
+    if (from.kind == Id::Kind::String) {
+      storage.assign(from.str);
+      id.str = storage;
+    }
+  }
+  OwnedId(const OwnedId& o) : OwnedId(o.id) {}
+  OwnedId& operator=(const OwnedId& o) {
+    if (this != &o) {
+      id = o.id;
+      storage.assign(o.id.kind == Id::Kind::String ? o.id.str : std::string_view());
+      if (id.kind == Id::Kind::String) id.str = storage;
+    }
+    return *this;
+  }
 };
 
 struct ParseError {
@@ -83,9 +116,25 @@ class Parser {
 
 // Encoders: append the JSON payload (no frame header).
 void encode_pong(Buffer& out, const Id& id);
-void encode_subscribed(Buffer& out, std::string_view channel, const Id& id);
+// recovered: -1 = not asked (no "since"), 0 = false, 1 = true.
+void encode_subscribed(Buffer& out, std::string_view channel, const Id& id,
+                       std::string_view epoch, uint64_t offset, int recovered = -1);
 void encode_unsubscribed(Buffer& out, std::string_view channel, const Id& id);
 void encode_error(Buffer& out, ErrorCode code, std::string_view message, const Id& id);
-void encode_message(Buffer& out, std::string_view channel, std::string_view content);
+// {"type":"Message","channel":C,"content":S,"offset":N}: the offset last, so
+// the channel and content keep their place for clients that read them fast.
+void encode_message(Buffer& out, std::string_view channel, std::string_view content,
+                    uint64_t offset);
+void encode_published(Buffer& out, std::string_view channel, const Id& id,
+                      std::string_view epoch, uint64_t offset);
+// Positions [from, to] of `epoch` will not be delivered ("reset": the
+// stream's earlier state was lost, `previous_epoch` is the one it replaced).
+void encode_gap(Buffer& out, std::string_view channel, std::string_view epoch, uint64_t from,
+                uint64_t to, std::string_view previous_epoch = {});
+// History: begin, then one entry per message, then end.
+void encode_history_begin(Buffer& out, std::string_view channel, std::string_view epoch,
+                          uint64_t offset, int recovered);
+void encode_history_entry(Buffer& out, bool first, uint64_t offset, std::string_view content);
+void encode_history_end(Buffer& out, const Id& id);
 
 }  // namespace wstrace::protocol

@@ -39,6 +39,12 @@ class Directory {
     if (transition && listener_) listener_(channel, active);
   }
 
+  // Whether some thread has a subscriber of `channel`.
+  bool active(const std::string& channel) const {
+    std::lock_guard lock(mu_);
+    return threads_.count(channel) > 0;
+  }
+
   size_t size() const {
     std::lock_guard lock(mu_);
     return threads_.size();

@@ -12,7 +12,7 @@ ws::Deflater& DeflaterSet::get(uint8_t window_bits) {
 
 Publication* Publication::make(std::string_view channel, std::string_view content,
                                uint64_t published_unix_ns, const TraceContext& trace,
-                               uint64_t origin_node, Buffer& scratch) {
+                               uint64_t origin_node) {
   auto* p = new Publication();
   p->channel_.assign(channel);
   p->content_.assign(content);
@@ -20,15 +20,44 @@ Publication* Publication::make(std::string_view channel, std::string_view conten
   p->published_unix_ns_ = published_unix_ns;
   p->trace_ = trace;
   p->origin_node_ = origin_node;
-  scratch.clear();
-  protocol::encode_message(scratch, channel, content);
-  p->plain_ = Frame::make(ws::Opcode::Text, scratch.data(), scratch.size(), false,
-                          published_unix_ns);
   return p;
 }
 
+void Publication::seal(std::string_view epoch, uint64_t offset, Buffer& scratch) {
+  epoch_.assign(epoch);
+  offset_ = offset;
+  scratch.clear();
+  protocol::encode_message(scratch, channel_, content_, offset);
+  plain_ = Frame::make(ws::Opcode::Text, scratch.data(), scratch.size(), false,
+                       published_unix_ns_);
+}
+
+Publication* Publication::make_gap(std::string_view channel, std::string_view epoch,
+                                   uint64_t from, uint64_t to, std::string_view previous_epoch,
+                                   Buffer& scratch) {
+  auto* p = new Publication();
+  p->channel_.assign(channel);
+  p->epoch_.assign(epoch);
+  p->offset_ = to;
+  p->gap_from_ = from == 0 ? 1 : from;
+  scratch.clear();
+  protocol::encode_gap(scratch, channel, epoch, p->gap_from_, to, previous_epoch);
+  p->plain_ = Frame::make(ws::Opcode::Text, scratch.data(), scratch.size());
+  return p;
+}
+
+size_t Publication::memory_bytes() const {
+  size_t n = sizeof(Publication) + channel_.capacity() + content_.capacity() + epoch_.capacity();
+  if (plain_ != nullptr) n += plain_->size() + 32;
+  for (const auto& slot : deflated_) {
+    Frame* f = slot.load(std::memory_order_relaxed);
+    if (f != nullptr && f != plain_) n += f->size() + 32;
+  }
+  return n;
+}
+
 Publication::~Publication() {
-  plain_->unref();
+  if (plain_ != nullptr) plain_->unref();
   for (auto& slot : deflated_) {
     if (Frame* f = slot.load(std::memory_order_relaxed)) f->unref();
   }

@@ -5,7 +5,7 @@
 namespace wstrace::pubsub {
 
 Registry::SubscribeResult Registry::subscribe(Subscriber& s, std::string_view name,
-                                              size_t max_subscriptions) {
+                                              size_t max_subscriptions, bool pending) {
   for (uint16_t i = 0; i < s.count_; ++i) {
     if (s.slots_[i].channel->name() == name) return SubscribeResult::AlreadySubscribed;
   }
@@ -31,10 +31,29 @@ Registry::SubscribeResult Registry::subscribe(Subscriber& s, std::string_view na
   }
   const uint16_t slot = s.count_++;
   s.slots_[slot] = {ch, static_cast<uint32_t>(ch->members_.size())};
-  ch->members_.push_back({&s, slot});
+  ch->members_.push_back({&s, slot, pending ? 1u : 0u});
   ++subscriptions_;
   if (ch->members_.size() == 1 && on_interest) on_interest(ch->name(), true);
   return SubscribeResult::Subscribed;
+}
+
+Channel* Registry::activate(Subscriber& s, std::string_view name) {
+  for (uint16_t i = 0; i < s.count_; ++i) {
+    Channel* ch = s.slots_[i].channel;
+    if (ch->name() == name) {
+      ch->members_[s.slots_[i].index].pending = 0;
+      return ch;
+    }
+  }
+  return nullptr;
+}
+
+const Channel::Member* Registry::membership(const Subscriber& s, std::string_view name) const {
+  for (uint16_t i = 0; i < s.count_; ++i) {
+    const Channel* ch = s.slots_[i].channel;
+    if (ch->name() == name) return &ch->members_[s.slots_[i].index];
+  }
+  return nullptr;
 }
 
 bool Registry::unsubscribe(Subscriber& s, std::string_view name) {

@@ -45,17 +45,34 @@ class Channel {
  public:
   struct Member {
     Subscriber* sub;
-    uint32_t slot;  // position in sub->slots_
+    uint32_t slot;     // position in sub->slots_
+    uint32_t pending;  // 1: subscribed, but its Subscribed reply (and the
+                       // messages it recovers) are not sent yet: skip it
   };
   explicit Channel(std::string_view name) : name_(name) {}
   const std::string& name() const { return name_; }
   const std::vector<Member>& members() const { return members_; }
   size_t size() const { return members_.size(); }
 
+  // The stream position this thread has delivered up to (known once the
+  // channel's sequencer told it, or a publication came): a subscriber that
+  // joins now gets everything after it.
+  bool positioned() const { return positioned_; }
+  const std::string& epoch() const { return epoch_; }
+  uint64_t offset() const { return offset_; }
+  void set_position(std::string_view epoch, uint64_t offset) {
+    if (epoch_ != epoch) epoch_.assign(epoch);
+    offset_ = offset;
+    positioned_ = true;
+  }
+
  private:
   friend class Registry;
   std::string name_;
   std::vector<Member> members_;
+  std::string epoch_;
+  uint64_t offset_ = 0;
+  bool positioned_ = false;
 };
 
 template <typename F>
@@ -71,7 +88,14 @@ class Registry {
   // loses its last (false): the cluster bridge follows node-wide interest.
   std::function<void(const std::string& channel, bool active)> on_interest;
 
-  SubscribeResult subscribe(Subscriber& s, std::string_view channel, size_t max_subscriptions);
+  // `pending`: the member is skipped by deliveries until activate().
+  SubscribeResult subscribe(Subscriber& s, std::string_view channel, size_t max_subscriptions,
+                            bool pending = false);
+  // Ends a pending subscription's wait. Returns the channel, or null when `s`
+  // is not (or no longer) subscribed to it.
+  Channel* activate(Subscriber& s, std::string_view channel);
+  // The member record of `s` in `channel`, or null.
+  const Channel::Member* membership(const Subscriber& s, std::string_view channel) const;
   // False when `s` was not subscribed to `channel`.
   bool unsubscribe(Subscriber& s, std::string_view channel);
   void unsubscribe_all(Subscriber& s);

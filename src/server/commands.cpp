@@ -1,6 +1,8 @@
 // The client commands of /ws (JSON in text frames): parsing and tracing of
-// each inbound message, then one case per command. /echo messages are
-// answered here too.
+// each inbound message, the limits every command passes (rate, auth), then
+// one case per command. Each family has its file: subscriptions.cpp
+// (Subscribe, Unsubscribe, recovery), history.cpp (History), fanout.cpp
+// (Message). Ping and /echo are answered here.
 #include <algorithm>
 #include <optional>
 
@@ -82,30 +84,12 @@ bool Worker::handle_message(Connection& c, const protocol::ClientMessage& m,
       protocol::encode_pong(reply_, m.id);
       send_reply(c, OutType::Pong);
       return false;
-    case protocol::Type::Subscribe: {
-      auto r = registry_.subscribe(c, m.channel, cfg_.max_subscriptions);
-      if (r == pubsub::Registry::SubscribeResult::TooMany) {
-        return fail(protocol::ErrorCode::TooManySubscriptions,
-                    "subscription limit reached (--max-subscriptions)");
-      }
-      if (r == pubsub::Registry::SubscribeResult::Subscribed) {
-        node_.metrics.channel_subscriptions.add(shard_, 1);
-        node_.metrics.subscriptions_active.add(shard_, 1);
-      }
-      reply_.clear();
-      protocol::encode_subscribed(reply_, m.channel, m.id);
-      send_reply(c, OutType::Subscribed);
-      return false;
-    }
+    case protocol::Type::Subscribe:
+      return subscribe(c, m, error);
     case protocol::Type::Unsubscribe:
-      if (!registry_.unsubscribe(c, m.channel)) {
-        return fail(protocol::ErrorCode::NotSubscribed, "not subscribed to this channel");
-      }
-      node_.metrics.subscriptions_active.add(shard_, -1);
-      reply_.clear();
-      protocol::encode_unsubscribed(reply_, m.channel, m.id);
-      send_reply(c, OutType::Unsubscribed);
-      return false;
+      return unsubscribe(c, m, error);
+    case protocol::Type::History:
+      return history(c, m, error);
     case protocol::Type::Message:
       if (m.content.size() > cfg_.max_content_size) {
         return fail(protocol::ErrorCode::MessageTooLarge, "content larger than --max-content-size");

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <fstream>
+#include <sstream>
 #include <functional>
 #include <tuple>
 #include <iostream>
@@ -291,6 +292,24 @@ const std::vector<Option>& options() {
        [](Config& c, const std::string& v, std::string& why) {
          return set_uint(c.trace_buffer, v, why, 1000000);
        }},
+      {"history-memory", "SIZE", "64MiB",
+       "Most memory the history of all channels may take on this node (in-process mode; with "
+       "--redis the history lives in Redis). Past it the oldest messages go first.",
+       [](Config& c, const std::string& v, std::string& why) {
+         return set_size(c.history_memory, v, why);
+       }},
+      {"stream-ttl", "DURATION", "1h",
+       "How long a channel's position (epoch and offset) is kept after its last use when it has "
+       "no subscriber and no history left. A client recovering after that learns it lost its "
+       "place (a new epoch).",
+       [](Config& c, const std::string& v, std::string& why) {
+         if (!set_duration(c.stream_ttl_ns, v, why)) return false;
+         if (c.stream_ttl_ns < 1'000'000'000ull) {
+           why = "must be at least 1s";
+           return false;
+         }
+         return true;
+       }},
       {"channel-metrics", "N", "0",
        "Label per-channel metrics with the N busiest channels (the rest as 'other'). 0 = no "
        "channel label.",
@@ -408,6 +427,53 @@ std::string quote_hint(const std::string& file, size_t line_no) {
   return "; text values need quotes in TOML: " + key + " = \"" + value + "\"";
 }
 
+// [[channel]] tables: each key and value as text with its kind and line,
+// checked by stream::build_rules.
+bool read_channel_rules(const toml::table& file, const std::string& path,
+                        std::vector<stream::ChannelRule>& out, std::string& error) {
+  const toml::node* node = file.get("channel");
+  if (node == nullptr) return true;
+  const toml::array* arr = node->as_array();
+  if (arr == nullptr || !arr->is_array_of_tables()) {
+    error = "--config " + path + " line " + std::to_string(node->source().begin.line) +
+            ": 'channel' must be [[channel]] tables (one per rule)";
+    return false;
+  }
+  std::vector<stream::RawRule> raw;
+  for (const auto& item : *arr) {
+    stream::RawRule rule;
+    for (const auto& [key, value] : *item.as_table()) {
+      stream::RawValue v;
+      v.line = value.source().begin.line;
+      if (auto s = value.value_exact<std::string>()) {
+        v.kind = stream::RawValue::Kind::String;
+        v.text = *s;
+      } else if (auto i = value.value_exact<int64_t>()) {
+        v.kind = stream::RawValue::Kind::Integer;
+        v.text = std::to_string(*i);
+      } else if (auto b = value.value_exact<bool>()) {
+        v.kind = stream::RawValue::Kind::Boolean;
+        v.text = *b ? "true" : "false";
+      } else if (auto d = value.value_exact<double>()) {
+        v.kind = stream::RawValue::Kind::Float;
+        v.text = std::to_string(*d);
+      } else {
+        std::ostringstream text;
+        value.visit([&text](auto&& n) { text << n; });
+        v.text = text.str();
+      }
+      rule.emplace_back(std::string(key.str()), std::move(v));
+    }
+    raw.push_back(std::move(rule));
+  }
+  std::string why;
+  if (!stream::build_rules(raw, out, why)) {
+    error = "--config " + path + ": " + why;
+    return false;
+  }
+  return true;
+}
+
 struct Failure {
   int rank;      // 0 flag, 1 environment, 2 file: the first of the lowest rank is reported
   size_t order;  // option index (flags, environment) or line (file)
@@ -433,7 +499,7 @@ bool resolve(Cli& cli, Config& out, std::string& error) {
     }
     // Unknown keys are mistakes (a typo silently ignored is worse than an error).
     for (const auto& [key, value] : *file) {
-      bool known = false;
+      bool known = key.str() == "channel";  // [[channel]] rules, read below
       for (const auto& o : opts) {
         std::string dashed(key.str());
         for (auto& ch : dashed) ch = ch == '_' ? '-' : ch;
@@ -449,6 +515,18 @@ bool resolve(Cli& cli, Config& out, std::string& error) {
 
   Config c;
   c.config_file = config_file;
+  if (file) {
+    if (!read_channel_rules(*file, config_file, c.channel_rules, error)) return false;
+    // What reload compares: the rules as read.
+    if (!c.channel_rules.empty()) {
+      std::string text;
+      for (const auto& r : c.channel_rules) {
+        text += r.match + "|" + std::to_string(r.history_size) + "|" +
+                std::to_string(r.history_ttl_ns) + ";";
+      }
+      c.sources["channel"] = text;
+    }
+  }
   std::vector<Failure> failures;
   for (size_t i = 0; i < opts.size(); ++i) {
     const auto& o = opts[i];
@@ -551,6 +629,7 @@ bool reload_config(const std::vector<std::string>& args, Config& out, std::strin
 }
 
 bool option_is_live(std::string_view name) {
+  if (name == "channel") return true;  // the [[channel]] rules
   for (const auto& o : options()) {
     if (name == o.name) return o.live;
   }

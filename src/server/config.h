@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "stream/rules.h"
 #include "util/log.h"
 
 namespace wstrace::server {
@@ -44,6 +45,9 @@ struct Config {
   bool echo = false;
   uint32_t trace_buffer = 256;    // recent spans kept for /api/traces
   uint32_t channel_metrics = 0;   // top-N channels labelled in metrics; 0: off
+  uint64_t history_memory = 64ull << 20;        // in-process history, node-wide
+  uint64_t stream_ttl_ns = 3600'000'000'000ull;  // idle positions kept this long
+  std::vector<stream::ChannelRule> channel_rules;  // [[channel]] tables of the file
 
   bool admin_enabled() const { return admin != "off" && !admin.empty(); }
 

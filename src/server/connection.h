@@ -51,6 +51,7 @@ struct ConnExtra {
   telemetry::SpanId client_parent;         // the handshake traceparent's span, if any
   std::string trace_state;                 // the handshake's tracestate, if any
   bool upgrade_sampled = false;            // the upgrade span was exported at the time
+  uint32_t outstanding = 0;                // answers awaited from elsewhere (Worker::track)
 };
 
 // The seed's ConnectionStats. Packed: it lives in every connection.
@@ -60,6 +61,12 @@ struct __attribute__((packed, aligned(4))) ConnStats {
   uint32_t messages_sent = 0;
   uint32_t messages_received = 0;
   uint32_t errors = 0;
+  // Messages this connection did not get, by reason: refused or dropped when
+  // it was closed as a slow consumer, and positions it was told it lost (a
+  // Gap: the cluster could not deliver them and the history no longer had them).
+  uint32_t dropped_slow_consumer = 0;
+  uint32_t dropped_lost = 0;
+  uint32_t dropped() const { return dropped_slow_consumer + dropped_lost; }
 };
 
 // IPv4/IPv6 peer address in 20 bytes.

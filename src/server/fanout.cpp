@@ -1,6 +1,7 @@
-// Publications: a Message becomes a Publication (its frame built once), is
-// posted to every other worker once per loop iteration, and is delivered to
-// this thread's subscribers in runs: one shared buffer per channel per
+// Publications: a Message becomes a Publication, goes to its channel's
+// sequencer (streams.cpp), which seals it with its offset (building its frame
+// once) and posts it to every worker once per loop iteration; each delivers
+// it to its subscribers in runs: one shared buffer per channel per
 // iteration, one send() per subscriber.
 #include <sys/socket.h>
 
@@ -23,11 +24,15 @@ constexpr uint32_t kLatencyWindow = 64;  // subscribers per clock read in a fan-
 // Publications
 
 void Worker::publish(Connection& c, const protocol::ClientMessage& m) {
-  (void)c;
   TraceContext trace;
   if (handle_.valid()) trace = trace_broadcast(*this, handle_, m.channel, m.content.size());
-  pubsub::Publication* p = pubsub::Publication::make(m.channel, m.content, unix_ns(), trace,
-                                                     node_.node_hash, reply_);
+  pubsub::Publication* p =
+      pubsub::Publication::make(m.channel, m.content, unix_ns(), trace, node_.node_hash);
+  if (m.id.kind != protocol::Id::Kind::None) {
+    // It asked for a Published reply: answered when the sequencer placed it.
+    p->set_publisher(index_, c.id, m.id);
+    track(c);
+  }
   node_.metrics.messages_broadcasted.add(shard_, 1);
   if (cfg_.channel_metrics > 0) {
     // Bounded: past the cap, new channels are counted together under "".
@@ -69,10 +74,14 @@ void Worker::deliver(std::vector<pubsub::Publication*>& pubs) {
     size_t j = i;
     run_pubs_.clear();
     while (j < runs_.size() && runs_[j].first == runs_[i].first) run_pubs_.push_back(runs_[j++].second);
+    pubsub::Channel& ch = *runs_[i].first;
     for (size_t off = 0; off < run_pubs_.size(); off += kMaxRun) {
-      deliver_run(*runs_[i].first, run_pubs_.data() + off,
-                  std::min(kMaxRun, run_pubs_.size() - off));
+      deliver_run(ch, run_pubs_.data() + off, std::min(kMaxRun, run_pubs_.size() - off));
     }
+    // This thread has delivered the channel up to here: a subscriber joining
+    // now starts after it.
+    const pubsub::Publication* last = run_pubs_.back();
+    ch.set_position(last->epoch(), last->offset());
     i = j;
   }
 }
@@ -117,6 +126,7 @@ void Worker::deliver_run(pubsub::Channel& ch, pubsub::Publication* const* pubs, 
   };
 
   for (size_t mi = 0; mi < members.size(); ++mi) {
+    if (members[mi].pending != 0) continue;  // placed (and caught up) by its reply
     Connection& c = *static_cast<Connection*>(members[mi].sub);
     if (c.state != ConnState::Open) {
       ++skipped;

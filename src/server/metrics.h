@@ -21,15 +21,19 @@ enum class ConnOutcome : uint32_t {
 };
 
 // websocket.messages.received{type}
-enum class InType : uint32_t { Ping, Subscribe, Unsubscribe, Message, Invalid, Binary, Echo, Count };
+enum class InType : uint32_t {
+  Ping, Subscribe, Unsubscribe, Message, History, Invalid, Binary, Echo, Count
+};
 // websocket.messages.sent{type}
-enum class OutType : uint32_t { Pong, Subscribed, Unsubscribed, Message, Error, Echo, Count };
+enum class OutType : uint32_t {
+  Pong, Subscribed, Unsubscribed, Message, Error, Echo, History, Published, Gap, Count
+};
 // websocket.errors{error.type}
 enum class ErrorKind : uint32_t {
   Protocol, InvalidUtf8, MessageTooBig, Compression, Client, Socket, Internal, Count
 };
 // websocket.messages.dropped{reason}
-enum class DropReason : uint32_t { SlowConsumer, RateLimited, Closing, Count };
+enum class DropReason : uint32_t { SlowConsumer, RateLimited, Closing, Lost, Unavailable, Count };
 
 inline const std::vector<telemetry::LabelSet>& conn_outcome_series() {
   static const std::vector<telemetry::LabelSet> s = {
@@ -69,10 +73,11 @@ inline std::vector<double> latency_bounds() {
     std::vector<double>{0.1, 1, 5, 30, 60, 300, 900, 3600, 14400, 86400})                         \
   M(Counter, messages_received, "websocket.messages.received", "Messages received from clients",  \
     "{message}",                                                                                  \
-    one_label("type", {"Ping", "Subscribe", "Unsubscribe", "Message", "invalid", "binary",        \
-                       "echo"}))                                                                  \
+    one_label("type", {"Ping", "Subscribe", "Unsubscribe", "Message", "History", "invalid",       \
+                       "binary", "echo"}))                                                        \
   M(Counter, messages_sent, "websocket.messages.sent", "Messages sent to clients", "{message}",    \
-    one_label("type", {"Pong", "Subscribed", "Unsubscribed", "Message", "Error", "echo"}))         \
+    one_label("type", {"Pong", "Subscribed", "Unsubscribed", "Message", "Error", "echo",          \
+                       "History", "Published", "Gap"}))                                           \
   M(Counter, bytes_received, "websocket.bytes.received", "Bytes read from client sockets", "By")  \
   M(Counter, bytes_sent, "websocket.bytes.sent", "Bytes of frames sent to clients", "By")         \
   M(Counter, channel_subscriptions, "websocket.channel.subscriptions",                            \
@@ -98,7 +103,14 @@ inline std::vector<double> latency_bounds() {
                              "client", "socket", "internal"}))                                    \
   M(Counter, messages_dropped, "websocket.messages.dropped",                                      \
     "Messages not delivered, by reason", "{message}",                                             \
-    one_label("reason", {"slow_consumer", "rate_limited", "closing"}))
+    one_label("reason", {"slow_consumer", "rate_limited", "closing", "lost", "unavailable"}))     \
+  M(Counter, recoveries, "websocket.recoveries",                                                  \
+    "Subscriptions with a since position, by outcome", "{recovery}",                              \
+    one_label("outcome", {"recovered", "not_recovered"}))                                         \
+  M(Counter, recovered_messages, "websocket.recovery.messages",                                   \
+    "Messages delivered from history to recovering subscribers", "{message}")                     \
+  M(Counter, gaps, "websocket.gaps", "Gap notices sent: positions a subscriber was told it lost",  \
+    "{message}")
 
 WSTRACE_METRICS_STRUCT(ServerMetrics, WSTRACE_SERVER_METRICS);
 

@@ -12,6 +12,8 @@
 #include "pubsub/publication.h"
 #include "server/config.h"
 #include "server/metrics.h"
+#include "stream/requests.h"
+#include "stream/rules.h"
 #include "telemetry/metrics.h"
 #include "telemetry/telemetry.h"
 #include "ws/handshake.h"
@@ -53,6 +55,13 @@ struct Node {
   std::function<void(const std::vector<pubsub::Publication*>&)> on_local_publish;
   // Whether the cluster link is up (always true when standalone).
   std::function<bool()> cluster_up;
+  // With --redis: channel streams live in Redis and the bridge is every
+  // channel's sequencer; it answers these requests (posting the replies to
+  // the asking worker). Null in-process.
+  std::function<void(stream::Request&&)> cluster_request;
+  bool clustered() const { return static_cast<bool>(cluster_request); }
+  // The channel rules at start (workers and the bridge get new ones posted).
+  std::shared_ptr<const stream::Rules> rules = std::make_shared<stream::Rules>();
 };
 
 }  // namespace wstrace::server

@@ -66,8 +66,9 @@ void Worker::enqueue(Connection& c, pubsub::Frame* f) {
 }
 
 void Worker::send_reply(Connection& c, OutType type) {
-  static constexpr std::string_view kNames[] = {"Pong", "Subscribed", "Unsubscribed",
-                                                "Message", "Error", "echo"};
+  static constexpr std::string_view kNames[] = {"Pong",  "Subscribed", "Unsubscribed",
+                                                "Message", "Error", "echo",
+                                                "History", "Published", "Gap"};
   if (handle_.sampled()) trace_send(*this, c, handle_, kNames[static_cast<int>(type)], reply_.size());
   send_frame(c, pubsub::Frame::make(ws::Opcode::Text, reply_.data(), reply_.size()), type);
 }
@@ -135,6 +136,7 @@ void Worker::slow_consumer(Connection& c, uint32_t refused) {
   // why, and stop sending it anything else.
   const uint64_t queued = c.out.bytes();
   const uint32_t dropped = c.out.drop_unstarted() + refused;
+  c.stats.dropped_slow_consumer += dropped;
   node_.metrics.messages_dropped.add(shard_, dropped,
                                      static_cast<uint32_t>(DropReason::SlowConsumer));
   node_.metrics.slow_consumer_disconnects.add(shard_, 1);

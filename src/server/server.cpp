@@ -81,6 +81,21 @@ bool Server::start() {
   topts.span_ring_size = cfg_.trace_buffer;
   node.telemetry = std::make_unique<telemetry::Telemetry>(topts);
   node.metrics.register_all(node.registry());
+  node.rules = std::make_shared<stream::Rules>(cfg_.channel_rules);
+  node.registry().add_observable_gauge(
+      "websocket.history.entries", "Messages kept in channel history on this node (in-process)",
+      "{message}", [this](std::vector<telemetry::Point>& out) {
+        size_t n = 0;
+        for (auto& w : workers_) n += w->history_totals().entries;
+        out.push_back(telemetry::Point::of_int(static_cast<int64_t>(n)));
+      });
+  node.registry().add_observable_gauge(
+      "websocket.history.bytes", "Memory taken by channel history on this node (in-process)",
+      "By", [this](std::vector<telemetry::Point>& out) {
+        size_t n = 0;
+        for (auto& w : workers_) n += w->history_totals().bytes;
+        out.push_back(telemetry::Point::of_int(static_cast<int64_t>(n)));
+      });
   node.registry().add_observable_gauge(
       "websocket.channels.active", "Channels with at least one subscriber on this node",
       "{channel}", [&node](std::vector<telemetry::Point>& out) {
@@ -115,16 +130,27 @@ bool Server::start() {
     bopts.node_id = cfg_.node_id;
     bopts.prefix = cfg_.redis_prefix + ":";
     bopts.node_hash = node.node_hash;
+    bopts.stream_ttl_ns = cfg_.stream_ttl_ns;
+    bopts.rules = node.rules;
     bridge_ = std::make_unique<cluster::Bridge>(
-        bopts, node.registry(), [&node](std::vector<pubsub::Publication*>&& batch) {
+        bopts, node.registry(),
+        [&node](std::vector<pubsub::Publication*>&& batch) {
           // From the bridge thread to every worker: one task per worker per batch.
+          for (auto* p : batch) p->expect_deliveries(static_cast<uint32_t>(node.workers.size()));
           for (Worker* w : node.workers) {
             for (auto* p : batch) p->ref();
             w->post_publications(batch);
           }
           for (auto* p : batch) p->unref();
+        },
+        [&node](stream::Reply&& reply) {
+          node.workers[reply.request.worker]->post_stream_reply(std::move(reply));
+        },
+        [&node](unsigned worker, std::vector<stream::PublishResult>&& results) {
+          node.workers[worker]->post_publish_results(std::move(results));
         });
     cluster::Bridge* bridge = bridge_.get();
+    node.cluster_request = [bridge](stream::Request&& r) { bridge->request(std::move(r)); };
     node.directory.set_listener(
         [bridge](const std::string& channel, bool active) { bridge->set_interest(channel, active); });
     node.on_local_publish = [bridge](const std::vector<pubsub::Publication*>& batch) {
@@ -307,11 +333,18 @@ void Server::reload(const Config& fresh) {
     for (const auto& s : v) out += (out.empty() ? "" : ",") + s;
     return out.empty() ? std::string("none") : out;
   };
-  // The live options: only the log settings so far (the log module reads
-  // them atomically; no other thread reads them from cfg_).
+  // The live options: the log settings (the log module reads them
+  // atomically; no other thread reads them from cfg_) and the channel rules
+  // (posted to every worker and the bridge, which each keep their own copy).
   cfg_.log_level = fresh.log_level;
   cfg_.log_format = fresh.log_format;
   log::configure(cfg_.log_level, cfg_.log_format);
+  if (value_of(cfg_, "channel") != value_of(fresh, "channel")) {
+    cfg_.channel_rules = fresh.channel_rules;
+    node_->rules = std::make_shared<stream::Rules>(cfg_.channel_rules);
+    for (auto& w : workers_) w->post_rules(node_->rules);
+    if (bridge_) bridge_->set_rules(node_->rules);
+  }
   for (const auto& name : applied) cfg_.sources[name] = value_of(fresh, name);
   // Said even when the new level hides Info lines: a reload is always logged.
   log::write(log::enabled(log::Level::Info) ? log::Level::Info : log::Level::Warn,
@@ -457,6 +490,43 @@ std::string Server::stats_json() {
   json::append_uint(out, metric_int(s, "websocket.slow_consumer.disconnects"));
   out += ",\"errors_total\":";
   json::append_uint(out, metric_int(s, "websocket.errors"));
+  {
+    Worker::HistoryTotals h;
+    for (auto& w : workers_) {
+      auto t = w->history_totals();
+      h.bytes += t.bytes;
+      h.entries += t.entries;
+      h.streams += t.streams;
+      h.evicted_for_memory += t.evicted_for_memory;
+    }
+    out += ",\"history\":{\"entries\":";
+    json::append_uint(out, h.entries);
+    out += ",\"bytes\":";
+    json::append_uint(out, h.bytes);
+    out += ",\"memory_limit\":";
+    json::append_uint(out, cfg_.history_memory);
+    out += ",\"streams\":";
+    json::append_uint(out, h.streams);
+    out += ",\"evicted_for_memory\":";
+    json::append_uint(out, h.evicted_for_memory);
+    out += ",\"recoveries\":{\"recovered\":";
+    const telemetry::MetricData* rec = s.find("websocket.recoveries");
+    uint64_t recovered = 0, not_recovered = 0;
+    if (rec != nullptr) {
+      for (const auto& p : rec->points) {
+        const bool ok = !p.labels.empty() && p.labels[0].second == "recovered";
+        (ok ? recovered : not_recovered) += static_cast<uint64_t>(p.as_int);
+      }
+    }
+    json::append_uint(out, recovered);
+    out += ",\"not_recovered\":";
+    json::append_uint(out, not_recovered);
+    out += "},\"recovered_messages\":";
+    json::append_uint(out, metric_int(s, "websocket.recovery.messages"));
+    out += ",\"gaps\":";
+    json::append_uint(out, metric_int(s, "websocket.gaps"));
+    out += '}';
+  }
   out += ",\"compression\":{\"connections\":";
   json::append_int(out, node.deflate_connections.load(std::memory_order_relaxed));
   out += ",\"connection_inflaters\":";
@@ -523,6 +593,13 @@ std::string Server::connections_json(const http::Request& req) {
     json::append_uint(out, c.stats.bytes_received);
     out += ",\"errors\":";
     json::append_uint(out, c.stats.errors);
+    out += ",\"messages_dropped\":";
+    json::append_uint(out, c.stats.dropped());
+    out += ",\"messages_dropped_by_reason\":{\"slow_consumer\":";
+    json::append_uint(out, c.stats.dropped_slow_consumer);
+    out += ",\"lost\":";
+    json::append_uint(out, c.stats.dropped_lost);
+    out += '}';
     out += ",\"thread\":";
     json::append_uint(out, c.thread);
     out += ",\"write_calls\":";
@@ -534,15 +611,27 @@ std::string Server::connections_json(const http::Request& req) {
 }
 
 std::string Server::channels_json() {
-  std::unordered_map<std::string, size_t> counts;
-  using Channels = std::vector<std::pair<std::string, size_t>>;
-  auto parts = gather<Channels>([](Worker& w) {
-    Channels mine;
-    w.collect_channels(mine);
+  // Subscribers from every worker; epoch, offset and history from each
+  // channel's owner (in-process mode).
+  struct Part {
+    std::vector<std::pair<std::string, size_t>> channels;
+    std::vector<Worker::StreamInfo> streams;
+  };
+  auto parts = gather<Part>([](Worker& w) {
+    Part mine;
+    w.collect_channels(mine.channels);
+    w.collect_streams(mine.streams);
     return mine;
   });
+  std::unordered_map<std::string, size_t> counts;
+  std::unordered_map<std::string, Worker::StreamInfo> streams;
   for (auto& part : parts.results) {
-    for (auto& [name, n] : part) counts[name] += n;
+    for (auto& [name, n] : part.channels) counts[name] += n;
+    for (auto& info : part.streams) {
+      // A channel nobody subscribes to is listed while it keeps history.
+      if (info.history_entries > 0) counts.try_emplace(info.channel, 0);
+      streams[info.channel] = std::move(info);
+    }
   }
   std::vector<std::pair<std::string, size_t>> sorted(counts.begin(), counts.end());
   std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
@@ -558,6 +647,18 @@ std::string Server::channels_json() {
     json::append_string(out, sorted[i].first);
     out += ",\"subscribers\":";
     json::append_uint(out, sorted[i].second);
+    auto it = streams.find(sorted[i].first);
+    if (it != streams.end()) {
+      out += ",\"epoch\":";
+      json::append_string(out, it->second.epoch);
+      out += ",\"offset\":";
+      json::append_uint(out, it->second.offset);
+      out += ",\"history\":{\"entries\":";
+      json::append_uint(out, it->second.history_entries);
+      out += ",\"bytes\":";
+      json::append_uint(out, it->second.history_bytes);
+      out += '}';
+    }
     out += '}';
   }
   out += "]}";

@@ -454,6 +454,11 @@ void Worker::finalize(Connection& c) {
     c.extra->inflater.reset();
     node_.connection_inflaters.fetch_sub(1, std::memory_order_relaxed);
   }
+  if (c.extra && c.extra->outstanding > 0) {
+    // Answers still to come find it gone.
+    tracked_.erase(c.id);
+    c.extra->outstanding = 0;
+  }
   if (was_websocket) {
     node_.websockets.fetch_sub(1, std::memory_order_relaxed);
     if (c.deflate) node_.deflate_connections.fetch_sub(1, std::memory_order_relaxed);

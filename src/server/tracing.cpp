@@ -249,6 +249,26 @@ TraceContext trace_broadcast(Worker& w, const telemetry::SpanStart& handle,
   return to_trace_context(s);
 }
 
+void trace_recovery(Worker& w, const Connection& c, const stream::Request& req,
+                    std::string_view epoch, uint64_t offset, bool recovered, size_t messages) {
+  telemetry::Tracer& tr = w.tracer();
+  if (!tr.enabled() || !req.parent.valid()) return;
+  telemetry::SpanContext parent = to_span_context(req.parent, false);
+  telemetry::SpanStart s = tr.start(&parent, req.started_unix_ns);
+  if (!tr.will_export(s)) return;
+  telemetry::SpanData d = tr.record(s, "websocket.recovery", SpanKind::Internal);
+  d.set("messaging.system", kSystem);
+  d.set("messaging.destination.name", req.channel);
+  d.set("websocket.connection_id", static_cast<int64_t>(c.id));
+  d.set("websocket.recovery.since.epoch", req.epoch);
+  d.set("websocket.recovery.since.offset", static_cast<int64_t>(req.since));
+  d.set("websocket.recovery.recovered", recovered);
+  d.set("websocket.recovery.messages", static_cast<int64_t>(messages));
+  d.set("websocket.stream.epoch", std::string(epoch));
+  d.set("websocket.stream.offset", static_cast<int64_t>(offset));
+  tr.end(std::move(d));
+}
+
 void on_publication_done(const pubsub::Publication& p, void* context) {
   Node& node = *static_cast<Node*>(context);
   if (telemetry::Shard* shard = thread_shard()) {
@@ -268,6 +288,9 @@ void on_publication_done(const pubsub::Publication& p, void* context) {
   d.set("websocket.fanout.recipients", static_cast<int64_t>(p.recipients()));
   d.set("websocket.fanout.dropped", static_cast<int64_t>(p.dropped()));
   d.set("websocket.node_id", node.cfg.node_id);
+  // The publication's position: epoch:offset is its id within the channel.
+  d.set("messaging.message.id", p.epoch() + ":" + std::to_string(p.offset()));
+  d.set("websocket.stream.offset", static_cast<int64_t>(p.offset()));
   if (p.dropped() > 0) d.set_status(StatusCode::Error, "some subscribers were not delivered");
   tr.end(std::move(d));
 }

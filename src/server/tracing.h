@@ -6,6 +6,7 @@
 
 #include "http/request.h"
 #include "pubsub/publication.h"
+#include "stream/requests.h"
 #include "telemetry/span.h"
 #include "telemetry/tracer.h"
 #include "util/trace_context.h"
@@ -42,6 +43,10 @@ void trace_send(Worker& w, const Connection& c, const telemetry::SpanStart& hand
 // publication carries (to local fan-outs and across Redis).
 TraceContext trace_broadcast(Worker& w, const telemetry::SpanStart& handle,
                              std::string_view channel, size_t size);
+// websocket.recovery: a Subscribe with "since", from the request to the
+// Subscribed reply and the recovered messages; child of the handle span.
+void trace_recovery(Worker& w, const Connection& c, const stream::Request& req,
+                    std::string_view epoch, uint64_t offset, bool recovered, size_t messages);
 // Publication completion hook: broadcast.recipients and websocket.fanout.
 void on_publication_done(const pubsub::Publication& p, void* context);
 

@@ -57,6 +57,7 @@ Worker::Worker(Node& node, unsigned index, int listen_fd)
       shard_(node.registry().shard(index + 1)),
       tracer_(&node.telemetry->tracer()),
       wheel_(mono_ns(), choose_tick(node.cfg), 4096),
+      streams_(0),
       parser_(node.cfg.max_message_size) {
   const uint64_t tick = wheel_.tick_ns();
   hb_ticks_ = static_cast<uint32_t>(ticks_for(cfg_.heartbeat_interval_ns, tick));
@@ -79,6 +80,7 @@ Worker::Worker(Node& node, unsigned index, int listen_fd)
   }
   loop_.add_before_sleep([this] { before_sleep(); });
   loop_.add_timer(tick, tick, [this] { on_tick(); });
+  loop_.add_timer(1'000'000'000ull, 1'000'000'000ull, [this] { sweep_streams(); });
 }
 
 Worker::~Worker() {
@@ -94,6 +96,13 @@ Worker::~Worker() {
 }
 
 void Worker::start() {
+  // Every worker exists now: size what is kept per worker, and take the rules.
+  const size_t n = node_.workers.size();
+  outbox_.resize(n);
+  results_out_.resize(n);
+  streams_.set_memory_budget(cfg_.history_memory / std::max<size_t>(1, n));
+  rules_ = node_.rules;
+  streams_.set_rules(rules_);
   last_turn_ns_.store(mono_ns(), std::memory_order_relaxed);
   thread_ = std::thread([this] {
     t_worker = this;
@@ -141,25 +150,40 @@ void Worker::before_sleep() {
   }
 
   if (!published_.empty()) {
-    // Other threads first, so they deliver while we do.
-    for (Worker* w : node_.workers) {
-      if (w == this) continue;
-      for (auto* p : published_) p->ref();
-      w->post_publications(published_);
+    if (node_.clustered()) {
+      // Redis sequences them; they come back through the bridge, to this
+      // node's subscribers too.
+      node_.on_local_publish(published_);
+      for (auto* p : published_) p->unref();
+    } else {
+      // Each to its channel's owner: this thread's own now, the others'
+      // batched, one task per owner.
+      for (auto* p : published_) {
+        const unsigned owner = owner_of(p->channel(), node_.workers.size());
+        (owner == index_ ? to_sequence_ : outbox_[owner]).push_back(p);
+      }
+      for (size_t w = 0; w < outbox_.size(); ++w) {
+        if (outbox_[w].empty()) continue;
+        node_.workers[w]->post_for_sequencing(std::move(outbox_[w]));
+        outbox_[w] = {};
+      }
     }
-    if (node_.on_local_publish) node_.on_local_publish(published_);
-    delivering_.insert(delivering_.end(), published_.begin(), published_.end());
     published_.clear();
   }
-  if (!incoming_.empty()) {
-    delivering_.insert(delivering_.end(), incoming_.begin(), incoming_.end());
-    incoming_.clear();
+  if (!to_sequence_.empty()) sequence(to_sequence_);
+  if (!sequenced_.empty()) {
+    // Sealed here: to every other thread (they deliver while we do), then ours.
+    for (auto* p : sequenced_) p->expect_deliveries(static_cast<uint32_t>(node_.workers.size()));
+    for (Worker* w : node_.workers) {
+      if (w == this) continue;
+      for (auto* p : sequenced_) p->ref();
+      w->post_publications(sequenced_);
+    }
+    incoming_.insert(incoming_.end(), sequenced_.begin(), sequenced_.end());
+    sequenced_.clear();
   }
-  if (!delivering_.empty()) {
-    deliver(delivering_);
-    for (auto* p : delivering_) p->unref();
-    delivering_.clear();
-  }
+  finish_publish_results();
+  deliver_incoming();
 
   for (size_t i = 0; i < flush_list_.size(); ++i) {
     Connection* c = flush_list_[i];
@@ -172,6 +196,17 @@ void Worker::before_sleep() {
   graveyard_.clear();
 
   if (shutting_down_ && pool_.size() == 0 && stop_when_empty_) loop_.stop();
+}
+
+void Worker::deliver_incoming() {
+  if (incoming_.empty()) return;
+  delivering_.swap(incoming_);
+  deliver(delivering_);
+  for (auto* p : delivering_) {
+    p->delivered_here();
+    p->unref();
+  }
+  delivering_.clear();
 }
 
 void Worker::on_tick() {

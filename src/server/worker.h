@@ -24,6 +24,9 @@
 #include "server/channel_metrics.h"
 #include "server/connection.h"
 #include "server/node.h"
+#include "stream/requests.h"
+#include "stream/rules.h"
+#include "stream/stream_table.h"
 #include "util/log.h"
 #include "util/slab_pool.h"
 
@@ -49,9 +52,19 @@ class Worker {
   telemetry::Tracer& tracer() { return *tracer_; }
   net::EventLoop& loop() { return loop_; }
 
-  // From any thread: publications from another worker or from the cluster.
-  // Takes over one reference of each.
+  // From any thread: sealed publications to deliver (from a channel's owner
+  // worker or from the cluster). Takes over one reference of each.
   void post_publications(std::vector<pubsub::Publication*> batch);
+  // From any thread: unsealed publications of channels this worker owns, to
+  // sequence (in-process mode). Takes over one reference of each.
+  void post_for_sequencing(std::vector<pubsub::Publication*> batch);
+  // From any thread: a request to this worker as a channel's owner, and the
+  // replies and publish results for this worker's connections.
+  void post_stream_request(stream::Request request);
+  void post_stream_reply(stream::Reply reply);
+  void post_publish_results(std::vector<stream::PublishResult> results);
+  // From any thread: new channel rules (start-up, SIGHUP).
+  void post_rules(std::shared_ptr<const stream::Rules> rules);
   // From any thread: stop accepting, Close 1001 to every client.
   void begin_shutdown();
   // From any thread: drop whatever is left and end the loop.
@@ -85,6 +98,22 @@ class Worker {
   void collect_channels(std::vector<std::pair<std::string, size_t>>& out) const;
   // Adds this worker's per-channel counts (with --channel-metrics).
   void channel_sample(ChannelMetrics::Sample& out) const;
+  // The streams this worker owns (in-process mode): for /api/channels and stats.
+  struct StreamInfo {
+    std::string channel;
+    std::string epoch;
+    uint64_t offset;
+    size_t history_entries;
+    size_t history_bytes;
+  };
+  void collect_streams(std::vector<StreamInfo>& out) const;
+  struct HistoryTotals {
+    size_t bytes = 0, entries = 0, streams = 0;
+    uint64_t evicted_for_memory = 0;
+  };
+  HistoryTotals history_totals() const;  // any thread (as of the last sweep)
+  // The worker that sequences `channel` in-process.
+  static unsigned owner_of(std::string_view channel, size_t workers);
 
  private:
   friend struct FrameHandler;
@@ -106,6 +135,34 @@ class Worker {
   // True when the message was refused with an Error (its code in `error`).
   bool handle_message(Connection& c, const protocol::ClientMessage& m, protocol::ErrorCode& error);
   void on_echo(Connection& c, ws::Opcode op, const uint8_t* data, size_t len);
+
+  // Subscriptions (subscriptions.cpp).
+  bool subscribe(Connection& c, const protocol::ClientMessage& m, protocol::ErrorCode& error);
+  bool unsubscribe(Connection& c, const protocol::ClientMessage& m, protocol::ErrorCode& error);
+  void subscribe_done(Connection& c, stream::Reply& reply);
+  // History (history.cpp).
+  bool history(Connection& c, const protocol::ClientMessage& m, protocol::ErrorCode& error);
+  void history_done(Connection& c, stream::Reply& reply);
+
+  // Streams (streams.cpp): asking a channel's sequencer, and being one.
+  stream::Request make_request(Connection& c, const protocol::ClientMessage& m,
+                               stream::Request::Kind kind) const;
+  void request_stream(Connection& c, stream::Request request);
+  void serve_stream_request(stream::Request& request, stream::Reply& reply);
+  void complete_stream_request(stream::Reply& reply);
+  void sequence(std::vector<pubsub::Publication*>& pubs);
+  void finish_publish_results();
+  void on_publish_results(std::vector<stream::PublishResult>& results);
+  void sweep_streams();
+  void deliver_incoming();  // delivers incoming_ now (before a reply that follows it)
+  // Connections waiting for an answer from elsewhere (a stream reply, a
+  // publish result), found again by id when it comes.
+  void track(Connection& c);
+  void untrack(Connection& c);
+  Connection* tracked(uint64_t connection_id) const;
+  // Sends a sealed publication's frame to one connection outside a fan-out
+  // run (recovered messages, gaps to a member).
+  void send_publication(Connection& c, pubsub::Publication* p);
   void on_pong(Connection& c, const uint8_t* data, size_t len);
   void on_close_frame(Connection& c, uint16_t code, std::string_view reason);
   void on_protocol_error(Connection& c, ws::Error e);
@@ -168,12 +225,19 @@ class Worker {
   uint32_t hb_ticks_ = 0;        // heartbeat interval in ticks (0: off)
   uint32_t timeout_ticks_ = 0;   // client timeout in ticks (0: off)
   pubsub::Registry registry_;
+  std::shared_ptr<const stream::Rules> rules_;
+  stream::StreamTable streams_;  // the channels this worker owns (in-process mode)
+  Buffer seal_buf_;
   protocol::Parser parser_;
   pubsub::DeflaterSet deflaters_;
   std::unique_ptr<ws::Inflater> shared_inflater_;  // for clients without context takeover
   std::thread thread_;
   std::atomic<size_t> sockets_{0};
   std::atomic<uint64_t> last_turn_ns_{0};
+  std::atomic<size_t> history_bytes_{0};
+  std::atomic<size_t> history_entries_{0};
+  std::atomic<size_t> history_streams_{0};
+  std::atomic<uint64_t> history_evicted_{0};
   bool shutting_down_ = false;
   bool stop_when_empty_ = false;
 
@@ -188,7 +252,12 @@ class Worker {
   std::vector<Connection*> read_list_;
   std::vector<Connection*> graveyard_;
   std::vector<pubsub::Publication*> published_;  // by this thread's clients, this iteration
-  std::vector<pubsub::Publication*> incoming_;   // from other threads and the cluster
+  std::vector<pubsub::Publication*> incoming_;   // sealed, from owners and the cluster
+  std::vector<pubsub::Publication*> to_sequence_;  // unsealed, for channels this worker owns
+  std::vector<pubsub::Publication*> sequenced_;    // sealed here this iteration
+  std::vector<std::vector<pubsub::Publication*>> outbox_;  // unsealed, per owner worker
+  std::vector<std::vector<stream::PublishResult>> results_out_;  // per publishing worker
+  std::unordered_map<uint64_t, Connection*> tracked_;
   std::vector<pubsub::Publication*> delivering_;
   std::vector<pubsub::Publication*> run_pubs_;
   std::vector<pubsub::Frame*> frames_;

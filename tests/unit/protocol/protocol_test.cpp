@@ -259,12 +259,13 @@ TEST(ProtocolNames, TypesAndErrorCodes) {
   EXPECT_EQ(type_name(Type::Subscribe), "Subscribe");
   EXPECT_EQ(type_name(Type::Unsubscribe), "Unsubscribe");
   EXPECT_EQ(type_name(Type::Message), "Message");
-  // PRODUCT.md §2 lists exactly these codes.
+  EXPECT_EQ(type_name(Type::History), "History");
+  // The documented codes, in this order (docs/PROTOCOL.md).
   const char* want[] = {"invalid_json",          "unknown_type",   "missing_field",
                         "invalid_channel",       "message_too_large",
                         "too_many_subscriptions", "not_subscribed", "unsupported_frame",
-                        "rate_limited",          "unauthorized"};
-  ASSERT_EQ(kErrorCodeCount, 10);
+                        "rate_limited",          "unauthorized",   "unavailable"};
+  ASSERT_EQ(kErrorCodeCount, 11);
   for (int i = 0; i < kErrorCodeCount; ++i) {
     EXPECT_EQ(error_code_name(static_cast<ErrorCode>(i)), want[i]);
   }
@@ -290,8 +291,31 @@ TEST(Encoders, ExactBytes) {
   Id big{Id::Kind::Double, {}, 0, 0, 9.8446744073709516e20};
   EXPECT_EQ(encoded(encode_pong, big), R"({"type":"Pong","id":984467440737095122944.0})");
   Buffer b;
-  encode_subscribed(b, "room:1", none);
-  EXPECT_EQ(b.view(), R"({"type":"Subscribed","channel":"room:1"})");
+  encode_subscribed(b, "room:1", none, "e1", 0);
+  EXPECT_EQ(b.view(), R"({"type":"Subscribed","channel":"room:1","epoch":"e1","offset":0})");
+  b.clear();
+  encode_subscribed(b, "room:1", i, "e1", 7, 1);
+  EXPECT_EQ(b.view(),
+            R"({"type":"Subscribed","channel":"room:1","epoch":"e1","offset":7,"recovered":true,"id":-5})");
+  b.clear();
+  encode_subscribed(b, "room:1", none, "e2", 3, 0);
+  EXPECT_EQ(b.view(),
+            R"({"type":"Subscribed","channel":"room:1","epoch":"e2","offset":3,"recovered":false})");
+  b.clear();
+  encode_published(b, "room:1", s, "e1", 8);
+  EXPECT_EQ(b.view(),
+            R"({"type":"Published","channel":"room:1","epoch":"e1","offset":8,"id":"r\"1"})");
+  b.clear();
+  encode_history_begin(b, "room:1", "e1", 9, -1);
+  encode_history_entry(b, true, 8, "a");
+  encode_history_entry(b, false, 9, "b\"");
+  encode_history_end(b, i);
+  EXPECT_EQ(b.view(),
+            R"({"type":"History","channel":"room:1","epoch":"e1","offset":9,"messages":[{"offset":8,"content":"a"},{"offset":9,"content":"b\""}],"id":-5})");
+  b.clear();
+  encode_history_begin(b, "c", "e1", 0, 0);
+  encode_history_end(b, none);
+  EXPECT_EQ(b.view(), R"({"type":"History","channel":"c","epoch":"e1","offset":0,"recovered":false,"messages":[]})");
   b.clear();
   encode_unsubscribed(b, "room:1", i);
   EXPECT_EQ(b.view(), R"({"type":"Unsubscribed","channel":"room:1","id":-5})");
@@ -300,9 +324,9 @@ TEST(Encoders, ExactBytes) {
   EXPECT_EQ(b.view(),
             R"({"type":"Error","code":"not_subscribed","message":"not subscribed to \"x\"","id":"r\"1"})");
   b.clear();
-  encode_message(b, "news", "line1\nline2\t\"q\" \\ \x01");
+  encode_message(b, "news", "line1\nline2\t\"q\" \\ \x01", 12);
   EXPECT_EQ(b.view(),
-            R"({"type":"Message","channel":"news","content":"line1\nline2\t\"q\" \\ \u0001"})");
+            R"({"type":"Message","channel":"news","content":"line1\nline2\t\"q\" \\ \u0001","offset":12})");
 }
 
 TEST(Encoders, RoundTripThroughSimdjson) {
@@ -322,18 +346,19 @@ TEST(Encoders, RoundTripThroughSimdjson) {
     EXPECT_EQ(std::string_view(e["id"]), content);
   }
   Buffer b;
-  encode_message(b, "a/b", content);
+  encode_message(b, "a/b", content, 18446744073709551615ull);
   simdjson::dom::parser p;
   simdjson::dom::element e;
   ASSERT_EQ(p.parse(std::string(b.view())).get(e), simdjson::SUCCESS);
   EXPECT_EQ(std::string_view(e["channel"]), "a/b");
   EXPECT_EQ(std::string_view(e["content"]), content);
+  EXPECT_EQ(uint64_t(e["offset"]), 18446744073709551615ull);
 }
 
 TEST_F(ProtocolTest, WhatWeSendParsesBackAsTheSameMessage) {
   // The broadcast frame is itself a valid client Message.
   Buffer b;
-  encode_message(b, "chat:room-1", "he said \"hi\"\n");
+  encode_message(b, "chat:room-1", "he said \"hi\"\n", 3);
   ASSERT_TRUE(parse(b.view()));
   EXPECT_EQ(msg_.type, Type::Message);
   EXPECT_EQ(msg_.channel, "chat:room-1");

@@ -58,9 +58,11 @@ std::optional<std::string> client_inflate(const std::string& z, int bits) {
   return out;
 }
 
-Publication* publish(std::string_view channel, std::string_view content) {
+Publication* publish(std::string_view channel, std::string_view content, uint64_t offset = 1) {
   Buffer scratch;
-  return Publication::make(channel, content, 1234, TraceContext{}, 7, scratch);
+  Publication* p = Publication::make(channel, content, 1234, TraceContext{}, 7);
+  p->seal("e1", offset, scratch);
+  return p;
 }
 
 std::string text_with_far_repeats(size_t n) {
@@ -86,8 +88,43 @@ TEST(Publication, PlainFrame) {
   EXPECT_FALSE(h.rsv1);
   EXPECT_FALSE(h.masked);
   EXPECT_EQ(h.opcode, 0x1);
-  EXPECT_EQ(body, R"({"type":"Message","channel":"news","content":"he said \"hi\""})");
+  EXPECT_EQ(body, R"({"type":"Message","channel":"news","content":"he said \"hi\"","offset":1})");
+  EXPECT_EQ(p->epoch(), "e1");
+  EXPECT_EQ(p->offset(), 1u);
   p->unref();
+}
+
+TEST(Publication, UnsealedUntilItsSequencerGivesItAPosition) {
+  Publication* p = Publication::make("c", "x", 1, TraceContext{}, 7);
+  EXPECT_FALSE(p->sealed());
+  EXPECT_EQ(p->plain(), nullptr);
+  Buffer scratch;
+  p->seal("abc", 42, scratch);
+  EXPECT_TRUE(p->sealed());
+  EXPECT_EQ(payload_of(p->plain()), R"({"type":"Message","channel":"c","content":"x","offset":42})");
+  EXPECT_GT(p->memory_bytes(), sizeof(Publication));
+  p->unref();
+}
+
+TEST(Publication, GapNotice) {
+  Buffer scratch;
+  Publication* g = Publication::make_gap("room", "e2", 5, 9, {}, scratch);
+  EXPECT_TRUE(g->is_gap());
+  EXPECT_EQ(g->gap_from(), 5u);
+  EXPECT_EQ(g->offset(), 9u);
+  EXPECT_EQ(g->gap_size(), 5u);
+  EXPECT_EQ(payload_of(g->plain()),
+            R"({"type":"Gap","channel":"room","epoch":"e2","from":5,"to":9})");
+  g->unref();
+  // A reset that lost nothing of the new epoch: from 1 to 0.
+  g = Publication::make_gap("room", "e3", 1, 0, "e2", scratch);
+  EXPECT_EQ(g->gap_size(), 0u);
+  EXPECT_EQ(payload_of(g->plain()),
+            R"({"type":"Gap","channel":"room","epoch":"e3","from":1,"to":0,"reset":true,"previous_epoch":"e2"})");
+  g->unref();
+  Publication* m = publish("room", "m");
+  EXPECT_FALSE(m->is_gap());
+  m->unref();
 }
 
 TEST(Publication, SmallMessagesAreNotCompressed) {
@@ -194,7 +231,7 @@ struct Completions {
   const Publication* last = nullptr;
 };
 
-TEST(Publication, CompletionHookRunsOnceOnTheLastRelease) {
+TEST(Publication, CompletionHookRunsOnceTheLastThreadDelivered) {
   Completions seen;
   Publication::set_completion_hook(
       [](const Publication& p, void* ctx) {
@@ -208,21 +245,23 @@ TEST(Publication, CompletionHookRunsOnceOnTheLastRelease) {
   Publication* p = publish("c", "content");
   Frame* plain = p->plain();
   plain->ref();  // a subscriber's queue still holds the frame
-  p->ref();
-  p->ref();
+  p->ref();      // the history keeps it: that does not delay the hook
+  p->expect_deliveries(2);
   p->mark_delivery_start(50);
   p->mark_delivery_start(60);  // the first thread's time stays
   EXPECT_EQ(p->delivery_start_unix_ns(), 50u);
   p->add_delivered(10, 1);
-  p->unref();
+  p->delivered_here();
   p->add_delivered(5, 2);
-  p->unref();
   EXPECT_EQ(seen.calls, 0);
-  p->unref();
+  p->delivered_here();
   EXPECT_EQ(seen.calls, 1);
   EXPECT_EQ(seen.last, p);
   EXPECT_EQ(seen.recipients, 15u);
   EXPECT_EQ(seen.dropped, 3u);
+  p->unref();
+  p->unref();
+  EXPECT_EQ(seen.calls, 1);  // not again at the last release
   // The frame outlives the publication.
   EXPECT_EQ(refs(plain), 1u);
   EXPECT_NE(payload_of(plain).find("\"content\""), std::string::npos);
