@@ -75,8 +75,15 @@ void Worker::deliver(std::vector<pubsub::Publication*>& pubs) {
     run_pubs_.clear();
     while (j < runs_.size() && runs_[j].first == runs_[i].first) run_pubs_.push_back(runs_[j++].second);
     pubsub::Channel& ch = *runs_[i].first;
-    for (size_t off = 0; off < run_pubs_.size(); off += kMaxRun) {
-      deliver_run(ch, run_pubs_.data() + off, std::min(kMaxRun, run_pubs_.size() - off));
+    // Runs of messages, cut at gap notices (rare: only a cluster's loss).
+    size_t begin = 0;
+    for (size_t g = 0; g <= run_pubs_.size(); ++g) {
+      if (g < run_pubs_.size() && !run_pubs_[g]->is_gap()) continue;
+      for (size_t off = begin; off < g; off += kMaxRun) {
+        deliver_run(ch, run_pubs_.data() + off, std::min(kMaxRun, g - off));
+      }
+      if (g < run_pubs_.size()) deliver_gap(ch, run_pubs_[g]);
+      begin = g + 1;
     }
     // This thread has delivered the channel up to here: a subscriber joining
     // now starts after it.
@@ -84,6 +91,26 @@ void Worker::deliver(std::vector<pubsub::Publication*>& pubs) {
     ch.set_position(last->epoch(), last->offset());
     i = j;
   }
+}
+
+void Worker::deliver_gap(pubsub::Channel& ch, pubsub::Publication* gap) {
+  // Every member is told which positions it will not get, and counts them.
+  const uint64_t lost = gap->gap_size();
+  uint32_t told = 0;
+  for (const auto& m : ch.members()) {
+    if (m.pending != 0) continue;
+    Connection& c = *static_cast<Connection*>(m.sub);
+    if (c.state != ConnState::Open) continue;
+    c.stats.dropped_lost += static_cast<uint32_t>(lost);
+    gap->plain()->ref();
+    send_frame(c, gap->plain(), OutType::Gap);
+    ++told;
+  }
+  if (told > 0) {
+    node_.metrics.gaps.add(shard_, told);
+    node_.metrics.messages_dropped.add(shard_, lost * told, static_cast<uint32_t>(DropReason::Lost));
+  }
+  gap->add_delivered(told, 0);
 }
 
 void Worker::deliver_run(pubsub::Channel& ch, pubsub::Publication* const* pubs, size_t k) {

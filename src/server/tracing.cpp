@@ -270,6 +270,7 @@ void trace_recovery(Worker& w, const Connection& c, const stream::Request& req,
 }
 
 void on_publication_done(const pubsub::Publication& p, void* context) {
+  if (p.is_gap()) return;  // a notice, not a publication
   Node& node = *static_cast<Node*>(context);
   if (telemetry::Shard* shard = thread_shard()) {
     node.metrics.broadcast_recipients.record(*shard, p.recipients());

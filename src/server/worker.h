@@ -203,6 +203,7 @@ class Worker {
   void publish(Connection& c, const protocol::ClientMessage& m);
   void deliver(std::vector<pubsub::Publication*>& pubs);
   void deliver_run(pubsub::Channel& ch, pubsub::Publication* const* pubs, size_t k);
+  void deliver_gap(pubsub::Channel& ch, pubsub::Publication* gap);
 
   // Per-iteration work.
   void before_sleep();
