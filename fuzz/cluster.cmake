@@ -7,3 +7,6 @@ wstrace_fuzz(redis_url_fuzz
 wstrace_fuzz(envelope_fuzz
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/envelope_fuzz.cpp ${PROJECT_SOURCE_DIR}/src/cluster/envelope.cpp
   DEPS wstrace_util)
+wstrace_fuzz(pubsub_message_fuzz
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/pubsub_message_fuzz.cpp ${PROJECT_SOURCE_DIR}/src/cluster/envelope.cpp
+  DEPS wstrace_util)

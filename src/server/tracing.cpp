@@ -146,6 +146,16 @@ void trace_connection_end(Worker& w, Connection& c) {
   d.set("websocket.bytes_sent", static_cast<int64_t>(c.stats.bytes_sent));
   d.set("websocket.bytes_received", static_cast<int64_t>(c.stats.bytes_received));
   d.set("websocket.errors", static_cast<int64_t>(c.stats.errors));
+  // Messages it did not get, by reason (a slow consumer's refused and
+  // dropped ones; positions it was told it lost).
+  d.set("websocket.messages_dropped", static_cast<int64_t>(c.stats.dropped()));
+  if (c.stats.dropped_slow_consumer > 0) {
+    d.set("websocket.messages_dropped.slow_consumer",
+          static_cast<int64_t>(c.stats.dropped_slow_consumer));
+  }
+  if (c.stats.dropped_lost > 0) {
+    d.set("websocket.messages_dropped.lost", static_cast<int64_t>(c.stats.dropped_lost));
+  }
   d.set("websocket.compression", bool{c.deflate});
   if (c.rtt_100us > 0) d.set("websocket.heartbeat.rtt_ms", c.rtt_ms());
   d.set("websocket.endpoint", c.endpoint == static_cast<uint8_t>(ws::Endpoint::Echo) ? "echo" : "pubsub");

@@ -146,5 +146,52 @@ TEST(Envelope, TraceBytesAreIgnoredWithoutTheFlag) {
   EXPECT_TRUE(same_trace(d->trace, TraceContext{}));
 }
 
+TEST(Pubsub, PublicationWithItsPosition) {
+  auto m = decode_pubsub("Pa1b2C3:42:WSt1rest-of-envelope");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->kind, PubsubMessage::Kind::Publication);
+  EXPECT_EQ(m->epoch, "a1b2C3");
+  EXPECT_EQ(m->offset, 42u);
+  EXPECT_EQ(m->envelope, "WSt1rest-of-envelope");
+  // The envelope may hold any byte, ':' included.
+  std::string binary = std::string("Pe:1:") + std::string("\0:\xff:", 4);
+  m = decode_pubsub(binary);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->envelope.size(), 4u);
+  EXPECT_EQ(m->offset, 1u);
+}
+
+TEST(Pubsub, Markers) {
+  std::string marker = encode_marker(0x0123456789abcdefull, 77);
+  EXPECT_EQ(marker, "M0123456789abcdef:77");
+  auto m = decode_pubsub(marker);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->kind, PubsubMessage::Kind::Marker);
+  EXPECT_EQ(m->node, 0x0123456789abcdefull);
+  EXPECT_EQ(m->read, 77u);
+}
+
+TEST(Pubsub, MalformedIsRefused) {
+  for (const char* bad :
+       {"", "X", "P", "Pe", "Pe:", "Pe:1", ":1:x", "P:1:x", "Pe:0:x", "Pe:-1:x", "Pe:1x:x",
+        "Pe!:1:x", "Pe:99999999999999999999:x", "M", "M0123:1", "M0123456789abcdeX:1",
+        "M0123456789ABCDEF:1", "M0123456789abcdef:", "M0123456789abcdef:x", "M0123456789abcdef1"}) {
+    EXPECT_FALSE(decode_pubsub(bad)) << bad;
+  }
+  EXPECT_FALSE(decode_pubsub("P" + std::string(65, 'e') + ":1:x"));  // epoch too long
+  EXPECT_TRUE(decode_pubsub("P" + std::string(64, 'e') + ":1:x"));
+}
+
+TEST(Pubsub, EntryIds) {
+  EXPECT_EQ(parse_entry_id("1-0"), 1u);
+  EXPECT_EQ(parse_entry_id("18446744073709551615-0"), 18446744073709551615ull);
+  for (const char* bad : {"", "0-0", "1-1", "1", "-0", "a-0", "1-0-0", "18446744073709551616-0"}) {
+    EXPECT_FALSE(parse_entry_id(bad)) << bad;
+  }
+  EXPECT_TRUE(valid_epoch("0f4033cfbc197525"));
+  EXPECT_FALSE(valid_epoch(""));
+  EXPECT_FALSE(valid_epoch("has space"));
+}
+
 }  // namespace
 }  // namespace wstrace::cluster

@@ -62,6 +62,45 @@ TEST_F(ProtocolTest, SubscribeUnsubscribeMessage) {
   EXPECT_EQ(msg_.content, "");
 }
 
+TEST_F(ProtocolTest, SubscribeWithSinceAndHistory) {
+  ASSERT_TRUE(parse(R"({"type":"Subscribe","channel":"room:1","since":{"epoch":"e1","offset":50}})"));
+  EXPECT_EQ(msg_.type, Type::Subscribe);
+  EXPECT_TRUE(msg_.since.present);
+  EXPECT_EQ(msg_.since.epoch, "e1");
+  EXPECT_EQ(msg_.since.offset, 50u);
+  ASSERT_TRUE(parse(R"({"type":"Subscribe","channel":"room:1"})"));
+  EXPECT_FALSE(msg_.since.present);
+  ASSERT_TRUE(parse(R"({"type":"History","channel":"room:1","limit":10,"id":3})"));
+  EXPECT_EQ(msg_.type, Type::History);
+  EXPECT_TRUE(msg_.has_limit);
+  EXPECT_EQ(msg_.limit, 10u);
+  EXPECT_EQ(msg_.id.kind, Id::Kind::Int);
+  ASSERT_TRUE(parse(R"({"type":"History","channel":"c","since":{"offset":0,"epoch":"x"}})"));
+  EXPECT_EQ(msg_.since.offset, 0u);
+  ASSERT_TRUE(parse(R"({"type":"History","channel":"c","limit":99999999999})"));
+  EXPECT_EQ(msg_.limit, UINT32_MAX);
+  expect_error(R"({"type":"History"})", ErrorCode::MissingField);
+  expect_error(R"({"type":"History","channel":"bad name"})", ErrorCode::InvalidChannel);
+}
+
+TEST_F(ProtocolTest, BadSinceOrLimitNamesTheField) {
+  for (const char* bad : {
+           R"({"type":"Subscribe","channel":"c","since":5})",
+           R"({"type":"Subscribe","channel":"c","since":{"epoch":"e"}})",
+           R"({"type":"Subscribe","channel":"c","since":{"offset":1}})",
+           R"({"type":"Subscribe","channel":"c","since":{"epoch":1,"offset":1}})",
+           R"({"type":"Subscribe","channel":"c","since":{"epoch":"e","offset":-1}})",
+           R"({"type":"Subscribe","channel":"c","since":{"epoch":"e","offset":1.5}})",
+           R"({"type":"Subscribe","channel":"c","since":{"epoch":"e","offset":"1"}})",
+           R"({"type":"History","channel":"c","limit":-1})",
+           R"({"type":"History","channel":"c","limit":"3"})"}) {
+    expect_error(bad, ErrorCode::InvalidJson);
+    const bool names_field = err_.message.find("since") != std::string_view::npos ||
+                             err_.message.find("limit") != std::string_view::npos;
+    EXPECT_TRUE(names_field) << bad << " -> " << err_.message;
+  }
+}
+
 TEST_F(ProtocolTest, WhitespaceAndFieldOrderDoNotMatter) {
   ASSERT_TRUE(parse(" \n{ \"content\" : \"x\" ,\t\"channel\":\"c\", \"type\" :\"Message\" }\r\n"));
   EXPECT_EQ(msg_.type, Type::Message);

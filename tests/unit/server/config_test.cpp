@@ -378,5 +378,50 @@ TEST_F(ConfigTest, ReloadKeepsAGeneratedNodeId) {
   EXPECT_EQ(now.node_id, "host-123");
 }
 
+TEST_F(ConfigTest, ChannelRulesFromTheFile) {
+  std::string path = toml(
+      "history-memory = \"8MiB\"\n"
+      "[[channel]]\nmatch = \"room:*\"\nhistory_size = 100\nhistory_ttl = \"10m\"\n"
+      "[[channel]]\nmatch = \"feed:*\"\nhistory_size = 5\n");
+  ASSERT_EQ(load({"--config", path}), -1) << err_;
+  ASSERT_EQ(cfg_.channel_rules.size(), 2u);
+  EXPECT_EQ(cfg_.channel_rules[0].match, "room:*");
+  EXPECT_EQ(cfg_.channel_rules[0].history_size, 100u);
+  EXPECT_EQ(cfg_.channel_rules[0].history_ttl_ns, 600'000'000'000ull);
+  EXPECT_EQ(cfg_.channel_rules[1].history_size, 5u);
+  EXPECT_EQ(cfg_.history_memory, 8u << 20);
+  EXPECT_EQ(cfg_.sources.count("channel"), 1u);
+  EXPECT_TRUE(option_is_live("channel"));
+}
+
+TEST_F(ConfigTest, ABadChannelRuleNamesItsIndexAndKey) {
+  std::string path = toml("[[channel]]\nmatch = \"a\"\n[[channel]]\nmatch = \"b\"\nhistory_size = -3\n");
+  EXPECT_EQ(load({"--config", path}), 2);
+  EXPECT_NE(err_.find("channel rule 2 (line 5): 'history_size'"), std::string::npos) << err_;
+  path = toml("[[channel]]\nmatch = \"a\"\npresence = true\n");
+  EXPECT_EQ(load({"--config", path}), 2);
+  EXPECT_NE(err_.find("'presence' is not supported yet"), std::string::npos) << err_;
+  path = toml("channel = \"room:*\"\n");
+  EXPECT_EQ(load({"--config", path}), 2);
+  EXPECT_NE(err_.find("[[channel]] tables"), std::string::npos) << err_;
+}
+
+TEST_F(ConfigTest, ReloadReadsNewChannelRules) {
+  std::string path = toml("[[channel]]\nmatch = \"room:*\"\nhistory_size = 10\n");
+  ASSERT_EQ(load({"--config", path}), -1) << err_;
+  std::ofstream(path) << "[[channel]]\nmatch = \"room:*\"\nhistory_size = 20\n";
+  Config now = cfg_;
+  std::string error;
+  ASSERT_TRUE(reload_config(cfg_.args, now, error)) << error;
+  ASSERT_EQ(now.channel_rules.size(), 1u);
+  EXPECT_EQ(now.channel_rules[0].history_size, 20u);
+  EXPECT_NE(now.sources.at("channel"), cfg_.sources.at("channel"));
+  std::ofstream(path) << "[[channel]]\nhistory_size = 20\n";  // no match: refused
+  Config kept = now;
+  EXPECT_FALSE(reload_config(cfg_.args, kept, error));
+  EXPECT_NE(error.find("'match' is required"), std::string::npos) << error;
+  EXPECT_EQ(kept.channel_rules[0].history_size, 20u);
+}
+
 }  // namespace
 }  // namespace wstrace::server

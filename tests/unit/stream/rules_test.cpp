@@ -1,0 +1,109 @@
+// Channel rules: glob matching, first match wins, and every check of
+// build_rules naming the rule and the key.
+#include "stream/rules.h"
+
+#include <gtest/gtest.h>
+
+namespace wstrace::stream {
+namespace {
+
+RawValue str(std::string s, size_t line = 0) {
+  return {RawValue::Kind::String, std::move(s), line};
+}
+RawValue num(std::string s, size_t line = 0) {
+  return {RawValue::Kind::Integer, std::move(s), line};
+}
+
+TEST(Glob, StarsAndQuestionMarks) {
+  EXPECT_TRUE(glob_match("room:*", "room:1"));
+  EXPECT_TRUE(glob_match("room:*", "room:"));
+  EXPECT_TRUE(glob_match("room:*", "room:a:b/c"));
+  EXPECT_FALSE(glob_match("room:*", "rooms:1"));
+  EXPECT_FALSE(glob_match("room:*", "room"));
+  EXPECT_TRUE(glob_match("*", "anything"));
+  EXPECT_TRUE(glob_match("*", ""));
+  EXPECT_TRUE(glob_match("a?c", "abc"));
+  EXPECT_FALSE(glob_match("a?c", "ac"));
+  EXPECT_TRUE(glob_match("*:news", "eu:news"));
+  EXPECT_FALSE(glob_match("*:news", "eu:newsx"));
+  EXPECT_TRUE(glob_match("a*b*c", "aXXbYYc"));
+  EXPECT_TRUE(glob_match("a*b*c", "abc"));
+  EXPECT_FALSE(glob_match("a*b*c", "aXXbYY"));
+  EXPECT_TRUE(glob_match("exact", "exact"));
+  EXPECT_FALSE(glob_match("exact", "exactly"));
+  EXPECT_TRUE(glob_match("**x", "x"));
+}
+
+TEST(Glob, PathologicalPatternsStayFast) {
+  // Bounded work even for patterns that make naive backtracking explode.
+  std::string name(128, 'a');
+  std::string pattern;
+  for (int i = 0; i < 40; ++i) pattern += "*a";
+  pattern += "b";
+  EXPECT_FALSE(glob_match(pattern, name));
+}
+
+TEST(Rules, FirstMatchWins) {
+  std::vector<ChannelRule> built;
+  std::string error;
+  ASSERT_TRUE(build_rules({{{"match", str("room:vip:*")}, {"history_size", num("500")}},
+                           {{"match", str("room:*")}, {"history_size", num("100")},
+                            {"history_ttl", str("10m")}},
+                           {{"match", str("*")}}},
+                          built, error))
+      << error;
+  Rules rules(built);
+  ASSERT_NE(rules.find("room:vip:1"), nullptr);
+  EXPECT_EQ(rules.find("room:vip:1")->history_size, 500u);
+  EXPECT_EQ(rules.find("room:vip:1")->index, 1u);
+  EXPECT_EQ(rules.find("room:2")->history_size, 100u);
+  EXPECT_EQ(rules.find("room:2")->history_ttl_ns, 600'000'000'000ull);
+  EXPECT_EQ(rules.find("news")->history_size, 0u);
+  EXPECT_EQ(rules.find("news")->index, 3u);
+  EXPECT_TRUE(rules.any_history());
+  EXPECT_EQ(Rules().find("room:1"), nullptr);  // no rules: the defaults
+  EXPECT_FALSE(Rules().any_history());
+}
+
+void expect_refused(const std::vector<RawRule>& raw, const std::string& what) {
+  std::vector<ChannelRule> built{ChannelRule{}};
+  std::string error;
+  EXPECT_FALSE(build_rules(raw, built, error)) << what;
+  EXPECT_NE(error.find(what), std::string::npos) << "message: " << error;
+  EXPECT_EQ(built.size(), 1u) << "the output is untouched";
+}
+
+TEST(Rules, EveryBadValueNamesTheRuleAndTheKey) {
+  expect_refused({{{"history_size", num("5")}}}, "channel rule 1: 'match' is required");
+  expect_refused({{{"match", str("a")}}, {{"match", num("5", 7)}}},
+                 "channel rule 2 (line 7): 'match' must be a text");
+  expect_refused({{{"match", str("bad name!")}}}, "channel rule 1: 'match'");
+  expect_refused({{{"match", str("")}}}, "must be 1 to 256");
+  expect_refused({{{"match", str("a")}, {"history_size", num("-1")}}},
+                 "channel rule 1: 'history_size': '-1' is not a whole number");
+  expect_refused({{{"match", str("a")}, {"history_size", num("1000001")}}}, "'history_size'");
+  expect_refused({{{"match", str("a")}, {"history_size", str("10")}}}, "'history_size'");
+  expect_refused({{{"match", str("a")}, {"history_size", num("5")}, {"history_ttl", str("soon")}}},
+                 "'history_ttl': 'soon' is not a duration");
+  expect_refused({{{"match", str("a")}, {"history_ttl", str("10m")}}},
+                 "'history_ttl' needs a history_size above 0");
+  expect_refused({{{"match", str("a")}, {"colour", str("red")}}},
+                 "'colour' is not a channel rule key");
+}
+
+TEST(Rules, KeysOfFeaturesNotBuiltYetAreRefused) {
+  for (const char* key : {"presence", "join_leave", "subscribe", "publish", "propagate"}) {
+    expect_refused({{{"match", str("a")}, {key, RawValue{RawValue::Kind::Boolean, "true", 3}}}},
+                   std::string("channel rule 1 (line 3): '") + key + "' is not supported yet");
+  }
+}
+
+TEST(Rules, NoRulesIsFine) {
+  std::vector<ChannelRule> built{ChannelRule{}};
+  std::string error;
+  EXPECT_TRUE(build_rules({}, built, error));
+  EXPECT_TRUE(built.empty());
+}
+
+}  // namespace
+}  // namespace wstrace::stream
