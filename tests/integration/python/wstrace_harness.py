@@ -9,6 +9,11 @@
   reader, for what a well-behaved library refuses to send (unmasked frames,
   reserved bits, bad UTF-8, ...) and for reading close codes off the wire.
 - Deadline / WaitTimeout: one overall bound for a wait made of many steps.
+- Protocol checks: check_subscribed() / check_message() / check_published()
+  compare a reply's exact fields (epoch and offset included); Positions
+  follows one client's offsets per channel (each Message the next one).
+  subscribe() (websockets) and raw_subscribe() (RawClient) return the
+  checked Subscribed reply.
 
 Nothing here sleeps to synchronise: every wait is on an event (a log line,
 a frame, a socket close, a counter) with a deadline. Fail, don't hang: a
@@ -831,6 +836,120 @@ def ws_accept_ok(resp):
     return resp.status == 101
 
 
+# -- the protocol's replies and streams (docs/PROTOCOL.md) --------------------
+
+_UNSET = object()   # a keyword not given
+_ANY = object()     # present, any value
+
+
+def _same(a, b):
+    """Equal as JSON values: 1 and True (or 1 and 1.0) are different ids."""
+    return a == b and type(a) is type(b)
+
+
+def _fields(r, kind, want):
+    assert isinstance(r, dict) and r.get("type") == kind, f"expected a {kind}, got {r!r:.300}"
+    assert set(r) == set(want), \
+        f"{kind} with fields {sorted(r)}, expected exactly {sorted(want)}: {r!r:.300}"
+
+
+def _position(r):
+    assert isinstance(r["epoch"], str) and r["epoch"], f"epoch is not a non-empty string: {r}"
+    assert type(r["offset"]) is int and r["offset"] >= 0, f"offset is not an integer >= 0: {r}"
+
+
+def check_subscribed(r, channel, id=_UNSET, recovered=_UNSET, epoch=None, offset=None):
+    """r is the Subscribed reply for `channel`: exactly type, channel, epoch
+    (a non-empty string), offset (an integer >= 0, the channel's last
+    position), plus id when given (echoed exactly) and "recovered" when given
+    (True/False, or _ANY for either; absent otherwise). `epoch` and `offset`,
+    when given, must match. Returns r."""
+    want = {"type", "channel", "epoch", "offset"}
+    if id is not _UNSET:
+        want.add("id")
+    if recovered is not _UNSET:
+        want.add("recovered")
+    _fields(r, "Subscribed", want)
+    assert r["channel"] == channel, f"Subscribed for {r['channel']!r}, expected {channel!r}"
+    _position(r)
+    if id is not _UNSET:
+        assert _same(r["id"], id), f"id {r['id']!r} not echoed as {id!r}: {r}"
+    if recovered is not _UNSET:
+        assert isinstance(r["recovered"], bool), r
+        if recovered is not _ANY:
+            assert r["recovered"] is recovered, f"recovered should be {recovered}: {r}"
+    if epoch is not None:
+        assert r["epoch"] == epoch, f"epoch {r['epoch']!r}, expected {epoch!r}: {r}"
+    if offset is not None:
+        assert r["offset"] == offset, f"offset {r['offset']}, expected {offset}: {r}"
+    return r
+
+
+def check_message(m, channel, content=_UNSET, offset=None):
+    """m is a delivered Message on `channel`: exactly type, channel, content
+    and offset (an integer >= 1), with `content`/`offset` when given."""
+    _fields(m, "Message", {"type", "channel", "content", "offset"})
+    assert m["channel"] == channel, f"Message on {m['channel']!r}, expected {channel!r}: {m!r:.300}"
+    assert type(m["offset"]) is int and m["offset"] >= 1, f"bad offset: {m!r:.300}"
+    if content is not _UNSET:
+        assert m["content"] == content, f"content {m['content']!r:.100}, expected {content!r:.100}"
+    if offset is not None:
+        assert m["offset"] == offset, f"offset {m['offset']}, expected {offset}: {m!r:.300}"
+    return m
+
+
+def check_published(r, channel, id, epoch=None, offset=None):
+    """r is the Published answer to a Message with `id`: exactly type,
+    channel, epoch, offset (>= 1) and the id echoed exactly."""
+    _fields(r, "Published", {"type", "channel", "epoch", "offset", "id"})
+    assert r["channel"] == channel, f"Published for {r['channel']!r}, expected {channel!r}: {r}"
+    _position(r)
+    assert r["offset"] >= 1, r
+    assert _same(r["id"], id), f"id {r['id']!r} not echoed as {id!r}: {r}"
+    if epoch is not None:
+        assert r["epoch"] == epoch, f"epoch {r['epoch']!r}, expected {epoch!r}: {r}"
+    if offset is not None:
+        assert r["offset"] == offset, f"offset {r['offset']}, expected {offset}: {r}"
+    return r
+
+
+class Positions:
+    """One client's position in each channel it is subscribed to, from its
+    Subscribed replies; message() checks that each delivered Message is its
+    channel's next position (offset = last + 1: contiguous, nothing lost,
+    nothing twice, one order) and published() that a Published names the
+    epoch the client subscribed in.
+
+        pos = Positions()
+        pos.subscribed(await subscribe(ws, "a"))
+        pos.message(await recv_json(ws), "a", "hello")
+    """
+
+    def __init__(self, who="client"):
+        self.who = who
+        self.epoch = {}
+        self.last = {}
+
+    def subscribed(self, r):
+        self.epoch[r["channel"]] = r["epoch"]
+        self.last[r["channel"]] = r["offset"]
+        return r
+
+    def message(self, m, channel=None, content=_UNSET):
+        ch = channel if channel is not None else (m.get("channel") if isinstance(m, dict) else None)
+        check_message(m, ch, content)
+        assert ch in self.last, f"{self.who}: a Message on {ch!r}, not subscribed to it: {m!r:.200}"
+        want = self.last[ch] + 1
+        assert m["offset"] == want, \
+            f"{self.who}: {ch!r} offset {m['offset']}, expected {want} (the last was " \
+            f"{self.last[ch]}): {m!r:.200}"
+        self.last[ch] = want
+        return m
+
+    def published(self, r, channel, id, offset=None):
+        return check_published(r, channel, id, epoch=self.epoch.get(channel), offset=offset)
+
+
 # -- helpers for the websockets library (asyncio) -----------------------------
 
 async def ws_connect(url, **kw):
@@ -869,10 +988,22 @@ async def request(ws, obj, timeout=IO_TIMEOUT):
     return await recv_json(ws, timeout, what=f"reply to {json.dumps(obj)[:80]}")
 
 
-async def subscribe(ws, channel, timeout=IO_TIMEOUT):
-    r = await request(ws, {"type": "Subscribe", "channel": channel}, timeout)
-    assert r == {"type": "Subscribed", "channel": channel}, r
-    return r
+async def subscribe(ws, channel, timeout=IO_TIMEOUT, id=_UNSET, since=None, recovered=_UNSET,
+                    epoch=None, offset=None):
+    """Subscribes and returns the Subscribed reply (the next message), checked
+    with check_subscribed(): type, channel, epoch, offset (and id, recovered
+    when given; "recovered" is expected exactly when `since` is given)."""
+    obj = {"type": "Subscribe", "channel": channel}
+    if id is not _UNSET:
+        obj["id"] = id
+    if since is not None:
+        obj["since"] = since
+    r = await request(ws, obj, timeout)
+    if since is None and recovered is _UNSET:
+        return check_subscribed(r, channel, id=id, epoch=epoch, offset=offset)
+    if recovered is _UNSET:
+        recovered = _ANY
+    return check_subscribed(r, channel, id=id, recovered=recovered, epoch=epoch, offset=offset)
 
 
 async def wait_closed_code(ws, timeout=IO_TIMEOUT):
@@ -910,13 +1041,22 @@ class AsyncTestCase(__import__("unittest").IsolatedAsyncioTestCase):
         asyncio.get_running_loop().set_debug(False)
 
 
+def raw_subscribe(c, channel, id=_UNSET, epoch=None, offset=None):
+    """Subscribes a RawClient (the next message must be the reply) and
+    returns the Subscribed reply, checked with check_subscribed()."""
+    obj = {"type": "Subscribe", "channel": channel}
+    if id is not _UNSET:
+        obj["id"] = id
+    c.send_json(obj)
+    return check_subscribed(c.read_json(), channel, id=id, epoch=epoch, offset=offset)
+
+
 def stalled_subscriber(test, port, channel):
     """A RawClient subscribed to `channel`, with a 4 KiB receive buffer so
     its socket fills fast, closed when the test ends. It reads only when the
-    test reads from it."""
+    test reads from it. Its Subscribed reply is in `c.subscribed`."""
     c = RawClient(port, rcvbuf=4096)
     test.addCleanup(c.close)
     c.handshake()
-    c.send_json({"type": "Subscribe", "channel": channel})
-    test.assertEqual(c.read_json(), {"type": "Subscribed", "channel": channel})
+    c.subscribed = raw_subscribe(c, channel)
     return c
