@@ -6,8 +6,9 @@ import collections
 import json
 import unittest
 
-from wstrace_harness import (IO_TIMEOUT, AsyncTestCase, Deadline, RawClient, WaitTimeout,
-                             WstraceServer, recv_json, request, subscribe, wait_until, ws_connect)
+from wstrace_harness import (IO_TIMEOUT, AsyncTestCase, Deadline, Positions, RawClient,
+                             WaitTimeout, WstraceServer, check_message, check_published,
+                             recv_json, request, subscribe, wait_until, ws_connect)
 
 SUBSCRIBERS = 300
 CHANNELS = ["room.0", "room.1", "room.2"]
@@ -23,11 +24,14 @@ async def connect_many(url, n, **kw):
     return out
 
 
-async def collect(ws, publishers, timeout=IO_TIMEOUT, overall=120.0):
+async def collect(ws, publishers, pos, order, timeout=IO_TIMEOUT, overall=120.0):
     """Reads Messages until every publisher's "done" has arrived on every
     channel this client listens to; returns {(channel, publisher): [seq...]}.
-    `publishers` is the set of (channel, publisher) pairs to wait for. At
-    most `timeout` between two messages and `overall` for all of them."""
+    `publishers` is the set of (channel, publisher) pairs to wait for. Each
+    Message must be its channel's next offset for this client (`pos`, a
+    Positions); `order[channel]` gets the contents in offset order as this
+    client saw them. At most `timeout` between two messages and `overall`
+    for all of them."""
     got = {}
     pending = set(publishers)
     d = Deadline(overall, "not every publisher's messages arrived")
@@ -38,7 +42,8 @@ async def collect(ws, publishers, timeout=IO_TIMEOUT, overall=120.0):
             m = await recv_json(ws, min(timeout, d.left(so_far)))
         except WaitTimeout as e:
             raise WaitTimeout(f"{e}: {so_far}") from None
-        assert m.get("type") == "Message", m
+        pos.message(m)
+        order.setdefault(m["channel"], []).append(m["content"])
         pub, _, seq = m["content"].partition(":")
         key = (m["channel"], pub)
         if seq == "done":
@@ -57,13 +62,24 @@ class PubSubTest(AsyncTestCase):
             subs = await connect_many(url, SUBSCRIBERS)
             pubs = await connect_many(url, PUBLISHERS)
             try:
-                await asyncio.gather(*(subscribe(ws, CHANNELS[i % len(CHANNELS)])
-                                       for i, ws in enumerate(subs)))
+                positions = [Positions(f"subscriber {i}") for i in range(SUBSCRIBERS)]
+                positions += [Positions(f"publisher {p}") for p in range(PUBLISHERS)]
+                replies = await asyncio.gather(*(subscribe(ws, CHANNELS[i % len(CHANNELS)])
+                                                 for i, ws in enumerate(subs)))
                 # Publishers listen to every channel: a sender gets its own
                 # messages when it is subscribed.
-                for ws in pubs:
+                for p, ws in enumerate(pubs):
                     for ch in CHANNELS:
-                        await subscribe(ws, ch)
+                        replies.append(await subscribe(ws, ch))
+                        positions[SUBSCRIBERS + p].subscribed(replies[-1])
+                for i, r in enumerate(replies[:SUBSCRIBERS]):
+                    positions[i].subscribed(r)
+                # Nothing published yet: every channel is at offset 0, and
+                # every subscriber on every thread is in the same epoch.
+                for ch in CHANNELS:
+                    mine = [r for r in replies if r["channel"] == ch]
+                    self.assertEqual({r["offset"] for r in mine}, {0}, ch)
+                    self.assertEqual(len({r["epoch"] for r in mine}), 1, f"{ch}: {mine[:3]}")
                 srv.wait_stats(lambda s: s["connections"]["active"] == SUBSCRIBERS + PUBLISHERS
                                and s["subscriptions"] == SUBSCRIBERS + PUBLISHERS * len(CHANNELS),
                                what="every client connected and subscribed")
@@ -80,8 +96,11 @@ class PubSubTest(AsyncTestCase):
                 expect_sub = {i: {(CHANNELS[i % len(CHANNELS)], f"p{p}") for p in range(PUBLISHERS)}
                               for i in range(SUBSCRIBERS)}
                 expect_pub = {(ch, f"p{p}") for ch in CHANNELS for p in range(PUBLISHERS)}
-                readers = [collect(ws, expect_sub[i]) for i, ws in enumerate(subs)]
-                readers += [collect(ws, expect_pub) for ws in pubs]
+                orders = [{} for _ in positions]
+                readers = [collect(ws, expect_sub[i], positions[i], orders[i])
+                           for i, ws in enumerate(subs)]
+                readers += [collect(ws, expect_pub, positions[SUBSCRIBERS + p],
+                                    orders[SUBSCRIBERS + p]) for p, ws in enumerate(pubs)]
                 results = await asyncio.gather(*readers, *(publish(p, ws) for p, ws in enumerate(pubs)))
                 want = list(range(PER_CHANNEL))
                 for i, got in enumerate(results[:SUBSCRIBERS + PUBLISHERS]):
@@ -89,6 +108,16 @@ class PubSubTest(AsyncTestCase):
                     self.assertEqual(set(got), keys, f"client {i}")
                     for key, seqs in got.items():
                         self.assertEqual(seqs, want, f"client {i} {key}: not exactly once in order")
+                # One order per channel: every client on every thread saw the
+                # same content at each offset (offsets 1..N, checked above).
+                per_channel = PUBLISHERS * (PER_CHANNEL + 1)
+                for ch in CHANNELS:
+                    seen = [(i, o[ch]) for i, o in enumerate(orders) if ch in o]
+                    self.assertEqual(len(seen), SUBSCRIBERS // len(CHANNELS) + PUBLISHERS, ch)
+                    first = seen[0][1]
+                    self.assertEqual(len(first), per_channel, ch)
+                    for i, o in seen:
+                        self.assertEqual(o, first, f"client {i} saw {ch!r} in another order")
                 total = PUBLISHERS * len(CHANNELS) * (PER_CHANNEL + 1)
                 srv.wait_stats(lambda s: s["messages"]["broadcasted_total"] == total,
                                what=f"broadcasted_total == {total}")
@@ -109,12 +138,14 @@ class PubSubTest(AsyncTestCase):
             control = await ws_connect(srv.url())
             pub = await ws_connect(srv.url())
             try:
-                await subscribe(x, "a")
-                await subscribe(x, "b")
-                await subscribe(control, "a")
+                px, pc = Positions("x"), Positions("control")
+                px.subscribed(await subscribe(x, "a"))
+                px.subscribed(await subscribe(x, "b"))
+                pc.subscribed(await subscribe(control, "a", epoch=px.epoch["a"],
+                                              offset=px.last["a"]))
                 await pub.send(json.dumps({"type": "Message", "channel": "a", "content": "1"}))
-                self.assertEqual((await recv_json(x))["content"], "1")
-                self.assertEqual((await recv_json(control))["content"], "1")
+                px.message(await recv_json(x), "a", "1")
+                pc.message(await recv_json(control), "a", "1")
 
                 r = await request(x, {"type": "Unsubscribe", "channel": "a", "id": 7})
                 self.assertEqual(r, {"type": "Unsubscribed", "channel": "a", "id": 7})
@@ -124,10 +155,9 @@ class PubSubTest(AsyncTestCase):
 
                 await pub.send(json.dumps({"type": "Message", "channel": "a", "content": "2"}))
                 await pub.send(json.dumps({"type": "Message", "channel": "b", "content": "3"}))
-                self.assertEqual((await recv_json(control))["content"], "2")
+                pc.message(await recv_json(control), "a", "2")
                 # x gets the later message on b, and nothing on a before it.
-                m = await recv_json(x)
-                self.assertEqual((m["channel"], m["content"]), ("b", "3"))
+                px.message(await recv_json(x), "b", "3")
                 self.assertEqual(await request(x, {"type": "Ping"}), {"type": "Pong"})
             finally:
                 for ws in (x, control, pub):
@@ -139,9 +169,18 @@ class PubSubTest(AsyncTestCase):
             try:
                 await ws.send(json.dumps({"type": "Message", "channel": "nobody.here",
                                           "content": "hello", "id": 1}))
-                # No reply and no Error: the next message is the Pong.
+                # No Error: the answer is Published (the channel's first
+                # position, though nobody listens), then the Pong.
+                check_published(await recv_json(ws, what="the Published answer"),
+                                "nobody.here", 1, offset=1)
                 self.assertEqual(await request(ws, {"type": "Ping", "id": 2}),
                                  {"type": "Pong", "id": 2})
+                # Without an id there is no answer at all: the next message
+                # is the Pong.
+                await ws.send(json.dumps({"type": "Message", "channel": "nobody.here",
+                                          "content": "again"}))
+                self.assertEqual(await request(ws, {"type": "Ping", "id": 3}),
+                                 {"type": "Pong", "id": 3})
                 s = srv.wait_stats(lambda s: s["messages"]["broadcasted_total"] >= 1,
                                    what="the publish counted")
                 self.assertEqual(s["errors_total"], 0)
@@ -153,12 +192,12 @@ class PubSubTest(AsyncTestCase):
             a = await ws_connect(srv.url())
             b = await ws_connect(srv.url())
             await subscribe(a, "gone")
-            await subscribe(b, "gone")
+            r = await subscribe(b, "gone")
             await a.close()
             srv.wait_stats(lambda s: s["subscriptions"] == 1 and s["connections"]["active"] == 1,
                            what="the closed client's subscription dropped")
             await b.send(json.dumps({"type": "Message", "channel": "gone", "content": "x"}))
-            self.assertEqual(await recv_json(b), {"type": "Message", "channel": "gone", "content": "x"})
+            check_message(await recv_json(b), "gone", "x", offset=r["offset"] + 1)
             await b.close()
 
 
