@@ -1,5 +1,6 @@
-"""Every reply and Error code of PRODUCT.md §2 through a real client
-(Python websockets): the `id` is echoed and no Error closes the connection."""
+"""Every reply and Error code of the client protocol (docs/PROTOCOL.md)
+through a real client (Python websockets): the `id` is echoed and no Error
+closes the connection."""
 
 import asyncio
 import json
@@ -8,7 +9,8 @@ import unittest
 
 import websockets
 
-from wstrace_harness import (AsyncTestCase, WstraceServer, make_jwt, recv_json, request,
+from wstrace_harness import (AsyncTestCase, Deadline, Positions, WaitTimeout, WstraceServer,
+                             check_message, check_subscribed, make_jwt, recv_json, request,
                              subscribe, wait_closed_code, ws_connect)
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -52,18 +54,19 @@ class ProtocolTest(AsyncTestCase):
                          {"type": "Pong", "id": 1})
 
     async def test_subscribe_unsubscribe_replies_echo_id(self):
-        self.assertEqual(await request(self.ws, {"type": "Subscribe", "channel": "c1", "id": "s"}),
-                         {"type": "Subscribed", "channel": "c1", "id": "s"})
+        check_subscribed(await request(self.ws, {"type": "Subscribe", "channel": "c1", "id": "s"}),
+                         "c1", id="s", offset=0)
         self.assertEqual(await request(self.ws, {"type": "Unsubscribe", "channel": "c1", "id": 9}),
                          {"type": "Unsubscribed", "channel": "c1", "id": 9})
 
     async def test_subscribing_twice_delivers_once(self):
-        for id_ in (1, 2):
-            self.assertEqual(await request(self.ws, {"type": "Subscribe", "channel": "dup", "id": id_}),
-                             {"type": "Subscribed", "channel": "dup", "id": id_})
+        first = check_subscribed(await request(self.ws, {"type": "Subscribe", "channel": "dup",
+                                                         "id": 1}), "dup", id=1)
+        # Again: the same position, not a second membership.
+        check_subscribed(await request(self.ws, {"type": "Subscribe", "channel": "dup", "id": 2}),
+                         "dup", id=2, epoch=first["epoch"], offset=first["offset"])
         await self.ws.send(json.dumps({"type": "Message", "channel": "dup", "content": "once"}))
-        self.assertEqual(await recv_json(self.ws), {"type": "Message", "channel": "dup",
-                                                    "content": "once"})
+        check_message(await recv_json(self.ws), "dup", "once", offset=first["offset"] + 1)
         self.assertEqual(await request(self.ws, {"type": "Ping"}), {"type": "Pong"})
 
     async def test_invalid_json(self):
@@ -94,13 +97,13 @@ class ProtocolTest(AsyncTestCase):
             await subscribe(self.ws, good)
 
     async def test_message_too_large(self):
-        await subscribe(self.ws, "big")
+        r = await subscribe(self.ws, "big")
         await self.error({"type": "Message", "channel": "big", "content": "x" * 1025, "id": "L"},
                          "message_too_large", "L")
-        # At the limit it is published (and the sender, subscribed, gets it).
+        # At the limit it is published (and the sender, subscribed, gets it):
+        # the refused one took no position.
         await self.ws.send(json.dumps({"type": "Message", "channel": "big", "content": "y" * 1024}))
-        m = await recv_json(self.ws)
-        self.assertEqual(m, {"type": "Message", "channel": "big", "content": "y" * 1024})
+        check_message(await recv_json(self.ws), "big", "y" * 1024, offset=r["offset"] + 1)
 
     async def test_too_many_subscriptions(self):
         for ch in ("s1", "s2", "s3"):
@@ -130,17 +133,32 @@ class RateLimitTest(AsyncTestCase):
     async def test_rate_limited_is_an_error_not_a_close(self):
         with WstraceServer("--rate-limit", "5", threads=2) as srv:
             ws = await ws_connect(srv.url())
-            r = await request(ws, {"type": "Subscribe", "channel": "rl", "id": "sub"})
-            self.assertEqual(r["type"], "Subscribed")
+            pos = Positions()
+            pos.subscribed(await subscribe(ws, "rl", id="sub"))
             n = 40
             for i in range(n):
                 await ws.send(json.dumps({"type": "Message", "channel": "rl",
                                           "content": str(i), "id": i}))
-            delivered, limited = [], []
-            for _ in range(n):
-                m = await recv_json(ws)
+            # Each message is either published (the sender, subscribed, gets
+            # it and a Published for its id, in either order) or refused
+            # with rate_limited.
+            delivered, limited, published = [], [], {}
+            offset_of = {}
+            d = Deadline(20, "not every message answered")
+            while len(delivered) + len(limited) < n or len(published) < len(delivered):
+                try:
+                    m = await recv_json(ws, d.left())
+                except WaitTimeout:
+                    raise d.error(f"(delivered {delivered}, limited {limited}, "
+                                  f"published {sorted(published)})") from None
                 if m["type"] == "Message":
+                    pos.message(m, "rl")
                     delivered.append(int(m["content"]))
+                    offset_of[int(m["content"])] = m["offset"]
+                elif m["type"] == "Published":
+                    pos.published(m, "rl", m.get("id"))
+                    self.assertNotIn(m["id"], published, f"two Published for one id: {m}")
+                    published[m["id"]] = m["offset"]
                 else:
                     self.assertEqual((m["type"], m["code"]), ("Error", "rate_limited"), m)
                     limited.append(m["id"])
@@ -148,6 +166,8 @@ class RateLimitTest(AsyncTestCase):
             self.assertTrue(delivered, "every message was limited")
             self.assertEqual(sorted(delivered + limited), list(range(n)))
             self.assertEqual(delivered, sorted(delivered))
+            # Published names the position each delivered message got.
+            self.assertEqual(published, offset_of)
             self.assertFalse(ws.closed)
             await ws.close()
             self.assertEqual(ws.close_code, 1000)
@@ -172,10 +192,9 @@ class AuthTest(AsyncTestCase):
             token = make_jwt({"sub": "alice", "exp": int(time.time()) + 3600}, self.SECRET)
             a = await ws_connect(srv.url(f"/ws?token={token}"))
             b = await ws_connect(srv.url(), extra_headers={"Authorization": f"Bearer {token}"})
-            await subscribe(a, "private")
+            r = await subscribe(a, "private")
             await b.send(json.dumps({"type": "Message", "channel": "private", "content": "hi"}))
-            self.assertEqual(await recv_json(a), {"type": "Message", "channel": "private",
-                                                  "content": "hi"})
+            check_message(await recv_json(a), "private", "hi", offset=r["offset"] + 1)
             _, body = srv.admin_get("/api/connections")
             users = {c.get("user_id") for c in json.loads(body)["connections"]}
             self.assertEqual(users, {"alice"})
