@@ -11,8 +11,9 @@ import zlib
 
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
-from wstrace_harness import (OP_TEXT, AsyncTestCase, RawClient, WstraceServer, recv_json, request,
-                             subscribe, ws_connect)
+from wstrace_harness import (OP_TEXT, AsyncTestCase, Positions, RawClient, WstraceServer,
+                             check_message, check_subscribed, raw_subscribe, recv_json, request, subscribe,
+                             ws_connect)
 
 
 def ext_params(header):
@@ -51,8 +52,10 @@ class WebsocketsClient(AsyncTestCase):
                 self.assertIn("permessage-deflate",
                               ws.response_headers.get("Sec-WebSocket-Extensions", ""))
             self.assertIsNone(plain.response_headers.get("Sec-WebSocket-Extensions"))
-            await subscribe(sub, "big")
-            await subscribe(plain, "big")
+            psub, pplain = Positions("compressed subscriber"), Positions("plain subscriber")
+            psub.subscribed(await subscribe(sub, "big"))
+            pplain.subscribed(await subscribe(plain, "big", epoch=psub.epoch["big"],
+                                              offset=psub.last["big"]))
 
             s0 = srv.stats()
             contents = [big_text(60000, seed=i) for i in range(10)]
@@ -61,11 +64,11 @@ class WebsocketsClient(AsyncTestCase):
             for c in contents:
                 await pub.send(json.dumps({"type": "Message", "channel": "big", "content": c}))
             for c in contents:
-                self.assertEqual(await recv_json(sub), {"type": "Message", "channel": "big",
-                                                        "content": c})
-            # The uncompressed subscriber of the same channel gets the same.
+                psub.message(await recv_json(sub), "big", c)
+            # The uncompressed subscriber of the same channel gets the same,
+            # at the same offsets.
             for c in contents:
-                self.assertEqual((await recv_json(plain))["content"], c)
+                pplain.message(await recv_json(plain), "big", c)
             s1 = srv.stats()
             payload = sum(len(c) for c in contents[:10])
             sent = s1["bytes"]["sent_total"] - s0["bytes"]["sent_total"]
@@ -90,11 +93,12 @@ class WebsocketsClient(AsyncTestCase):
             self.assertIn("client_no_context_takeover", params)
             self.assertIn("server_max_window_bits", params)
             self.assertLessEqual(int(params["server_max_window_bits"]), 10)
-            await subscribe(ws, "w")
+            pos = Positions()
+            pos.subscribed(await subscribe(ws, "w"))
             for i in range(5):
                 c = big_text(20000, seed=i)
                 await ws.send(json.dumps({"type": "Message", "channel": "w", "content": c}))
-                self.assertEqual((await recv_json(ws))["content"], c)
+                pos.message(await recv_json(ws), "w", c)
             self.assertEqual(await request(ws, {"type": "Ping"}), {"type": "Pong"})
             await ws.close()
 
@@ -105,11 +109,12 @@ class WebsocketsClient(AsyncTestCase):
             ws = await ws_connect(srv.url(), extensions=[ext], compression=None)
             params = ext_params(ws.response_headers.get("Sec-WebSocket-Extensions"))
             self.assertIn("server_no_context_takeover", params)
-            await subscribe(ws, "n")
+            pos = Positions()
+            pos.subscribed(await subscribe(ws, "n"))
             for i in range(3):
                 c = big_text(5000, seed=1)
                 await ws.send(json.dumps({"type": "Message", "channel": "n", "content": c}))
-                self.assertEqual((await recv_json(ws))["content"], c)
+                pos.message(await recv_json(ws), "n", c)
             await ws.close()
 
     async def test_compression_off_declines_the_offer(self):
@@ -209,9 +214,10 @@ class RawRsv1(unittest.TestCase):
 
     def publish_to_self(self, c, channel, contents):
         """Subscribes c to channel, publishes contents from c (uncompressed),
-        returns the raw frames of the Messages it gets back."""
-        c.send_json({"type": "Subscribe", "channel": channel})
-        self.assertEqual(c.read_json(), {"type": "Subscribed", "channel": channel})
+        returns the raw frames of the Messages it gets back. The Subscribed
+        reply is kept in self.subscribed: the i-th frame's Message must have
+        offset self.subscribed["offset"] + 1 + i."""
+        self.subscribed = raw_subscribe(c, channel)
         frames = []
         for content in contents:
             c.send_json({"type": "Message", "channel": channel, "content": content})
@@ -231,7 +237,7 @@ class RawRsv1(unittest.TestCase):
         wbits = int(ext_params(c.extensions).get("server_max_window_bits") or 15)
         d = zlib.decompressobj(-wbits)
         msg = json.loads(d.decompress(f.payload + b"\x00\x00\xff\xff"))
-        self.assertEqual(msg, {"type": "Message", "channel": "r", "content": content})
+        check_message(msg, "r", content, offset=self.subscribed["offset"] + 1)
 
     def test_server_window_and_no_context_takeover_are_honoured(self):
         c, resp = self.connect("permessage-deflate; server_max_window_bits=9; "
@@ -245,11 +251,11 @@ class RawRsv1(unittest.TestCase):
         block = base64.b64encode(os.urandom(450)).decode()  # 600 chars
         content = block * 20
         frames = self.publish_to_self(c, "win", [content, content, content])
-        for f in frames:
+        for i, f in enumerate(frames):
             self.assertTrue(f.rsv1)
             d = zlib.decompressobj(-9)  # fresh each time, window 512 bytes
             msg = json.loads(d.decompress(f.payload + b"\x00\x00\xff\xff"))
-            self.assertEqual(msg["content"], content)
+            check_message(msg, "win", content, offset=self.subscribed["offset"] + 1 + i)
 
     def test_context_takeover_when_allowed(self):
         c, resp = self.connect("permessage-deflate; client_max_window_bits")
@@ -259,20 +265,21 @@ class RawRsv1(unittest.TestCase):
         # One inflater for the connection works whether or not the server
         # kept its context (it says so with server_no_context_takeover).
         d = zlib.decompressobj(-int(params.get("server_max_window_bits") or 15))
-        for f in frames:
+        for i, f in enumerate(frames):
             self.assertTrue(f.rsv1)
-            self.assertEqual(json.loads(d.decompress(f.payload + b"\x00\x00\xff\xff"))["content"],
-                             content)
+            check_message(json.loads(d.decompress(f.payload + b"\x00\x00\xff\xff")), "ctx",
+                          content, offset=self.subscribed["offset"] + 1 + i)
 
     def test_one_broadcast_to_subscribers_with_different_parameters(self):
         offers = ["permessage-deflate; server_max_window_bits=9",
                   "permessage-deflate; server_max_window_bits=12",
                   "permessage-deflate", "permessage-deflate; server_no_context_takeover", None]
-        subs = []
+        subs, first = [], None
         for offer in offers:
             c, _ = self.connect(offer)
-            c.send_json({"type": "Subscribe", "channel": "mixed"})
-            self.assertEqual(c.read_json()["type"], "Subscribed")
+            r = raw_subscribe(c, "mixed", epoch=first and first["epoch"],
+                              offset=first and first["offset"])
+            first = first or r
             subs.append(c)
         pub, _ = self.connect(None)
         block = base64.b64encode(os.urandom(3000)).decode()
@@ -283,11 +290,12 @@ class RawRsv1(unittest.TestCase):
             wbits = int(ext_params(c.extensions).get("server_max_window_bits") or 15) \
                 if c.deflate else None
             d = zlib.decompressobj(-wbits) if wbits else None
-            for content in contents:
+            for i, content in enumerate(contents):
                 f = c.read_frame()
                 self.assertEqual(f.rsv1, c.deflate, offer)
                 data = d.decompress(f.payload + b"\x00\x00\xff\xff") if f.rsv1 else f.payload
-                self.assertEqual(json.loads(data)["content"], content, offer)
+                # The same bytes for everyone: the same offsets too.
+                check_message(json.loads(data), "mixed", content, offset=first["offset"] + 1 + i)
 
     def test_invalid_offers_are_declined_not_fatal(self):
         for offer in ("permessage-deflate; server_max_window_bits=7",
@@ -317,7 +325,7 @@ class RawRsv1(unittest.TestCase):
         c, resp = self.connect("permessage-deflate")
         self.assertTrue(c.deflate)
         c.send_text('{"type":"Subscribe","channel":"cc","id":1}', compress=True)
-        self.assertEqual(c.read_json(), {"type": "Subscribed", "channel": "cc", "id": 1})
+        r = check_subscribed(c.read_json(), "cc", id=1)
         # Fragmented compressed message: RSV1 on the first frame only.
         from wstrace_harness import OP_CONT, deflate_message, encode_frame
         data = deflate_message(json.dumps({"type": "Message", "channel": "cc",
@@ -326,7 +334,7 @@ class RawRsv1(unittest.TestCase):
         c.send_raw(encode_frame(OP_TEXT, data[:third], fin=False, rsv1=True)
                    + encode_frame(OP_CONT, data[third:2 * third], fin=False)
                    + encode_frame(OP_CONT, data[2 * third:]))
-        self.assertEqual(c.read_json()["content"], big_text(10000))
+        check_message(c.read_json(), "cc", big_text(10000), offset=r["offset"] + 1)
 
 
 if __name__ == "__main__":
