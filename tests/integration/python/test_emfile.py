@@ -14,7 +14,7 @@ import socket
 import unittest
 
 from wstrace_harness import (IO_TIMEOUT, OP_PING, ConnectionEnded, Deadline, RawClient,
-                             WstraceServer, wait_until)
+                             WstraceServer, check_message, check_subscribed, wait_until)
 
 NOFILE = 64
 HEARTBEAT_MS = 100
@@ -180,11 +180,12 @@ class Emfile(unittest.TestCase):
         # Existing clients keep working: pub/sub among all of them.
         for c in self.clients:
             c.send_json({"type": "Subscribe", "channel": "full"})
-        for c in self.clients:
-            self.assertEqual(c.read_json(), {"type": "Subscribed", "channel": "full"})
+        # Nothing published there yet: all at offset 0, in one epoch.
+        replies = [check_subscribed(c.read_json(), "full", offset=0) for c in self.clients]
+        self.assertEqual(len({r["epoch"] for r in replies}), 1, replies[:3])
         self.clients[0].send_json({"type": "Message", "channel": "full", "content": "still here"})
         for c in self.clients:
-            self.assertEqual(c.read_json()["content"], "still here")
+            check_message(c.read_json(), "full", "still here", offset=1)
 
         # More clients knock while it is full; then measure its CPU over
         # ~1 s of heartbeats.
