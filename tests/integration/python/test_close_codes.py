@@ -11,9 +11,10 @@ import struct
 import unittest
 
 from wstrace_harness import (IO_TIMEOUT, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG,
-                             OP_TEXT, AsyncTestCase, ConnectionEnded, Deadline, RawClient,
-                             WstraceServer, close_payload, deflate_message, encode_frame, make_jwt,
-                             recv_json, stalled_subscriber, subscribe, ws_connect)
+                             OP_TEXT, AsyncTestCase, ConnectionEnded, Deadline, Positions,
+                             RawClient, WstraceServer, close_payload, deflate_message,
+                             encode_frame, make_jwt, raw_subscribe, recv_json, stalled_subscriber,
+                             subscribe, ws_connect)
 
 MAX_MESSAGE = 4096
 # Bounds for the slow-consumer floods: far more than it takes to pass
@@ -213,11 +214,11 @@ class Fragmentation(RawCase):
     def test_lengths_7_and_16_bits(self):
         # (--max-message-size is 4KiB here: the 64-bit form is in test_echo.)
         c = self.connect()
-        c.send_json({"type": "Subscribe", "channel": "len"})
-        self.assertEqual(c.read_json()["type"], "Subscribed")
+        pos = Positions()
+        pos.subscribed(raw_subscribe(c, "len"))
         for n in (100, 126, 3000):
             c.send_json({"type": "Message", "channel": "len", "content": "z" * n})
-            self.assertEqual(c.read_json()["content"], "z" * n)
+            pos.message(c.read_json(), "len", "z" * n)
 
 
 class InvalidUtf8_1007(RawCase):
@@ -315,8 +316,7 @@ class Policy1008(RawCase):
 
     def test_good_token_is_not_closed(self):
         c = self.connect(path="/ws?token=" + make_jwt({"sub": "bob"}, "k3y"))
-        c.send_json({"type": "Subscribe", "channel": "ok", "id": 1})
-        self.assertEqual(c.read_json(), {"type": "Subscribed", "channel": "ok", "id": 1})
+        raw_subscribe(c, "ok", id=1)
 
 
 class SlowConsumer4429(AsyncTestCase):
@@ -330,7 +330,9 @@ class SlowConsumer4429(AsyncTestCase):
 
             normal = await ws_connect(srv.url())
             pub = await ws_connect(srv.url())
-            await subscribe(normal, "feed")
+            pos = Positions("the normal subscriber")
+            pos.subscribed(await subscribe(normal, "feed", epoch=slow.subscribed["epoch"],
+                                           offset=slow.subscribed["offset"]))
             content = "m" * 4000
             sent = 0
             # Publish in batches that the normal reader drains before the
@@ -343,7 +345,7 @@ class SlowConsumer4429(AsyncTestCase):
                                                "content": f"{sent}:{content}"}))
                     sent += 1
                 for i in range(sent - 10, sent):
-                    m = await recv_json(normal)
+                    m = pos.message(await recv_json(normal), "feed")
                     self.assertEqual(m["content"].split(":")[0], str(i))
                 if srv.stats()["slow_consumer_disconnects_total"] >= 1:
                     break
@@ -357,13 +359,15 @@ class SlowConsumer4429(AsyncTestCase):
             for i in range(sent, sent + 20):
                 await pub.send(json.dumps({"type": "Message", "channel": "feed",
                                            "content": f"{i}:x"}))
-                self.assertEqual((await recv_json(normal))["content"], f"{i}:x")
+                pos.message(await recv_json(normal), "feed", f"{i}:x")
             self.assertEqual(await asyncio.wait_for(self._ping(normal), IO_TIMEOUT), "Pong")
 
             # The slow client now reads what reached it: Messages, then the
             # Close 4429.
             code = None
             seq = []
+            slow_pos = Positions("the slow consumer")
+            slow_pos.subscribed(slow.subscribed)
             d = Deadline(IO_TIMEOUT, "the slow consumer read no Close frame")
             try:
                 while True:
@@ -372,7 +376,8 @@ class SlowConsumer4429(AsyncTestCase):
                         code = f.close_code()
                         break
                     if f.opcode == OP_TEXT and f.fin:
-                        seq.append(int(json.loads(f.payload)["content"].split(":")[0]))
+                        m = slow_pos.message(json.loads(f.payload), "feed")
+                        seq.append(int(m["content"].split(":")[0]))
             except ConnectionEnded:
                 pass
             self.assertEqual(code, 4429, "no Close frame before the TCP close")
@@ -429,6 +434,8 @@ class SlowConsumer4429OnTheWire(unittest.TestCase):
             # The reader resumes: every message written before the drop, in
             # order, then the Close 4429 and nothing after it.
             seq = []
+            pos = Positions("the slow consumer")
+            pos.subscribed(slow.subscribed)
             d = Deadline(IO_TIMEOUT, "the slow consumer read no Close frame")
             while True:
                 f = slow.read_frame(deadline=d)
@@ -439,8 +446,7 @@ class SlowConsumer4429OnTheWire(unittest.TestCase):
                     continue
                 self.assertEqual(f.opcode, OP_TEXT, repr(f))
                 self.assertTrue(f.fin, repr(f))
-                m = json.loads(f.payload)
-                self.assertEqual(m["content"], f"{len(seq)}:{content}")
+                pos.message(json.loads(f.payload), "feed", f"{len(seq)}:{content}")
                 seq.append(len(seq))
             self.assertEqual(code, 4429, f"close reason {reason!r}")
             self.assertIn("slow consumer", reason)
