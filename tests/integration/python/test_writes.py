@@ -9,8 +9,9 @@ messages, which is what a write per message would cost."""
 import json
 import unittest
 
-from wstrace_harness import (IO_TIMEOUT, OP_PING, OP_TEXT, Deadline, RawClient, WstraceServer,
-                             encode_frame, stalled_subscriber, wait_until)
+from wstrace_harness import (IO_TIMEOUT, OP_PING, OP_TEXT, Deadline, Positions, RawClient,
+                             WstraceServer, encode_frame, raw_subscribe, stalled_subscriber,
+                             wait_until)
 
 
 def peer_of(client):
@@ -41,8 +42,8 @@ class Corking(unittest.TestCase):
             c = RawClient(srv.port)
             self.addCleanup(c.close)
             c.handshake()
-            c.send_json({"type": "Subscribe", "channel": "cork"})
-            self.assertEqual(c.read_json(), {"type": "Subscribed", "channel": "cork"})
+            pos = Positions()
+            pos.subscribed(raw_subscribe(c, "cork"))
             before = row_of(srv, c)
 
             # 100 publications to its own channel and 100 Pings, one TCP write.
@@ -60,8 +61,7 @@ class Corking(unittest.TestCase):
                 if m["type"] == "Pong":
                     pongs.append(m["id"])
                 else:
-                    self.assertEqual(m["type"], "Message", m)
-                    messages.append(m["content"])
+                    messages.append(pos.message(m, "cork")["content"])
             self.assertEqual(pongs, list(range(n)))
             self.assertEqual(messages, [f"m{i}" for i in range(n)])
 
@@ -129,16 +129,18 @@ class BlockedSubscriber(unittest.TestCase):
                                              f"subscriber whose socket is full")
             self.assertGreater(after["queued_bytes"], 0)
 
-            # It reads again: every message, in order, none lost.
+            # It reads again: every message, in order, none lost, at
+            # contiguous offsets.
+            pos = Positions("the resumed subscriber")
+            pos.subscribed(slow.subscribed)
             d = Deadline(60, f"the resumed subscriber did not get all {sent} messages")
             for i in range(sent):
                 f = slow.read_frame(deadline=d)
                 while f.opcode == OP_PING:
                     f = slow.read_frame(deadline=d)
                 self.assertEqual(f.opcode, OP_TEXT, repr(f))
-                m = json.loads(f.payload)
                 want = f"{i}:{filler}" if i < filled else f"{i}:x"
-                self.assertEqual(m["content"], want)
+                pos.message(json.loads(f.payload), "jam", want)
             self.assertEqual(srv.stats()["slow_consumer_disconnects_total"], 0)
             final = wait_row(srv, slow, lambda r: r["queued_bytes"] == 0, "the queue to drain")
             self.assertEqual(final["state"], "open")
