@@ -42,8 +42,8 @@ import unittest
 import zlib
 
 from wstrace_harness import (IO_TIMEOUT, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,
-                             ConnectionEnded, RawClient, WstraceServer, close_payload, encode_frame,
-                             wait_until)
+                             ConnectionEnded, Positions, RawClient, WstraceServer, close_payload,
+                             encode_frame, raw_subscribe, wait_until)
 
 # (what, bytes, offset in them of the first byte no valid UTF-8 can have
 # there). Every byte before that offset is a valid prefix of some character,
@@ -318,8 +318,8 @@ class Utf8SplitBase(unittest.TestCase):
         self.watcher = RawClient(self.srv.port)
         self.addCleanup(self.watcher.close)
         self.watcher.handshake("/ws")
-        self.watcher.send_json({"type": "Subscribe", "channel": self.channel})
-        self.assertEqual(self.watcher.read_json(), {"type": "Subscribed", "channel": self.channel})
+        self.watched = Positions("the watcher")
+        self.watched.subscribed(raw_subscribe(self.watcher, self.channel))
 
     # -- helpers -------------------------------------------------------------
 
@@ -420,9 +420,11 @@ class Utf8SplitBase(unittest.TestCase):
             pub.send_json({"type": "Ping", "id": "sent"})
             self.assertEqual(pub.read_json(), {"type": "Pong", "id": "sent"})
         got = self.watcher.read_json()
-        self.assertEqual(got, {"type": "Message", "channel": self.channel, "content": sentinel},
+        self.assertEqual((got.get("type"), got.get("content")), ("Message", sentinel),
                          "the subscriber received something other than the sentinel: "
                          "a message with invalid UTF-8 was published")
+        # Whole, and at the next offset: nothing was published in between.
+        self.watched.message(got, self.channel, sentinel)
 
     def run_invalid(self, cases):
         """cases: (what, deflate, send) with send(client) writing the bytes.
@@ -611,7 +613,10 @@ class Utf8SplitPubSub(Utf8SplitBase):
         c.send_json({"type": "Ping", "id": "after"})
         self.assertEqual(c.read_json(), {"type": "Pong", "id": "after"}, label)
         want = json.loads(payload.decode("utf-8"))
-        self.assertEqual(self.watcher.read_json(), want, f"{label}: what the subscriber got")
+        self.assertEqual(set(want), {"type", "channel", "content"}, label)
+        got = self.watcher.read_json()
+        self.assertEqual({k: got.get(k) for k in want}, want, f"{label}: what the subscriber got")
+        self.watched.message(got, self.channel, want["content"])
 
 
 del Utf8SplitBase  # only its subclasses are tests
