@@ -9,9 +9,9 @@ import socket
 import time
 import unittest
 
-from wstrace_harness import (IO_TIMEOUT, AsyncTestCase, ConnectionEnded, Deadline, RawClient,
-                             WstraceServer, stalled_subscriber, subscribe, wait_closed_code,
-                             ws_connect)
+from wstrace_harness import (IO_TIMEOUT, AsyncTestCase, ConnectionEnded, Deadline, Positions,
+                             RawClient, WstraceServer, raw_subscribe, stalled_subscriber,
+                             subscribe, wait_closed_code, ws_connect)
 
 
 # With --shutdown-timeout 1s the process must be gone this long after the
@@ -104,8 +104,8 @@ class Shutdown(AsyncTestCase):
             pub = RawClient(srv.port)
             self.addCleanup(pub.close)
             pub.handshake()
-            pub.send_json({"type": "Subscribe", "channel": "jam"})
-            self.assertEqual(pub.read_json()["type"], "Subscribed")
+            pos = Positions("the publisher")
+            pos.subscribed(raw_subscribe(pub, "jam"))
             def queued():
                 conns = json.loads(srv.admin_get("/api/connections")[1])["connections"]
                 return max(c["queued_bytes"] for c in conns)
@@ -115,7 +115,8 @@ class Shutdown(AsyncTestCase):
             while queued() < 100_000 and sent < 5000 and not fill.expired():  # bounded: 20 MB
                 for _ in range(50):
                     pub.send_json({"type": "Message", "channel": "jam", "content": "j" * 4000})
-                    pub.read_json()  # the publisher reads its own copy: it is not stuck
+                    # The publisher reads its own copy: it is not stuck.
+                    pos.message(pub.read_json(), "jam", "j" * 4000)
                 sent += 50
             self.assertGreaterEqual(queued(), 100_000, "the stuck client's queue never filled")
             signalled = time.monotonic()
