@@ -2,6 +2,8 @@
 // WSTRACE_BIN) on free ports, reads the ports from its JSON "wstrace
 // listening" log line, stops it by pid (SIGTERM, then SIGKILL after a bound),
 // and wraps ws clients so a test can await the next message with a deadline.
+// checkSubscribed / checkMessage compare a reply's exact fields (epoch and
+// offset included); Positions follows one client's offsets per channel.
 // Nothing sleeps to synchronise: every wait is on an event with a timeout.
 //
 // Fail, don't hang: every wait here has a bound and fails naming what did
@@ -242,9 +244,14 @@ export class Client {
     return this.json(ms, `the reply to ${text.slice(0, 80)}`);
   }
 
-  async subscribe(channel) {
-    const r = await this.request({ type: 'Subscribe', channel });
-    if (r.type !== 'Subscribed' || r.channel !== channel) throw new Error(`subscribe: ${JSON.stringify(r)}`);
+  // Subscribes (with `opts.id` when given) and returns the Subscribed reply
+  // (the next message), checked with checkSubscribed(r, channel, opts):
+  // exactly type, channel, epoch, offset, and id; opts.epoch / opts.offset
+  // are what they must be.
+  async subscribe(channel, opts = {}) {
+    const req = { type: 'Subscribe', channel };
+    if (opts.id !== undefined) req.id = opts.id;
+    return checkSubscribed(await this.request(req), channel, opts);
   }
 
   async close(code = 1000) {
@@ -254,6 +261,68 @@ export class Client {
 
   waitClose(ms = IO_TIMEOUT, what = 'the server to close the connection') {
     return withTimeout(this.closed, ms, what);
+  }
+}
+
+// -- the protocol's replies and streams (docs/PROTOCOL.md) -------------------
+
+function exactFields(r, type, want) {
+  const got = Object.keys(r ?? {}).sort();
+  if (r?.type !== type || JSON.stringify(got) !== JSON.stringify([...want].sort())) {
+    throw new Error(`expected a ${type} with exactly ${[...want].sort()}, got ${JSON.stringify(r).slice(0, 300)}`);
+  }
+}
+
+// r is the Subscribed reply for `channel`: exactly type, channel, epoch (a
+// non-empty string), offset (an integer >= 0), plus id when `opts.id` is
+// given; `opts.epoch` / `opts.offset`, when given, must match. Returns r.
+export function checkSubscribed(r, channel, opts = {}) {
+  const want = ['type', 'channel', 'epoch', 'offset'];
+  if (opts.id !== undefined) want.push('id');
+  exactFields(r, 'Subscribed', want);
+  const bad = (why) => { throw new Error(`Subscribed ${why}: ${JSON.stringify(r)}`); };
+  if (r.channel !== channel) bad(`for ${r.channel}, expected ${channel}`);
+  if (typeof r.epoch !== 'string' || r.epoch === '') bad('epoch is not a non-empty string');
+  if (!Number.isInteger(r.offset) || r.offset < 0) bad('offset is not an integer >= 0');
+  if (opts.id !== undefined && r.id !== opts.id) bad(`id not echoed as ${JSON.stringify(opts.id)}`);
+  if (opts.epoch !== undefined && r.epoch !== opts.epoch) bad(`epoch, expected ${opts.epoch}`);
+  if (opts.offset !== undefined && r.offset !== opts.offset) bad(`offset, expected ${opts.offset}`);
+  return r;
+}
+
+// m is a delivered Message on `channel`: exactly type, channel, content,
+// offset (an integer >= 1), with `content` / `offset` when given.
+export function checkMessage(m, channel, content, offset) {
+  exactFields(m, 'Message', ['type', 'channel', 'content', 'offset']);
+  const bad = (why) => { throw new Error(`Message ${why}: ${JSON.stringify(m).slice(0, 300)}`); };
+  if (m.channel !== channel) bad(`on ${m.channel}, expected ${channel}`);
+  if (!Number.isInteger(m.offset) || m.offset < 1) bad('offset is not an integer >= 1');
+  if (content !== undefined && m.content !== content) bad(`content, expected ${String(content).slice(0, 80)}`);
+  if (offset !== undefined && m.offset !== offset) bad(`offset, expected ${offset}`);
+  return m;
+}
+
+// One client's position per channel, from its Subscribed replies: message()
+// checks each delivered Message is its channel's next offset (last + 1:
+// contiguous, nothing lost or twice, one order).
+export class Positions {
+  constructor(who = 'client') { this.who = who; this.epoch = new Map(); this.last = new Map(); }
+
+  subscribed(r) {
+    this.epoch.set(r.channel, r.epoch);
+    this.last.set(r.channel, r.offset);
+    return r;
+  }
+
+  message(m, channel = m?.channel, content = undefined) {
+    checkMessage(m, channel, content);
+    if (!this.last.has(channel)) throw new Error(`${this.who}: a Message on ${channel}, not subscribed: ${JSON.stringify(m).slice(0, 200)}`);
+    const want = this.last.get(channel) + 1;
+    if (m.offset !== want) {
+      throw new Error(`${this.who}: ${channel} offset ${m.offset}, expected ${want}: ${JSON.stringify(m).slice(0, 200)}`);
+    }
+    this.last.set(channel, want);
+    return m;
   }
 }
 
