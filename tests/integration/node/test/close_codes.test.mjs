@@ -1,6 +1,6 @@
 // Close codes of the client protocol (docs/PROTOCOL.md) as the ws client reports them.
 import assert from 'node:assert/strict';
-import { Client, IO_TIMEOUT, startServer, test } from '../lib/harness.mjs';
+import { Client, IO_TIMEOUT, Positions, startServer, test } from '../lib/harness.mjs';
 
 // A client silent for --client-timeout 400ms (Pings every 100 ms) is closed
 // after about 4 Pings: 10 s without the Close means it is not coming.
@@ -88,8 +88,10 @@ test('4429: a ws client that stops reading; the other subscriber gets everything
     const slow = await Client.connect(srv.url());
     const normal = await Client.connect(srv.url());
     const pub = await Client.connect(srv.url());
-    await slow.subscribe('flood');
-    await normal.subscribe('flood');
+    const slowPos = new Positions('the slow consumer');
+    const normalPos = new Positions('the normal subscriber');
+    slowPos.subscribed(await slow.subscribe('flood'));
+    normalPos.subscribed(await normal.subscribe('flood', { epoch: slowPos.epoch.get('flood'), offset: slowPos.last.get('flood') }));
     slow.ws.pause(); // stops reading its socket
     const content = 'f'.repeat(4000);
     let sent = 0;
@@ -98,21 +100,22 @@ test('4429: a ws client that stops reading; the other subscriber gets everything
     const floodEnd = Date.now() + FLOOD_TIME;
     while (sent < 5000 && Date.now() < floodEnd) {
       for (let i = 0; i < 10; i++, sent++) pub.send({ type: 'Message', channel: 'flood', content: `${sent}:${content}` });
-      for (let i = sent - 10; i < sent; i++) assert.equal((await normal.json()).content.split(':')[0], String(i));
+      for (let i = sent - 10; i < sent; i++) assert.equal(normalPos.message(await normal.json(), 'flood').content.split(':')[0], String(i));
       if ((await srv.stats()).slow_consumer_disconnects_total >= 1) break;
     }
     assert.equal((await srv.stats()).slow_consumer_disconnects_total, 1,
       `not dropped after ${sent} messages of 4 KB to a client that stopped reading: is --max-backpressure enforced?`);
     for (let i = sent; i < sent + 20; i++) {
       pub.send({ type: 'Message', channel: 'flood', content: `${i}:tail` });
-      assert.equal((await normal.json()).content, `${i}:tail`);
+      normalPos.message(await normal.json(), 'flood', `${i}:tail`);
     }
     slow.ws.resume();
     const { code } = await slow.waitClose();
     // Everything already written, then the Close 4429 (not a bare TCP close: 1006).
     assert.equal(code, 4429, `slow consumer closed with ${code}`);
-    // What reached it is a gapless prefix.
-    const seqs = slow.queue.map((m) => JSON.parse(m.data.toString())).filter((m) => m.type === 'Message').map((m) => Number(m.content.split(':')[0]));
+    // What reached it is a gapless prefix, at contiguous offsets.
+    const msgs = slow.queue.map((m) => JSON.parse(m.data.toString()));
+    const seqs = msgs.map((m) => Number(slowPos.message(m, 'flood').content.split(':')[0]));
     assert.deepEqual(seqs, seqs.map((_, i) => i));
     await normal.close();
     await pub.close();

@@ -1,7 +1,7 @@
 // permessage-deflate negotiated by the ws client (RFC 7692).
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { Client, startServer, test } from '../lib/harness.mjs';
+import { Client, Positions, startServer, test } from '../lib/harness.mjs';
 
 function bigText(n, seed = 0) {
   const words = ['lorem', 'ipsum', 'dolor', 'sit', 'amet', 'consectetur', 'adipiscing'];
@@ -26,12 +26,13 @@ test('ws negotiates permessage-deflate; large messages arrive intact and compres
       assert.match(c.ws.extensions, /permessage-deflate/);
       params(c.response.headers['sec-websocket-extensions']);
     }
-    await sub.subscribe('z');
+    const pos = new Positions('the subscriber');
+    pos.subscribed(await sub.subscribe('z'));
     const s0 = await srv.stats();
     const contents = Array.from({ length: 8 }, (_, i) => bigText(60000, i));
     contents.push(crypto.randomBytes(30000).toString('base64'));
     for (const c of contents) pub.send({ type: 'Message', channel: 'z', content: c });
-    for (const c of contents) assert.deepEqual(await sub.json(), { type: 'Message', channel: 'z', content: c });
+    for (const c of contents) pos.message(await sub.json(), 'z', c);
     const s1 = await srv.stats();
     const text = 8 * 60000;
     const sent = s1.bytes.sent_total - s0.bytes.sent_total;
@@ -54,11 +55,12 @@ test('ws offering clientNoContextTakeover and serverMaxWindowBits', async () => 
     const p = params(c.response.headers['sec-websocket-extensions']);
     assert.ok('client_no_context_takeover' in p, JSON.stringify(p));
     assert.ok(Number(p.server_max_window_bits) <= 10, JSON.stringify(p));
-    await c.subscribe('w');
+    const pos = new Positions();
+    pos.subscribed(await c.subscribe('w'));
     for (let i = 0; i < 5; i++) {
       const content = bigText(20000, i);
       c.send({ type: 'Message', channel: 'w', content });
-      assert.equal((await c.json()).content, content);
+      pos.message(await c.json(), 'w', content);
     }
     await c.close();
   } finally {
@@ -72,10 +74,11 @@ test('ws offering serverNoContextTakeover; compression off declines', async () =
   try {
     const c = await Client.connect(on.url(), { perMessageDeflate: { serverNoContextTakeover: true } });
     assert.ok('server_no_context_takeover' in params(c.response.headers['sec-websocket-extensions']));
-    await c.subscribe('n');
+    const pos = new Positions();
+    pos.subscribed(await c.subscribe('n'));
     for (let i = 0; i < 3; i++) {
       c.send({ type: 'Message', channel: 'n', content: bigText(5000, 7) });
-      assert.equal((await c.json()).content, bigText(5000, 7));
+      pos.message(await c.json(), 'n', bigText(5000, 7));
     }
     await c.close();
     const d = await Client.connect(off.url(), { perMessageDeflate: true });

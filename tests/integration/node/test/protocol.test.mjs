@@ -23,8 +23,8 @@ test('every Error code the server can produce, id echoed, connection kept', asyn
     await error({ type: 'Subscribe', channel: 'x'.repeat(129), id: 5 }, 'invalid_channel', 5);
     await error({ type: 'Message', channel: 'c', content: 'y'.repeat(1025), id: 6 }, 'message_too_large', 6);
     await error({ type: 'Unsubscribe', channel: 'never', id: 7 }, 'not_subscribed', 7);
-    await c.subscribe('one');
-    await c.subscribe('two');
+    await c.subscribe('one', { id: 'one' });
+    await c.subscribe('two', { id: 2, offset: 0 });
     await error({ type: 'Subscribe', channel: 'three', id: 8 }, 'too_many_subscriptions', 8);
     c.ws.send(Buffer.from('{"type":"Ping"}'), { binary: true });
     const r = await c.json();
