@@ -31,7 +31,8 @@ import re
 import unittest
 
 from telemetry_support import random_ids, run_main, traceparent
-from wstrace_harness import OP_BINARY, OP_TEXT, RawClient, WstraceServer, encode_frame, make_jwt
+from wstrace_harness import (OP_BINARY, OP_TEXT, RawClient, WstraceServer, check_message,
+                             encode_frame, make_jwt, raw_subscribe)
 
 
 def api_traces(srv, query=""):
@@ -75,12 +76,10 @@ class ApiTraces(unittest.TestCase):
         with WstraceServer("--log-level", "debug", threads=2) as srv:
             with RawClient(srv.port) as c:
                 c.handshake(headers=[("traceparent", traceparent(ta, pa))])
-                c.send_json({"type": "Subscribe", "channel": "ring"})
-                self.assertEqual(c.read_json(), {"type": "Subscribed", "channel": "ring"})
+                r = raw_subscribe(c, "ring")
                 c.send_json({"type": "Message", "channel": "ring", "content": "r",
                              "traceparent": traceparent(tm, pm)})
-                self.assertEqual(c.read_json(),
-                                 {"type": "Message", "channel": "ring", "content": "r"})
+                check_message(c.read_json(), "ring", "r", offset=r["offset"] + 1)
                 c.send_close(1000)
                 c.read_close()
                 c.expect_eof()

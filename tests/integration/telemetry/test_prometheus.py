@@ -14,7 +14,8 @@ import subprocess
 import unittest
 
 from telemetry_support import Prometheus, run_main, tmpdir
-from wstrace_harness import RawClient, WstraceServer, wait_until
+from wstrace_harness import (Positions, RawClient, WstraceServer, check_message, raw_subscribe,
+                             wait_until)
 
 SCRAPE_DEADLINE = 30.0  # scrapes happen every second; this is only a bound
 
@@ -30,12 +31,11 @@ def scripted_session(srv):
     try:
         for c in clients:
             c.handshake()
-        for c in clients[:2]:
-            c.send_json({"type": "Subscribe", "channel": "prom"})
-            assert c.read_json() == {"type": "Subscribed", "channel": "prom"}
+        first = raw_subscribe(clients[0], "prom")
+        raw_subscribe(clients[1], "prom", epoch=first["epoch"], offset=first["offset"])
         clients[2].send_json({"type": "Message", "channel": "prom", "content": "hi"})
         for c in clients[:2]:
-            assert c.read_json() == {"type": "Message", "channel": "prom", "content": "hi"}
+            check_message(c.read_json(), "prom", "hi", offset=first["offset"] + 1)
         for c in clients[1:]:
             c.send_json({"type": "Ping"})
             assert c.read_json() == {"type": "Pong"}
@@ -120,14 +120,14 @@ class MetricValues(unittest.TestCase):
         with WstraceServer("--channel-metrics", "2", threads=2) as srv:
             with RawClient(srv.port) as c:
                 c.handshake()
+                pos = Positions()
                 for ch in ("a", "b", "c", "d"):
-                    c.send_json({"type": "Subscribe", "channel": ch})
-                    self.assertEqual(c.read_json()["type"], "Subscribed")
+                    pos.subscribed(raw_subscribe(c, ch))
                 c.send_json({"type": "Unsubscribe", "channel": "d"})
-                self.assertEqual(c.read_json()["type"], "Unsubscribed")
+                self.assertEqual(c.read_json(), {"type": "Unsubscribed", "channel": "d"})
                 for ch in ("a", "a", "a", "b", "b", "c"):
                     c.send_json({"type": "Message", "channel": ch, "content": "x"})
-                    self.assertEqual(c.read_json()["channel"], ch)
+                    pos.message(c.read_json(), ch, "x")
                 m = srv.metrics()
                 self.assertEqual(m.value("websocket_channels_active"), 3)
                 self.assertEqual(m.value("websocket_subscriptions_active"), 3)
@@ -160,8 +160,8 @@ class MetricValues(unittest.TestCase):
             sub = RawClient(srv.port, rcvbuf=4096)
             self.addCleanup(sub.close)
             sub.handshake()
-            sub.send_json({"type": "Subscribe", "channel": "lat"})
-            self.assertEqual(sub.read_json()["type"], "Subscribed")
+            pos = Positions()
+            pos.subscribed(raw_subscribe(sub, "lat"))
             with RawClient(srv.port) as pub:
                 pub.handshake()
                 for i in range(n):
@@ -180,7 +180,7 @@ class MetricValues(unittest.TestCase):
                 observed = srv.metrics().value("websocket_delivery_latency_seconds_count")
                 self.assertLess(observed, n, "latency observed for frames not yet written")
                 for i in range(n):
-                    self.assertEqual(sub.read_json()["content"][:5], f"{i:05d}")
+                    self.assertEqual(pos.message(sub.read_json(), "lat")["content"][:5], f"{i:05d}")
                 wait_until(lambda: srv.metrics().value(
                     "websocket_delivery_latency_seconds_count") == n,
                     what="one latency observation per written delivery")
