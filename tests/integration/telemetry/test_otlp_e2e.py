@@ -36,7 +36,8 @@ from telemetry_support import (FLAG_HAS_IS_REMOTE, FLAG_IS_REMOTE, FLAG_SAMPLED,
                                metric_value, pings_until_4408, random_ids, run_main, tmpdir,
                                traceparent, wstrace_version)
 from wstrace_harness import (OP_PONG, OP_TEXT, AsyncTestCase, RawClient, WstraceServer,
-                             encode_frame, recv_json, upgrade_request, wait_until, ws_connect)
+                             check_message, check_subscribed, encode_frame, raw_subscribe,
+                             recv_json, upgrade_request, wait_until, ws_connect)
 
 HEARTBEAT = ("--heartbeat-interval", "250ms", "--client-timeout", "2s")
 
@@ -178,8 +179,7 @@ class OtlpSessionMixin:
             pub = RawClient(srv.port)
             try:
                 slow.handshake()
-                slow.send_json({"type": "Subscribe", "channel": "feed"})
-                self.assertEqual(slow.read_json(), {"type": "Subscribed", "channel": "feed"})
+                feed = raw_subscribe(slow, "feed", offset=0)
                 pub.handshake()
                 flood = flood_until_slow_consumer(self, srv, slow, pub, published_before=0)
                 dropped = srv.metrics().value("websocket_messages_dropped_total",
@@ -203,6 +203,9 @@ class OtlpSessionMixin:
         self.assertEqual(fo.attr("websocket.fanout.recipients"), 0, fo)
         self.assertEqual(fo.attr("websocket.fanout.dropped"), 1, fo)
         self.assertEqual(fo.status_code, STATUS_ERROR, fo)
+        # Refused, yet it has its position in the stream: after the flood.
+        self.assertEqual(fo.attr("websocket.stream.offset"), flood + 1, fo)
+        self.assertEqual(fo.attr("messaging.message.id"), f"{feed['epoch']}:{flood + 1}", fo)
         # The big publications: the first ones reached it (the first onto its
         # empty queue, partly written), the last found the queue over
         # --max-backpressure and was refused with the 4429.
@@ -276,16 +279,15 @@ class OtlpSessionMixin:
         b = await ws_connect(srv.url("/ws?traceparent=" + traceparent(s.tb, s.pb)))
 
         await a.send(json.dumps({"type": "Subscribe", "channel": "room", "id": "s1"}))
-        self.assertEqual(await recv_json(a), {"type": "Subscribed", "channel": "room", "id": "s1"})
+        s.room = check_subscribed(await recv_json(a), "room", id="s1", offset=0)
         await b.send(json.dumps({"type": "Subscribe", "channel": "room"}))
-        self.assertEqual(await recv_json(b), {"type": "Subscribed", "channel": "room"})
+        check_subscribed(await recv_json(b), "room", epoch=s.room["epoch"], offset=0)
 
         s.hello = json.dumps({"type": "Message", "channel": "room", "content": "hello",
                               "traceparent": traceparent(s.tm, s.pm)})
         await b.send(s.hello)
-        want = {"type": "Message", "channel": "room", "content": "hello"}
-        self.assertEqual(await recv_json(a), want)
-        self.assertEqual(await recv_json(b), want)
+        check_message(await recv_json(a), "room", "hello", offset=1)
+        check_message(await recv_json(b), "room", "hello", offset=1)
 
         await a.send(json.dumps({"type": "Ping", "id": 42}))
         s.pong1 = await asyncio.wait_for(a.recv(), IO_TIMEOUT)
@@ -337,8 +339,7 @@ class OtlpSessionMixin:
         pub = RawClient(srv.port)
         try:
             slow.handshake()
-            slow.send_json({"type": "Subscribe", "channel": "feed"})
-            self.assertEqual(slow.read_json(), {"type": "Subscribed", "channel": "feed"})
+            s.feed = raw_subscribe(slow, "feed", offset=0)
             pub.handshake()
             s.flood = flood_until_slow_consumer(self, srv, slow, pub, published_before=1)
         finally:
@@ -602,6 +603,9 @@ class OtlpSessionMixin:
         self.assertEqual(fo.attr("messaging.message.body.size"), len("hello"))
         self.assertEqual(fo.attr("websocket.fanout.recipients"), 2)
         self.assertEqual(fo.attr("websocket.fanout.dropped"), 0)
+        # The publication's position: the offset A and B got it at.
+        self.assertEqual(fo.attr("messaging.message.id"), f"{s.room['epoch']}:1", fo)
+        self.assertEqual(fo.attr("websocket.stream.offset"), 1, fo)
         self.assertNotEqual(fo.status_code, STATUS_ERROR)
         self.assertEqual(len(x.in_trace(s.tm)), 3, x.in_trace(s.tm))
 
@@ -652,6 +656,16 @@ class OtlpSessionMixin:
         for f in x.named("websocket.fanout"):
             self.assertEqual(x.by_id(f.parent_span_id).name, "websocket.broadcast")
             self.assertEqual(f.attr("websocket.node_id"), self.node_id)
+        # The flood's fan-outs: "feed" offsets 1..flood, in the slow
+        # subscriber's epoch, one each.
+        feed = sorted((f for f in x.named("websocket.fanout")
+                       if f.attr("messaging.destination.name") == "feed"),
+                      key=lambda f: f.attr("websocket.stream.offset"))
+        self.assertEqual([f.attr("websocket.stream.offset") for f in feed],
+                         list(range(1, s.flood + 1)))
+        for f in feed:
+            self.assertEqual(f.attr("messaging.message.id"),
+                             f"{s.feed['epoch']}:{f.attr('websocket.stream.offset')}", f)
         for sd in x.named("websocket.message.send"):
             self.assertEqual(x.by_id(sd.parent_span_id).name, "websocket.message.handle")
 
