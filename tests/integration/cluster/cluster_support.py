@@ -24,11 +24,25 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "python"))
 
-from wstrace_harness import (IO_TIMEOUT, START_TIMEOUT, WstraceServer, recv_json,  # noqa: E402
-                             wait_until, ws_connect)
+from wstrace_harness import (IO_TIMEOUT, START_TIMEOUT, Positions, WstraceServer,  # noqa: E402
+                             check_subscribed, recv_json, wait_until, ws_connect)
 
 OTLP_DIR = os.path.join(HERE, "..", "otlp")
-PREFIX = "wstrace:"  # Redis channel = PREFIX + channel
+PREFIX = "wstrace:"  # --redis-prefix wstrace: channel C is the Redis channel "wstrace:{C}"
+
+
+def redis_channel(channel, prefix=PREFIX):
+    """The Redis Pub/Sub channel of wstrace channel `channel`: PREFIX{channel}
+    (the braces: a Redis Cluster hash tag shared with its :meta and :hist keys)."""
+    return f"{prefix}{{{channel}}}"
+
+
+def wstrace_channel(name, prefix=PREFIX):
+    """The wstrace channel of a Redis channel name PREFIX{C}; anything else
+    under the prefix comes back as "?<name>" (it matches no wstrace channel)."""
+    if name.startswith(prefix + "{") and name.endswith("}") and len(name) > len(prefix) + 2:
+        return name[len(prefix) + 1:-1]
+    return "?" + name
 
 
 def redis_server_bin():
@@ -191,15 +205,17 @@ class RedisServer:
             c.close()
 
     def channels(self):
-        """The wstrace channels Redis has at least one subscriber for."""
-        return {c[len(PREFIX):] for c in self.command("PUBSUB", "CHANNELS", PREFIX + "*")}
+        """The wstrace channels Redis has at least one subscriber for (a
+        Redis channel under the prefix not of the form PREFIX{C} shows as
+        "?<name>")."""
+        return {wstrace_channel(c) for c in self.command("PUBSUB", "CHANNELS", PREFIX + "*")}
 
     def numsub(self, *channels):
         """{channel: number of Redis subscribers (one per interested node)}."""
         if not channels:
             return {}
-        r = self.command("PUBSUB", "NUMSUB", *[PREFIX + c for c in channels])
-        return {r[i][len(PREFIX):]: int(r[i + 1]) for i in range(0, len(r), 2)}
+        r = self.command("PUBSUB", "NUMSUB", *[redis_channel(c) for c in channels])
+        return {wstrace_channel(r[i]): int(r[i + 1]) for i in range(0, len(r), 2)}
 
     def subscriber_clients(self):
         """CLIENT LIST entries (dicts) of the connections that hold subscriptions."""
@@ -286,21 +302,87 @@ async def connect_many(url, n, **kw):
     return out
 
 
+def positions(ws):
+    """The Positions (wstrace_harness) of a websockets client: its epoch and
+    last offset per channel, from its Subscribed replies, Messages and Gaps.
+    The Gaps it got are in gaps(ws)."""
+    p = getattr(ws, "wstrace_positions", None)
+    if p is None:
+        p = Positions(f"client {ws.local_address[1] if ws.local_address else id(ws)}")
+        ws.wstrace_positions = p
+        ws.wstrace_gaps = []
+    return p
+
+
+def gaps(ws):
+    """Every Gap notice the client got so far (each already checked against
+    its positions by next_message())."""
+    positions(ws)
+    return ws.wstrace_gaps
+
+
+async def next_reply(ws, timeout=IO_TIMEOUT, what="a reply"):
+    """The client's next message that is not a Gap notice: Gaps (pushed at
+    any time in a cluster whose Redis lost a stream) are checked against
+    its positions and kept in gaps(ws)."""
+    pos = positions(ws)
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        m = await recv_json(ws, max(left, 0.001), what=what)
+        if isinstance(m, dict) and m.get("type") == "Gap":
+            ws.wstrace_gaps.append(pos.gap(m))
+            continue
+        return m
+
+
 async def subscribe_all(ws, channels, timeout=IO_TIMEOUT):
-    """Subscribes ws to every channel (pipelined) and waits for each reply."""
+    """Subscribes ws to every channel (pipelined) and waits for each reply:
+    a Subscribed (checked: epoch, offset) per channel, in any order (a
+    channel's position may come from the cluster, after the others').
+    Returns {channel: Subscribed reply}; an Error fails."""
+    pos = positions(ws)
     for ch in channels:
         await ws.send(json.dumps({"type": "Subscribe", "channel": ch}))
-    for ch in channels:
-        r = await recv_json(ws, timeout)
-        assert r == {"type": "Subscribed", "channel": ch}, r
+    pending = list(channels)
+    replies = {}
+    deadline = time.monotonic() + timeout
+    while pending:
+        left = deadline - time.monotonic()
+        r = await next_reply(ws, max(left, 0.001),
+                             what=f"Subscribed for {pending[:3]} ({len(pending)} left)")
+        ch = r.get("channel") if isinstance(r, dict) else None
+        assert r.get("type") == "Subscribed" and ch in pending, \
+            f"expected Subscribed for one of {pending[:5]}, got {r}"
+        replies[ch] = pos.subscribed(check_subscribed(r, ch))
+        pending.remove(ch)
+    return replies
 
 
 async def unsubscribe_all(ws, channels, timeout=IO_TIMEOUT):
+    pos = positions(ws)
     for ch in channels:
         await ws.send(json.dumps({"type": "Unsubscribe", "channel": ch}))
     for ch in channels:
-        r = await recv_json(ws, timeout)
+        r = await next_reply(ws, timeout, what=f"Unsubscribed for {ch}")
         assert r == {"type": "Unsubscribed", "channel": ch}, r
+        pos.unsubscribed(ch)
+
+
+async def next_message(ws, timeout=IO_TIMEOUT, what="a Message"):
+    """The client's next Message, checked as its channel's next position
+    (positions(ws)); Gap notices before it are checked and kept in
+    gaps(ws). Anything else fails."""
+    pos = positions(ws)
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        m = await recv_json(ws, max(left, 0.001), what=what)
+        if isinstance(m, dict) and m.get("type") == "Gap":
+            ws.wstrace_gaps.append(pos.gap(m))
+            continue
+        assert isinstance(m, dict) and m.get("type") == "Message", f"{what}: got {m}"
+        return pos.message(m)
 
 
 async def publish(ws, channel, content, traceparent=None):
@@ -317,7 +399,8 @@ async def close_all(wss):
 async def read_until(ws, want, what="", timeout=IO_TIMEOUT):
     """Reads Messages until every content in `want` (a set of (channel,
     content)) has arrived; returns the list of (channel, content) read, in
-    order, including any extra."""
+    order, including any extra. Each Message is checked as its channel's
+    next position (next_message())."""
     pending = set(want)
     seen = []
     deadline = time.monotonic() + timeout
@@ -327,11 +410,10 @@ async def read_until(ws, want, what="", timeout=IO_TIMEOUT):
             raise AssertionError(f"{what}: still waiting for {sorted(pending)[:5]} "
                                  f"({len(pending)} left); got {seen[-5:]}")
         try:
-            m = await recv_json(ws, left)
+            m = await next_message(ws, left, what)
         except asyncio.TimeoutError:
             raise AssertionError(f"{what}: timed out waiting for {sorted(pending)[:5]} "
                                  f"({len(pending)} left); got {seen[-5:]}") from None
-        assert m.get("type") == "Message", m
         key = (m["channel"], m["content"])
         seen.append(key)
         pending.discard(key)
@@ -448,7 +530,8 @@ async def delivery_round(publishers, receivers, tag, count):
       seq in range(count) to each of its channels, then "...:done".
     receivers: [(label, ws, expected)] -- expected is the set of
       (channel, publisher name) it must get; it must get each publisher's
-      messages exactly once, in order, and nothing else.
+      messages exactly once, in order, and nothing else, each at its
+      channel's next offset (next_message()).
     Then a fence round (see test_cluster_delivery): every publisher sends
     "...:fence" to its channels once every receiver has everything, and each
     receiver must get the fences with nothing in between -- a late
@@ -470,8 +553,7 @@ async def delivery_round(publishers, receivers, tag, count):
             if left <= 0:
                 raise AssertionError(f"{label} ({tag}): no done from {sorted(pending)}; got "
                                      f"{ {k: len(v) for k, v in got.items()} }")
-            m = await recv_json(ws, left)
-            assert m.get("type") == "Message", (label, m)
+            m = await next_message(ws, left, f"{label} ({tag})")
             pub, t, seq = m["content"].split(":", 2)
             key = (m["channel"], pub)
             assert t == tag and key in expected, f"{label} ({tag}): unexpected message {m}"
