@@ -1,7 +1,8 @@
-"""Three wstrace nodes behind one real redis-server (PRODUCT.md §6, issue 5):
+"""Three wstrace nodes behind one real redis-server (docs/CLUSTER.md):
 exactly-once delivery to every subscriber on every node with per-publisher
-order, Redis subscriptions that follow local interest, and a
-subscribe/unsubscribe storm that ends with Redis matching local interest.
+order, at contiguous offsets in one order per channel for everyone, Redis
+subscriptions that follow local interest, and a subscribe/unsubscribe storm
+that ends with Redis matching local interest.
 """
 
 import asyncio
@@ -10,10 +11,10 @@ import random
 import unittest
 
 from cluster_support import (IO_TIMEOUT, RedisServer, close_all, cluster_stats, connect_many,
-                             local_interest, metric, node, publish, read_until, recv_json,
-                             subscribe_all, unsubscribe_all, wait_link, wait_redis_matches,
-                             wait_until, ws_connect)
-from wstrace_harness import AsyncTestCase
+                             gaps, local_interest, metric, next_message, node, positions, publish,
+                             read_until, recv_json, redis_channel, subscribe_all, unsubscribe_all,
+                             wait_link, wait_redis_matches, wait_until, ws_connect)
+from wstrace_harness import AsyncTestCase, check_subscribed
 
 CHANNELS = ["room.0", "room.1", "room.2"]
 SUBSCRIBERS_PER_NODE = 30
@@ -53,14 +54,17 @@ class Cluster:
         return False
 
 
-async def collect_sequences(ws, expected, what):
+async def collect_sequences(ws, expected, what, order=None):
     """Reads until every (channel, publisher) in `expected` sent "done";
-    returns {(channel, publisher): [seq, ...]} in arrival order."""
+    returns {(channel, publisher): [seq, ...]} in arrival order. Each
+    Message must be its channel's next offset for this client; order[channel]
+    (when given) gets {offset: content}."""
     got = {}
     pending = set(expected)
     while pending:
-        m = await recv_json(ws, IO_TIMEOUT)
-        assert m.get("type") == "Message", (what, m)
+        m = await next_message(ws, IO_TIMEOUT, what)
+        if order is not None:
+            order.setdefault(m["channel"], {})[m["offset"]] = m["content"]
         pub, _, seq = m["content"].partition(":")
         key = (m["channel"], pub)
         assert key in expected, f"{what}: unexpected message {m}"
@@ -98,7 +102,13 @@ class ClusterDeliveryTest(AsyncTestCase):
                     pubs.append((ni, ws, list(CHANNELS)))
             everyone = subs + pubs
             try:
-                await asyncio.gather(*(subscribe_all(ws, ch) for _, ws, ch in everyone))
+                replies = await asyncio.gather(*(subscribe_all(ws, ch) for _, ws, ch in everyone))
+                # Nothing published yet: every channel at offset 0, one epoch
+                # for it on every node (Redis keeps the position).
+                for ch in CHANNELS:
+                    mine = [r[ch] for r in replies if ch in r]
+                    self.assertEqual({r["offset"] for r in mine}, {0}, ch)
+                    self.assertEqual(len({r["epoch"] for r in mine}), 1, f"{ch}: {mine[:3]}")
                 wait_redis_matches(cl.redis, [(srv, set(CHANNELS)) for srv in nodes])
                 for srv in nodes:
                     self.assertEqual(local_interest(srv), set(CHANNELS))
@@ -113,8 +123,9 @@ class ClusterDeliveryTest(AsyncTestCase):
                         await publish(ws, ch, f"{names[k]}:done")
 
                 expected = [{(ch, p) for ch in chans for p in names} for _, _, chans in everyone]
+                orders = [{} for _ in everyone]
                 results = await asyncio.gather(
-                    *(collect_sequences(ws, expected[i], f"client {i} on n{ni + 1}")
+                    *(collect_sequences(ws, expected[i], f"client {i} on n{ni + 1}", orders[i])
                       for i, (ni, ws, _) in enumerate(everyone)),
                     *(run_publisher(k, ws) for k, (_, ws, _) in enumerate(pubs)))
                 want = list(range(PER_CHANNEL))
@@ -123,6 +134,15 @@ class ClusterDeliveryTest(AsyncTestCase):
                         self.assertEqual(got.get(key), want,
                                          f"client {i} on n{everyone[i][0] + 1}, {key}: not exactly "
                                          "once in order")
+                # One order per channel over the cluster: every client on
+                # every node has the same content at each offset, 1..N.
+                per_channel = len(names) * (PER_CHANNEL + 1)
+                for ch in CHANNELS:
+                    seen = [(i, o[ch]) for i, o in enumerate(orders) if ch in o]
+                    self.assertEqual(sorted(seen[0][1]), list(range(1, per_channel + 1)), ch)
+                    for i, o in seen:
+                        self.assertEqual(o, seen[0][1], f"client {i} on n{everyone[i][0] + 1} "
+                                                        f"saw {ch!r} in another order")
 
                 # Fences: each publisher publishes one more message per channel
                 # only now that every client has everything. On every node the
@@ -137,20 +157,24 @@ class ClusterDeliveryTest(AsyncTestCase):
                     *(publish(ws, ch, f"{names[k]}:fence")
                       for k, (_, ws, _) in enumerate(pubs) for ch in CHANNELS))
 
+                for _, ws, _ in everyone:
+                    self.assertEqual(gaps(ws), [], "a Gap without any fault")
+
                 # Counters: every publication went through Redis once, and
-                # each node received exactly the other nodes' publications.
+                # each node received every publication back from Redis (its
+                # own too: a node delivers its own publications when they
+                # come back); the lag is measured on the others'.
                 per_node_pubs = PUBLISHERS_PER_NODE * len(CHANNELS) * (PER_CHANNEL + 2)
                 total = per_node_pubs * len(nodes)
                 for srv in nodes:
                     c = cluster_stats(srv)
                     self.assertEqual(c["published_total"], per_node_pubs, c)
-                    self.assertEqual(c["received_total"], total - per_node_pubs, c)
+                    self.assertEqual(c["received_total"], total, c)
                     self.assertEqual(c["dropped_total"], 0, c)
                     self.assertTrue(c["link_up"])
                     m = srv.metrics()
                     self.assertEqual(m.value("websocket_pubsub_published_total"), per_node_pubs)
-                    self.assertEqual(m.value("websocket_pubsub_received_total"),
-                                     total - per_node_pubs)
+                    self.assertEqual(m.value("websocket_pubsub_received_total"), total)
                     self.assertEqual(m.value("websocket_pubsub_dropped_total"), 0)
                     self.assertEqual(m.value("websocket_pubsub_publish_errors_total"), 0)
                     self.assertEqual(m.value("websocket_pubsub_link_up"), 1)
@@ -252,9 +276,22 @@ class ClusterDeliveryTest(AsyncTestCase):
                             model[k].discard(ch)
                     for t, ch in ops:
                         await ws.send(json.dumps({"type": t, "channel": ch}))
-                    for t, ch in ops:
-                        r = await recv_json(ws)
-                        self.assertEqual(r, {"type": t + "d", "channel": ch})
+                    # One reply per request; a Subscribed may come after the
+                    # replies to later requests (its position comes from
+                    # Redis), so they are matched as a multiset.
+                    want = sorted((t + "d", ch) for t, ch in ops)
+                    got = []
+                    for _ in ops:
+                        r = await recv_json(ws, what=f"storm client {k}: a reply of {want} "
+                                                     f"(got {sorted(got)})")
+                        if r.get("type") == "Subscribed":
+                            check_subscribed(r, r.get("channel"))
+                        else:
+                            self.assertEqual(set(r), {"type", "channel"},
+                                             f"storm client {k} (link up), requests {ops}: "
+                                             f"answered {r}")
+                        got.append((r.get("type"), r.get("channel")))
+                    self.assertEqual(sorted(got), want, f"storm client {k}")
 
                 async def transients():
                     # Meanwhile 100 more join two channels each and leave at once.
@@ -344,10 +381,15 @@ class ClusterDeliveryTest(AsyncTestCase):
             try:
                 await subscribe_all(sub_b, ["room"])
                 await subscribe_all(sub_c, ["room"])
-                wait_until(lambda: redis.command("PUBSUB", "NUMSUB", "wstrace:room",
-                                                 "other:room") == ["wstrace:room", 1,
-                                                                   "other:room", 1],
+                ours, theirs = redis_channel("room"), redis_channel("room", prefix="other:")
+                wait_until(lambda: redis.command("PUBSUB", "NUMSUB", ours, theirs)
+                           == [ours, 1, theirs, 1],
                            what="one Redis subscriber per cluster, under its own prefix")
+                # Each cluster has a stream of its own for the channel.
+                self.assertEqual(redis.command("HGET", ours + ":meta", "e"),
+                                 positions(sub_b).epoch["room"])
+                self.assertEqual(redis.command("HGET", theirs + ":meta", "e"),
+                                 positions(sub_c).epoch["room"])
                 # a's messages reach b (so Redis has handled them) ...
                 for i in range(5):
                     await publish(pub_a, "room", f"from-a-{i}")
