@@ -1,17 +1,22 @@
-"""Faults in a cluster of wstrace nodes (scale-out over Redis, docs/CLUSTER.md):
-Redis down at start, Redis killed with SIGKILL mid-run and restarted on the
-same port, one node killed with SIGKILL while the others carry on.
+"""Faults in a cluster of wstrace nodes (scale-out over Redis, docs/CLUSTER.md
+and docs/STREAMS.md): Redis down at start, Redis killed with SIGKILL mid-run
+and restarted on the same port (it keeps no data: every channel starts a new
+epoch, announced with a Gap "reset"), one node killed with SIGKILL while the
+others carry on. Without Redis nothing can give a publication its position:
+Messages are refused (Error unavailable with an id, else dropped), and a
+Subscribe the node cannot place is refused too; clients stay connected.
 """
 
 import asyncio
+import json
 import random
 import unittest
 
 from cluster_support import (RedisServer, close_all, cluster_stats, connect_many, delivery_round,
-                             free_port, metric, node, publish, read_until, recv_json,
-                             subscribe_all, unsubscribe_all, wait_link, wait_redis_matches,
-                             wait_until, ws_connect)
-from wstrace_harness import IO_TIMEOUT, AsyncTestCase, Deadline
+                             free_port, gaps, metric, next_message, next_reply, node, positions,
+                             publish, read_until, recv_json, subscribe_all, unsubscribe_all,
+                             wait_link, wait_redis_matches, wait_until, ws_connect)
+from wstrace_harness import IO_TIMEOUT, AsyncTestCase, Deadline, check_subscribed
 
 CH = "cross"
 
@@ -28,15 +33,37 @@ def readyz(srv):
     return srv.admin_get("/readyz")[0]
 
 
-async def local_exchange(pub, sub, tag, count, label):
-    """pub and sub on the same node: sub gets every message, in order, and
-    nothing else."""
-    want = [(CH, f"{tag}:{i}") for i in range(count)]
-    reader = asyncio.ensure_future(read_until(sub, set(want), label))
-    for _, content in want:
-        await publish(pub, CH, content)
-    seen = await reader
-    assert seen == want, f"{label}: local delivery not exactly once in order: {seen[:10]}"
+def is_unavailable(r, id_):
+    return (isinstance(r, dict) and r.get("type") == "Error" and r.get("code") == "unavailable"
+            and r.get("id") == id_ and isinstance(r.get("message"), str) and r["message"])
+
+
+async def refused_while_down(pub, subs, tag, count, label):
+    """Without Redis: pub's `count` Messages to CH are not published -- the
+    first, with an id, is answered Error unavailable, the others (no id)
+    get nothing -- and the subscribers `subs` (same node) get none of them:
+    the next thing each reads is the Pong to a Ping sent after them."""
+    await pub.send(json.dumps({"type": "Message", "channel": CH, "content": f"{tag}:0",
+                               "id": f"{tag}:0"}))
+    r = await recv_json(pub, what=f"{label}: the answer to a Message with an id")
+    assert is_unavailable(r, f"{tag}:0"), f"{label}: {r}"
+    for i in range(1, count):
+        await publish(pub, CH, f"{tag}:{i}")
+    for ws in [pub] + list(subs):
+        await ws.send(json.dumps({"type": "Ping", "id": tag}))
+        r = await recv_json(ws, what=f"{label}: the Pong")
+        assert r == {"type": "Pong", "id": tag}, f"{label}: delivered without Redis: {r}"
+
+
+def assert_one_reset(test, ws, channel, before, label):
+    """ws got exactly one Gap on `channel` since `before` (a count of its
+    gaps): the reset to a new epoch of a Redis that lost its data, with
+    nothing of the new epoch lost (every node was subscribed again before
+    anything was published)."""
+    new = [g for g in gaps(ws)[before:] if g["channel"] == channel]
+    test.assertEqual(len(new), 1, f"{label}: Gaps on {channel}: {new}")
+    test.assertEqual((new[0].get("reset"), new[0]["from"], new[0]["to"]), (True, 1, 0),
+                     f"{label}: {new[0]}")
 
 
 class ClusterFaultTest(AsyncTestCase):
@@ -56,18 +83,29 @@ class ClusterFaultTest(AsyncTestCase):
                 self.assertFalse(c["link_up"], c)
                 self.assertEqual(metric(srv, "websocket_pubsub_link_up"), 0)
 
-            # Local clients are served: pub/sub works within each node.
+            # Local clients are served, and told what cannot be done without
+            # Redis: nothing can place a subscriber in the channel's stream
+            # or give a publication its position.
             s1, p1 = await connect_many(n1.url(), 2)
             s2, p2 = await connect_many(n2.url(), 2)
             clients = [s1, p1, s2, p2]
-            await subscribe_all(s1, [CH])
-            await subscribe_all(s2, [CH])
-            await local_exchange(p1, s1, "n1-alone", 20, "n1 while Redis is down")
-            await local_exchange(p2, s2, "n2-alone", 20, "n2 while Redis is down")
+            for i, ws in enumerate(clients):
+                for req in ({"type": "Subscribe", "channel": CH, "id": f"sub{i}"},
+                            {"type": "History", "channel": CH, "id": f"hist{i}"}):
+                    await ws.send(json.dumps(req))
+                    r = await recv_json(ws, what=f"the answer to {req}")
+                    self.assertTrue(is_unavailable(r, req["id"]), r)
+                await ws.send(json.dumps({"type": "Ping", "id": i}))
+                self.assertEqual(await recv_json(ws), {"type": "Pong", "id": i})
+            for srv in (n1, n2):
+                srv.wait_stats(lambda st: st["subscriptions"] == 0 and st["channels"] == 0,
+                               what="no subscription left by the refused Subscribes")
+            await refused_while_down(p1, [s1], "n1-alone", 20, "n1 while Redis is down")
+            await refused_while_down(p2, [s2], "n2-alone", 20, "n2 while Redis is down")
             # ... and what needed the cluster was dropped, counted and logged.
             for srv in (n1, n2):
                 wait_until(lambda: metric(srv, "websocket_pubsub_dropped_total",
-                                          reason="link_down") >= 20,
+                                          reason="link_down") == 20,
                            what="link_down drops counted")
                 self.assertIsNotNone(
                     srv.wait_log(lambda j: j.get("msg") == "publications not sent to the cluster",
@@ -88,8 +126,17 @@ class ClusterFaultTest(AsyncTestCase):
                     # Failed attempts and the first connection of each of
                     # the two links are not reconnects.
                     self.assertEqual(metric(srv, "websocket_pubsub_reconnects_total"), 0)
+                    # Nothing to subscribe in Redis: the Subscribes were refused.
                     up = srv.wait_log(lambda j: j.get("msg") == "cluster link up", 1)
-                    self.assertEqual(up.get("channels"), 1, up)
+                    self.assertEqual(up.get("channels"), 0, up)
+                wait_redis_matches(redis, [(n1, set()), (n2, set())])
+
+                # Now they subscribe, both nodes in one stream of the channel.
+                r1 = (await subscribe_all(s1, [CH]))[CH]
+                r2 = (await subscribe_all(s2, [CH]))[CH]
+                self.assertEqual((r1["offset"], r2["offset"]), (0, 0),
+                                 "a publication refused without Redis took a position")
+                self.assertEqual(r1["epoch"], r2["epoch"])
                 wait_redis_matches(redis, [(n1, {CH}), (n2, {CH})])
 
                 # s1 and s2 each get both publishers' messages exactly once.
@@ -99,8 +146,16 @@ class ClusterFaultTest(AsyncTestCase):
                 for srv in (n1, n2):
                     c = cluster_stats(srv)
                     self.assertEqual(c["published_total"], 22, c)
-                    self.assertEqual(c["received_total"], 22, c)
-                    self.assertGreater(metric(srv, "websocket_pubsub_lag_seconds_count"), 0)
+                    # Both nodes' publications, its own too: they come back.
+                    self.assertEqual(c["received_total"], 44, c)
+                    self.assertEqual(metric(srv, "websocket_pubsub_lag_seconds_count"), 22)
+                self.assertEqual((gaps(s1), gaps(s2)), ([], []))
+                # What was refused for want of Redis counts as dropped
+                # (unavailable): on each node one Message with an id, 19
+                # without.
+                for srv in (n1, n2):
+                    self.assertEqual(metric(srv, "websocket_messages_dropped_total",
+                                            reason="unavailable"), 20, srv.args)
             finally:
                 await close_all(clients)
                 clients = []
@@ -151,11 +206,13 @@ class ClusterFaultTest(AsyncTestCase):
                     self.assertEqual(metric(srv, "websocket_pubsub_link_up"), 0)
                     self.assertEqual(cluster_stats(srv)["redis_subscriptions"], 0)
 
-                # Local delivery goes on untouched on every node...
-                await asyncio.gather(*(local_exchange(pubs[i], subs[i], f"p{i + 1}-outage", 30,
-                                                      f"n{i + 1} during the outage")
+                # Nothing is published while Redis is away, not even locally:
+                # the clients are told so (Error unavailable to a Message
+                # with an id) and the subscribers get nothing ...
+                await asyncio.gather(*(refused_while_down(pubs[i], [subs[i]], f"p{i + 1}-outage",
+                                                          30, f"n{i + 1} during the outage")
                                        for i in range(3)))
-                # ... while what needed the cluster is dropped, counted, logged.
+                # ... what needed the cluster is dropped, counted, logged.
                 for srv in nodes:
                     wait_until(lambda: metric(srv, "websocket_pubsub_dropped_total",
                                               reason="link_down") > 0,
@@ -164,8 +221,16 @@ class ClusterFaultTest(AsyncTestCase):
                         lambda j: j.get("msg") == "publications not sent to the cluster", 20))
                     self.assertEqual(metric(srv, "websocket_pubsub_dropped_total",
                                             reason="queue_full"), 0)
+                # n1 loses interest in "left.during"; n2 cannot gain one in a
+                # channel it does not deliver yet: the Subscribe is refused
+                # and leaves nothing to resubscribe.
                 await unsubscribe_all(leaver, ["left.during"])
-                await subscribe_all(joiner, ["joined.during"])
+                await joiner.send(json.dumps({"type": "Subscribe", "channel": "joined.during",
+                                              "id": "j"}))
+                r = await recv_json(joiner, what="the answer to a Subscribe without Redis")
+                self.assertTrue(is_unavailable(r, "j"), r)
+                epochs = [positions(s).epoch[CH] for s in subs]
+                self.assertEqual(len(set(epochs)), 1, epochs)
 
                 # Redis is back on the same port: the nodes reconnect on their
                 # own, log it, count it, resubscribe, and are ready again.
@@ -179,16 +244,28 @@ class ClusterFaultTest(AsyncTestCase):
                                             reconnects0[i] + 2)
                     self.assertEqual(srv.pid, pids[i])
                     self.assertTrue(srv.running())
+                wait_redis_matches(redis, [(nodes[0], {CH}), (nodes[1], {CH}), (nodes[2], {CH})],
+                                   what="resubscribed after the restart")
+                await subscribe_all(joiner, ["joined.during"])
                 wait_redis_matches(redis, [(nodes[0], {CH}), (nodes[1], {CH, "joined.during"}),
                                            (nodes[2], {CH})],
-                                   what="resubscribed after the restart")
+                                   what="the joiner's channel subscribed")
 
                 # Cross-node delivery resumes, exactly once, with the same
                 # client connections; nothing published during the outage
-                # shows up late on another node (collect rejects other tags).
+                # shows up late on any node (collect rejects other tags).
+                # Redis lost the channel's state: a new epoch, which every
+                # subscriber is told about with a Gap "reset" from the epoch
+                # it was in before its first message of the new one.
+                before = [len(gaps(s)) for s in subs]
                 await delivery_round(publishers + [("p3j", pubs[2], ["joined.during"])],
                                      receivers + [("joiner", joiner, {("joined.during", "p3j")})],
                                      "after", 20)
+                for i, s in enumerate(subs):
+                    assert_one_reset(self, s, CH, before[i], f"s{i + 1}")
+                    self.assertNotEqual(positions(s).epoch[CH], epochs[0])
+                self.assertEqual(len({positions(s).epoch[CH] for s in subs}), 1)
+                self.assertEqual(gaps(joiner), [])
                 for srv in nodes:
                     self.assertEqual(metric(srv, "websocket_pubsub_publish_errors_total"), 0)
             finally:
@@ -198,10 +275,11 @@ class ClusterFaultTest(AsyncTestCase):
 
     async def test_redis_killed_and_restarted_under_continuous_traffic(self):
         """Publishers on every node never stop while Redis dies and comes
-        back. Local subscribers get every local message exactly once in order
-        throughout; from the other nodes they get each publisher's messages
-        in order, never twice, with a gap at most during the outage, and
-        every message published once the cluster is whole again."""
+        back. Every subscriber gets each publisher's messages (its own
+        node's too: they need Redis as well) in order, never twice, at
+        contiguous offsets but for one Gap "reset" (Redis lost the stream:
+        a new epoch), with a gap at most during the outage, and every message
+        published once the cluster is whole again."""
         run = asyncio.to_thread  # blocking waits off the event loop: clients keep reading
         with RedisServer() as redis:
             nodes = [node(redis.url, f"n{i + 1}").start() for i in range(3)]
@@ -234,7 +312,7 @@ class ClusterFaultTest(AsyncTestCase):
                     got = {n: [] for n in names}
                     pending = set(names)
                     while pending:
-                        m = await recv_json(ws)
+                        m = await next_message(ws, what=f"n{ni + 1}: the next message")
                         p, _, seq = m["content"].partition(":")
                         if seq == "done":
                             self.assertIn(p, pending, f"n{ni + 1}: duplicate done from {p}")
@@ -276,15 +354,13 @@ class ClusterFaultTest(AsyncTestCase):
 
                 k = 0
                 for ni, ss in enumerate(subs):
-                    for _ in ss:
+                    for ws in ss:
                         got = results[k]
                         k += 1
+                        [g] = gaps(ws)  # checked against its positions on arrival
+                        self.assertTrue(g.get("reset"), f"n{ni + 1}: {g}")
                         for pi, p in enumerate(names):
                             seqs = got[p]
-                            if pi == ni:
-                                self.assertEqual(seqs, list(range(sent[pi])),
-                                                 f"n{ni + 1}: local {p} not exactly once in order")
-                                continue
                             self.assertEqual(seqs, sorted(set(seqs)),
                                              f"n{ni + 1}: {p} out of order or duplicated")
                             missing = set(range(recovered[pi], sent[pi])) - set(seqs)
@@ -292,6 +368,7 @@ class ClusterFaultTest(AsyncTestCase):
                                                       "after the cluster was whole again")
                             self.assertLess(len(seqs), sent[pi],
                                             f"n{ni + 1}: nothing of {p} was lost in the outage?")
+                            self.assertIn(0, seqs, f"n{ni + 1}: {p}'s first messages lost")
                 for srv in nodes:
                     self.assertTrue(srv.running())
                     self.assertGreater(metric(srv, "websocket_pubsub_dropped_total",
@@ -304,7 +381,9 @@ class ClusterFaultTest(AsyncTestCase):
     async def test_interest_churn_across_a_redis_crash(self):
         """Clients keep joining and leaving channels on n1 before, during and
         after a Redis crash; once the churn stops, n1's Redis subscriptions
-        are exactly its local interest, and every channel it wants works."""
+        are exactly its local interest, and every channel it wants works.
+        While the link is down a Subscribe the node cannot place is refused
+        (Error unavailable) and subscribes nothing."""
         run = asyncio.to_thread
         rng = random.Random(3)
         channels = [f"churn.{i}" for i in range(16)]
@@ -318,29 +397,46 @@ class ClusterFaultTest(AsyncTestCase):
                 clients = await connect_many(n1.url(), 40)
                 model = [set() for _ in clients]
                 ops_done = [0]
+                refused = [0]  # Subscribes answered Error unavailable
 
-                async def churn(k, ws, ops):
+                async def churn(k, ws, ops, may_refuse):
                     for _ in range(ops):
                         ch = rng.choice(channels)
                         if ch in model[k]:
                             await unsubscribe_all(ws, [ch])
                             model[k].discard(ch)
                         else:
-                            await subscribe_all(ws, [ch])
-                            model[k].add(ch)
+                            rid = f"{k}:{ch}:{ops_done[0]}"
+                            await ws.send(json.dumps({"type": "Subscribe", "channel": ch,
+                                                      "id": rid}))
+                            r = await next_reply(ws, what=f"churn client {k}: the answer to "
+                                                          f"Subscribe {ch}")
+                            if r.get("type") == "Subscribed":
+                                positions(ws).subscribed(check_subscribed(r, ch, id=rid))
+                                model[k].add(ch)
+                            else:
+                                self.assertTrue(may_refuse and is_unavailable(r, rid),
+                                                f"churn client {k}, Subscribe {ch}: {r}")
+                                refused[0] += 1
                         ops_done[0] += 1
 
-                async def phase(ops):
-                    await asyncio.gather(*(churn(k, ws, ops) for k, ws in enumerate(clients)))
+                async def phase(ops, may_refuse=False):
+                    await asyncio.gather(*(churn(k, ws, ops, may_refuse)
+                                           for k, ws in enumerate(clients)))
 
                 await phase(10)
-                killed = asyncio.ensure_future(phase(10))  # churn goes on while Redis dies
+                # Churn goes on while Redis dies ...
+                killed = asyncio.ensure_future(phase(10, may_refuse=True))
                 redis.kill9()
                 await run(wait_link, n1, False)
                 await killed
-                await phase(10)  # all of it while Redis is down
+                # All of it while Redis is down: a Subscribe is answered from
+                # the position of a channel the client's thread delivers
+                # already, else refused.
+                await phase(10, may_refuse=True)
                 redis.start()
-                restarting = asyncio.ensure_future(phase(10))  # ... and while it comes back
+                # ... and while it comes back.
+                restarting = asyncio.ensure_future(phase(10, may_refuse=True))
                 await run(wait_link, n1, True)
                 await restarting
                 await run(wait_link, n2, True)  # n2 publishes below
