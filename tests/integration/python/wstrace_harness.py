@@ -10,8 +10,9 @@
   reserved bits, bad UTF-8, ...) and for reading close codes off the wire.
 - Deadline / WaitTimeout: one overall bound for a wait made of many steps.
 - Protocol checks: check_subscribed() / check_message() / check_published()
-  compare a reply's exact fields (epoch and offset included); Positions
-  follows one client's offsets per channel (each Message the next one).
+  / check_gap() compare a reply's exact fields (epoch and offset included);
+  Positions follows one client's offsets per channel (each Message the next
+  one, a Gap skipping exactly what it says).
   subscribe() (websockets) and raw_subscribe() (RawClient) return the
   checked Subscribed reply.
 
@@ -913,6 +914,22 @@ def check_published(r, channel, id, epoch=None, offset=None):
     return r
 
 
+def check_gap(g, channel):
+    """g is a Gap notice on `channel`: type, channel, epoch, from (>= 1),
+    to, and either nothing else or reset: true with previous_epoch."""
+    want = {"type", "channel", "epoch", "from", "to"}
+    if isinstance(g, dict) and "reset" in g:
+        want |= {"reset", "previous_epoch"}
+    _fields(g, "Gap", want)
+    assert g["channel"] == channel, f"Gap on {g['channel']!r}, expected {channel!r}: {g}"
+    assert isinstance(g["epoch"], str) and g["epoch"], g
+    assert type(g["from"]) is int and g["from"] >= 1 and type(g["to"]) is int, g
+    if "reset" in g:
+        assert g["reset"] is True and isinstance(g["previous_epoch"], str) \
+            and g["previous_epoch"], g
+    return g
+
+
 class Positions:
     """One client's position in each channel it is subscribed to, from its
     Subscribed replies; message() checks that each delivered Message is its
@@ -948,6 +965,38 @@ class Positions:
 
     def published(self, r, channel, id, offset=None):
         return check_published(r, channel, id, epoch=self.epoch.get(channel), offset=offset)
+
+    def unsubscribed(self, channel):
+        self.epoch.pop(channel, None)
+        self.last.pop(channel, None)
+
+    def gap(self, g, channel=None, reset=None):
+        """A Gap notice (cluster only): without "reset", positions last + 1
+        .. to of the same epoch are skipped; with "reset", the stream went on
+        in a new epoch (previous_epoch must be the one this client was in)
+        from position 1, and to may be 0 (nothing of the new epoch lost).
+        The next Message has offset to + 1. `reset` (True/False), when
+        given, is what the notice must say."""
+        ch = channel if channel is not None else (g.get("channel") if isinstance(g, dict) else None)
+        check_gap(g, ch)
+        assert ch in self.last, f"{self.who}: a Gap on {ch!r}, not subscribed to it: {g}"
+        is_reset = g.get("reset", False)
+        if reset is not None:
+            assert is_reset is reset, f"{self.who}: expected a Gap with reset={reset}: {g}"
+        if is_reset:
+            assert g["previous_epoch"] == self.epoch[ch], \
+                f"{self.who}: reset from epoch {g['previous_epoch']!r}, but it was in " \
+                f"{self.epoch[ch]!r}: {g}"
+            assert g["epoch"] != self.epoch[ch], f"{self.who}: a reset to the same epoch: {g}"
+            assert g["from"] == 1, f"{self.who}: a reset's positions start at 1: {g}"
+        else:
+            assert g["epoch"] == self.epoch[ch], \
+                f"{self.who}: Gap in epoch {g['epoch']!r}, it is in {self.epoch[ch]!r}: {g}"
+            assert g["from"] == self.last[ch] + 1 and g["to"] >= g["from"], \
+                f"{self.who}: Gap {g['from']}..{g['to']} after offset {self.last[ch]}: {g}"
+        self.epoch[ch] = g["epoch"]
+        self.last[ch] = g["to"]
+        return g
 
 
 # -- helpers for the websockets library (asyncio) -----------------------------
