@@ -9,6 +9,7 @@ what was wrong); they now guard against regressions.
 """
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -17,11 +18,12 @@ import subprocess
 import time
 import unittest
 
-from cluster_support import (PREFIX, CommandGate, RedisServer, StallingProxy, close_all,
-                             cluster_stats, connect_many, delivery_round, free_port, metric, node,
-                             publish, read_until, recv_json, subscribe_all, unsubscribe_all,
-                             wait_link, wait_redis_matches, wait_until, ws_connect)
-from wstrace_harness import AsyncTestCase, WstraceServer
+from cluster_support import (CommandGate, RedisServer, StallingProxy, close_all, cluster_stats,
+                             connect_many, delivery_round, free_port, gaps, metric, next_message,
+                             node, positions, publish, read_until, recv_json, redis_channel,
+                             subscribe_all, unsubscribe_all, wait_link, wait_redis_matches,
+                             wait_until, ws_connect)
+from wstrace_harness import AsyncTestCase, WstraceServer, check_message
 
 CH = "edge"
 
@@ -31,6 +33,17 @@ def envelope(content, origin=0x1234567890ABCDEF, ts_ns=None):
     would publish it, without trace context."""
     ts_ns = ts_ns if ts_ns is not None else time.time_ns()
     return b"WSt1" + struct.pack("<QQBB", origin, ts_ns, 0, 0) + bytes(24) + content
+
+
+def positioned(epoch, offset, env):
+    """What travels on a channel's Redis channel for a publication:
+    'P' epoch ':' offset ':' envelope (src/cluster/envelope.h)."""
+    return b"P%s:%d:%s" % (epoch.encode(), offset, env)
+
+
+def is_unavailable(r, id_):
+    return (isinstance(r, dict) and r.get("type") == "Error" and r.get("code") == "unavailable"
+            and r.get("id") == id_ and isinstance(r.get("message"), str) and r["message"])
 
 
 class PasswordRedis(RedisServer):
@@ -86,9 +99,9 @@ class ClusterRobustnessTest(AsyncTestCase):
                     for c in contents:
                         await publish(pub, CH, c)
                     for ws in (plain, deflate):
-                        for c in contents:
-                            m = await recv_json(ws)
-                            self.assertEqual(m, {"type": "Message", "channel": CH, "content": c})
+                        for i, c in enumerate(contents):
+                            # Whole, at offsets 1.. for both (one stream).
+                            check_message(await next_message(ws), CH, c, offset=i + 1)
                 finally:
                     await close_all([pub, plain, deflate])
             finally:
@@ -114,6 +127,10 @@ class ClusterRobustnessTest(AsyncTestCase):
                 for ws in clients:
                     seen = await read_until(ws, {(CH, "from-0"), (CH, "from-1")}, "default ids")
                     self.assertEqual(len(seen), 2, seen)
+                # Each node got both back from Redis, its own included, once.
+                for srv in nodes:
+                    self.assertEqual(cluster_stats(srv)["received_total"], 2)
+                    self.assertEqual(metric(srv, "websocket_pubsub_lag_seconds_count"), 1)
             finally:
                 await close_all(clients)
                 self.assertEqual([srv.stop() for srv in nodes], [0, 0])
@@ -144,11 +161,23 @@ class ClusterRobustnessTest(AsyncTestCase):
                     ups = [j for j in a.log_lines() if j.get("msg") == "cluster link up"]
                     self.assertEqual(len(ups), ups0 + 1, ups)
                     self.assertEqual(ups[-1].get("channels"), 400, ups[-1])
+                    epochs = {ch: positions(subs[k // 100]).epoch[ch]
+                              for k, ch in enumerate(channels)}
                     for ch in channels:
                         await publish(pub, ch, f"m:{ch}")
                     await asyncio.gather(*(
                         read_until(ws, {(ch, f"m:{ch}") for ch in channels[k * 100:(k + 1) * 100]},
                                    f"subscriber {k}") for k, ws in enumerate(subs)))
+                    # Redis lost every stream: each subscriber was told so
+                    # once per channel (a Gap "reset" from the epoch it had,
+                    # nothing of the new one lost), before its message.
+                    for k, ws in enumerate(subs):
+                        mine = channels[k * 100:(k + 1) * 100]
+                        self.assertEqual(sorted(g["channel"] for g in gaps(ws)), sorted(mine))
+                        for g in gaps(ws):
+                            self.assertEqual((g.get("reset"), g["from"], g["to"]), (True, 1, 0), g)
+                            self.assertEqual(g["previous_epoch"], epochs[g["channel"]], g)
+                            self.assertEqual(positions(ws).last[g["channel"]], 1)
                 finally:
                     await close_all(subs + [pub])
             finally:
@@ -190,6 +219,8 @@ class ClusterRobustnessTest(AsyncTestCase):
                                          before[i] + 1, f"{srv.args} after the {kind} kill")
                     wait_redis_matches(redis, interest, what=f"resubscribed after {kind} kill")
                     await delivery_round(publishers, receivers, f"after-{kind}", 10)
+                    # Redis kept the streams: nothing was lost, no Gap.
+                    self.assertEqual([gaps(ws) for ws in subs], [[], []])
                     for srv in nodes:
                         self.assertIsNotNone(srv.wait_log(
                             lambda j: str(j.get("msg", "")).startswith("cluster link down")
@@ -238,7 +269,11 @@ class ClusterRobustnessTest(AsyncTestCase):
             ws = None
             try:
                 ws = await ws_connect(srv.url())
-                await subscribe_all(ws, [CH])
+                # A client wants a channel (the node's interest): the link is
+                # not up, so its Subscribe is refused.
+                await ws.send(json.dumps({"type": "Subscribe", "channel": CH, "id": "s"}))
+                r = await recv_json(ws, what="the answer to a Subscribe")
+                self.assertTrue(is_unavailable(r, "s"), r)
                 # Wait for a few connection attempts to fail.
                 wait_until(lambda: sum(1 for j in srv.log_lines()
                                        if str(j.get("msg", "")).startswith("cluster link down"))
@@ -300,6 +335,7 @@ class ClusterRobustnessTest(AsyncTestCase):
                 await publish(pub, CH, "after-release")
                 self.assertEqual(await read_until(sub, {(CH, "after-release")}, "a"),
                                  [(CH, "after-release")])
+                self.assertEqual(gaps(sub), [], "Redis kept the stream: no Gap")
                 self.assertIsNone(claimed_up, "link up and ready while Redis had confirmed "
                                               "no subscription")
             finally:
@@ -358,7 +394,8 @@ class ClusterRobustnessTest(AsyncTestCase):
                 wait_until(lambda: pings_after("SUBSCRIBE") >= 2,
                            what="a's resubscription held at the gate, a's links ready")
                 self.assertEqual([c for c, _ in held()], ["SUBSCRIBE"])
-                self.assertEqual(sorted(held()[0][1]), sorted([PREFIX + CH, PREFIX + left]))
+                self.assertEqual(sorted(held()[0][1]), sorted([redis_channel(CH),
+                                                               redis_channel(left)]))
                 state = [[cluster_stats(a)["link_up"], a.admin_get("/readyz")[0],
                           len(ups()) - ups0]]
                 # A client leaves a channel meanwhile: a sends an UNSUBSCRIBE
@@ -377,6 +414,7 @@ class ClusterRobustnessTest(AsyncTestCase):
                 await publish(pub, CH, "after-release")
                 self.assertEqual(await read_until(stays, {(CH, "after-release")}, "a"),
                                  [(CH, "after-release")])
+                self.assertEqual(gaps(stays), [], "Redis kept the stream: no Gap")
                 self.assertEqual(state, [[False, 503, 0]] * 2,
                                  "link reported up (link_up, /readyz, 'cluster link up' logs) "
                                  "while Redis had confirmed none of the resubscriptions")
@@ -396,22 +434,34 @@ class ClusterRobustnessTest(AsyncTestCase):
                 wait_link(a)
                 ws = await ws_connect(a.url())
                 try:
-                    await subscribe_all(ws, [CH])
+                    epoch = (await subscribe_all(ws, [CH]))[CH]["epoch"]
                     wait_redis_matches(redis, [(a, {CH})])
-                    for junk in [b"", b"hello", b"WSt1", b"WSt1" + bytes(41),
-                                 b"WSt2" + bytes(60),
+                    rc = redis_channel(CH).encode()
+                    # Not a positioned publication at all ...
+                    e = epoch.encode()
+                    for junk in [b"", b"hello", b"WSt1", envelope(b"x"), b"P", b"P" + e,
+                                 b"P%s:1" % e, positioned(epoch, 0, envelope(b"x")),
+                                 positioned("bad-epoch!", 1, envelope(b"x")),
+                                 b"P%s:x:" % e + envelope(b"x"), b"Mnot-a-marker"]:
+                        self.assertEqual(redis.command("PUBLISH", rc, junk), 1)
+                    # ... or at the channel's next position, with a malformed
+                    # envelope.
+                    for junk in [b"WSt1" + bytes(41), b"WSt2" + bytes(60),
                                  envelope(b"x")[:21] + b"\x02" + bytes(30),  # has-trace 2
                                  envelope(b"x")[:21] + b"\x01" + bytes(30)]:  # zero trace ids
-                        self.assertEqual(redis.command("PUBLISH", (PREFIX + CH).encode(), junk), 1)
+                        self.assertEqual(redis.command("PUBLISH", rc, positioned(epoch, 1, junk)),
+                                         1)
                     # A well-formed one from a node that does not exist is
-                    # delivered like any other node's.
-                    redis.command("PUBLISH", (PREFIX + CH).encode(), envelope(b"from elsewhere"))
-                    m = await recv_json(ws)
+                    # delivered like any other node's, at the position it
+                    # names: none of the junk took one.
+                    redis.command("PUBLISH", rc, positioned(epoch, 1, envelope(b"from elsewhere")))
+                    m = await next_message(ws)
                     self.assertEqual(m["content"], "from elsewhere", "junk was delivered")
+                    check_message(m, CH, "from elsewhere", offset=1)
                     c = cluster_stats(a)
                     self.assertEqual(metric(a, "websocket_pubsub_dropped_total",
                                             reason="malformed"),
-                                     7, c)
+                                     15, c)
                     self.assertEqual(c["received_total"], 1, c)
                     self.assertTrue(c["link_up"])
                 finally:
@@ -434,12 +484,14 @@ class ClusterRobustnessTest(AsyncTestCase):
                 wait_link(a)
                 ws = await ws_connect(a.url())
                 try:
-                    await subscribe_all(ws, [CH])
+                    epoch = (await subscribe_all(ws, [CH]))[CH]["epoch"]
                     wait_redis_matches(redis, [(a, {CH})])
-                    redis.command("PUBLISH", (PREFIX + CH).encode(), envelope(b"bad \xff\xfe"))
-                    redis.command("PUBLISH", (PREFIX + CH).encode(), envelope(b"good"))
-                    m = await recv_json(ws)  # raises ConnectionClosed(1007) with the bug
+                    rc = redis_channel(CH).encode()
+                    redis.command("PUBLISH", rc, positioned(epoch, 1, envelope(b"bad \xff\xfe")))
+                    redis.command("PUBLISH", rc, positioned(epoch, 1, envelope(b"good")))
+                    m = await next_message(ws)  # raises ConnectionClosed(1007) with the bug
                     self.assertEqual(m["content"], "good")
+                    check_message(m, CH, "good", offset=1)
                     self.assertEqual(metric(a, "websocket_pubsub_dropped_total",
                                             reason="malformed"),
                                      1)
@@ -456,7 +508,10 @@ class ClusterRobustnessTest(AsyncTestCase):
             self.assertIsNotNone(srv.wait_log(
                 lambda j: str(j.get("msg", "")).startswith("cluster link down"), 20))
             ws = await ws_connect(srv.url())
-            await subscribe_all(ws, [CH])
+            # The client asks for a channel: refused, the link never came.
+            await ws.send(json.dumps({"type": "Subscribe", "channel": CH, "id": "s"}))
+            r = await recv_json(ws, what="the answer to a Subscribe")
+            self.assertTrue(is_unavailable(r, "s"), r)
             srv.signal(signal.SIGTERM)
             self.assertEqual(srv.wait_exit(20), 0, srv.stderr_text()[-3000:])
             await asyncio.wait_for(ws.wait_closed(), 20)
@@ -480,15 +535,21 @@ class ClusterRobustnessTest(AsyncTestCase):
                     await subscribe_all(sub, [CH])
                     redis.kill9()
                     wait_link(srv, False)
-                    # One drop (logged), then 39 more in the seconds after it.
-                    await publish(pub, CH, "outage:0")
+                    # One drop (logged; its client is told), then 39 more in
+                    # the seconds after it.
+                    await pub.send(json.dumps({"type": "Message", "channel": CH,
+                                               "content": "outage:0", "id": 0}))
+                    r = await recv_json(pub, what="the answer to a Message with an id")
+                    self.assertTrue(is_unavailable(r, 0), r)
                     wait_until(lambda: metric(srv, "websocket_pubsub_dropped_total",
                                               reason="link_down") == 1, what="first drop counted")
                     for i in range(1, 40):
                         await publish(pub, CH, f"outage:{i}")
-                    await read_until(sub, {(CH, f"outage:{i}") for i in range(40)}, "local")
                     wait_until(lambda: metric(srv, "websocket_pubsub_dropped_total",
                                               reason="link_down") == 40, what="40 drops counted")
+                    # Not published, not even to the node's own subscriber.
+                    await sub.send(json.dumps({"type": "Ping", "id": "p"}))
+                    self.assertEqual(await recv_json(sub), {"type": "Pong", "id": "p"})
                     redis.start()
                     wait_link(srv, True)
                     logged = sum(int(j.get("dropped", 0)) for j in srv.log_lines()
