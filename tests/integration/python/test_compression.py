@@ -12,8 +12,8 @@ import zlib
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
 from wstrace_harness import (OP_TEXT, AsyncTestCase, Positions, RawClient, WstraceServer,
-                             check_message, check_subscribed, raw_subscribe, recv_json, request, subscribe,
-                             ws_connect)
+                             check_message, check_subscribed, raw_subscribe, recv_json, request,
+                             subscribe, ws_connect)
 
 
 def ext_params(header):
