@@ -80,7 +80,7 @@ Worker::Worker(Node& node, unsigned index, int listen_fd)
   }
   loop_.add_before_sleep([this] { before_sleep(); });
   loop_.add_timer(tick, tick, [this] { on_tick(); });
-  loop_.add_timer(1'000'000'000ull, 1'000'000'000ull, [this] { sweep_streams(); });
+  loop_.add_timer(10'000'000'000ull, 10'000'000'000ull, [this] { sweep_streams(); });
 }
 
 Worker::~Worker() {
