@@ -14,6 +14,7 @@
 
 #include "cluster/redis_url.h"
 #include "net/socket.h"
+#include "net/tls.h"
 #include "util/units.h"
 #include "version.h"
 
@@ -267,6 +268,14 @@ const std::vector<Option>& options() {
          }
          return true;
        }},
+      {"tls-cert", "FILE", "",
+       "PEM certificate (chain: the server's first, then intermediates). With --tls-key, "
+       "--listen serves wss:// (TLS 1.2 and 1.3). SIGHUP loads the files again; new "
+       "handshakes use them, open connections keep theirs.",
+       [](Config& c, const std::string& v, std::string&) { return c.tls_cert = v, true; },
+       true},
+      {"tls-key", "FILE", "", "PEM private key of --tls-cert.",
+       [](Config& c, const std::string& v, std::string&) { return c.tls_key = v, true; }, true},
       {"auth-secret", "TEXT", "",
        "Require a JWT (HS256, signed with this secret) to subscribe and publish. Clients pass "
        "it as ?token= or 'Authorization: Bearer'. Empty = no authentication.",
@@ -578,6 +587,19 @@ bool resolve(Cli& cli, Config& out, std::string& error) {
   if (c.max_backpressure < 1024) {
     error = "--max-backpressure must be at least 1KiB";
     return false;
+  }
+  if (c.tls_cert.empty() != c.tls_key.empty()) {
+    error = c.tls_cert.empty() ? "--tls-key needs --tls-cert (the certificate it belongs to)"
+                               : "--tls-cert needs --tls-key (its private key)";
+    return false;
+  }
+  if (!c.tls_cert.empty()) {
+    // Loaded once now, so a bad certificate or key stops the start-up here.
+    std::string why;
+    if (!net::TlsContext::load(c.tls_cert, c.tls_key, why)) {
+      error = why;
+      return false;
+    }
   }
   if (c.node_id.empty()) {
     char host[256] = {0};

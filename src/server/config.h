@@ -40,6 +40,8 @@ struct Config {
   bool compression = false;
   std::vector<std::string> allowed_origins;
   std::string auth_secret;  // HS256 secret for JWTs; empty: no auth
+  std::string tls_cert;     // PEM certificate chain; with tls_key: wss:// on --listen
+  std::string tls_key;      // PEM private key
   log::Level log_level = log::Level::Info;
   log::Format log_format = log::Format::Text;
   bool echo = false;

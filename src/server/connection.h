@@ -13,6 +13,7 @@
 
 #include "net/event_loop.h"
 #include "net/timer_wheel.h"
+#include "net/tls.h"
 #include "pubsub/out_queue.h"
 #include "pubsub/registry.h"
 #include "util/buffer.h"
@@ -102,6 +103,7 @@ class Connection final : public net::IoHandler, public pubsub::Subscriber {
   }
 
   int fd;
+  ::ssl_st* ssl = nullptr;  // the TLS session (--tls-cert), or null
   ConnState state = ConnState::Handshake;
   uint8_t endpoint = 0;  // ws::Endpoint
   uint8_t trace_flags = 0;  // of the connection span
@@ -115,6 +117,8 @@ class Connection final : public net::IoHandler, public pubsub::Subscriber {
   bool authenticated : 1 = false;               // a valid token was presented
   bool close_sent : 1 = false;
   bool sampled : 1 = false;                     // head sampling kept the connection span
+  bool tls_handshaking : 1 = false;             // TLS handshake not done yet
+  bool kernel_tls : 1 = false;                  // the kernel encrypts this socket's writes
   uint8_t server_window_bits : 4 = 15;          // window we compress with
   uint8_t client_window_bits : 4 = 15;          // window the client compresses with
 

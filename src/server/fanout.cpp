@@ -173,8 +173,7 @@ void Worker::deliver_run(pubsub::Channel& ch, pubsub::Publication* const* pubs, 
     const size_t total = run->size();
     if (c.out.empty() && !c.blocked) {
       // The common case: one write straight from the shared bytes.
-      ssize_t w = ::send(c.fd, run->data(), total, MSG_NOSIGNAL);
-      ++c.write_calls;
+      ssize_t w = write_some(c, run->data(), total);
       if (w == static_cast<ssize_t>(total)) {
         ++window;  // written: delivery latency observed for the window below
       } else {
@@ -193,7 +192,11 @@ void Worker::deliver_run(pubsub::Channel& ch, pubsub::Publication* const* pubs, 
         // latency once written.
         run->ref();
         c.out.push(run, static_cast<uint32_t>(w));
-        c.blocked = true;
+        if (c.ssl == nullptr || c.kernel_tls) {
+          c.blocked = true;  // TCP: a short write means the socket buffer is full
+        } else {
+          flush(c);  // TLS writes a record at a time: go on until it would block
+        }
       }
     } else {
       if (!admit(c, static_cast<uint32_t>(k))) {  // counted as slow_consumer drops

@@ -17,6 +17,7 @@ enum class ConnOutcome : uint32_t {
   Capacity,
   HandshakeTimeout,
   FdLimit,
+  Tls,
   Count
 };
 
@@ -46,8 +47,33 @@ inline const std::vector<telemetry::LabelSet>& conn_outcome_series() {
       {{"outcome", "rejected"}, {"reason", "capacity"}},
       {{"outcome", "rejected"}, {"reason", "handshake_timeout"}},
       {{"outcome", "rejected"}, {"reason", "fd_limit"}},
+      {{"outcome", "rejected"}, {"reason", "tls"}},
   };
   return s;
+}
+
+// websocket.tls.handshakes{outcome, resumed | reason}: 0 full, 1 resumed,
+// then the failures by the reason net::TlsError gives.
+inline const std::vector<telemetry::LabelSet>& tls_handshake_series() {
+  static const std::vector<telemetry::LabelSet> s = {
+      {{"outcome", "ok"}, {"resumed", "false"}},
+      {{"outcome", "ok"}, {"resumed", "true"}},
+      {{"outcome", "failed"}, {"reason", "protocol_version"}},
+      {{"outcome", "failed"}, {"reason", "no_shared_cipher"}},
+      {{"outcome", "failed"}, {"reason", "http_request"}},
+      {{"outcome", "failed"}, {"reason", "bad_record"}},
+      {{"outcome", "failed"}, {"reason", "eof"}},
+      {{"outcome", "failed"}, {"reason", "alert"}},
+      {{"outcome", "failed"}, {"reason", "other"}},
+  };
+  return s;
+}
+inline uint32_t tls_failure_series(std::string_view reason) {
+  const auto& s = tls_handshake_series();
+  for (uint32_t i = 2; i < s.size(); ++i) {
+    if (s[i][1].second == reason) return i;
+  }
+  return static_cast<uint32_t>(s.size() - 1);
 }
 
 inline std::vector<telemetry::LabelSet> one_label(const char* key,
@@ -104,6 +130,9 @@ inline std::vector<double> latency_bounds() {
   M(Counter, messages_dropped, "websocket.messages.dropped",                                      \
     "Messages not delivered, by reason", "{message}",                                             \
     one_label("reason", {"slow_consumer", "rate_limited", "closing", "lost", "unavailable"}))     \
+  M(Counter, tls_handshakes, "websocket.tls.handshakes",                                         \
+    "TLS handshakes (--tls-cert), by outcome: resumed sessions, or why one failed", "{handshake}",\
+    tls_handshake_series())                                                                       \
   M(Counter, recoveries, "websocket.recoveries",                                                  \
     "Subscriptions with a since position, by outcome", "{recovery}",                              \
     one_label("outcome", {"recovered", "not_recovered"}))                                         \

@@ -8,6 +8,7 @@
 #include <memory>
 #include <vector>
 
+#include "net/tls.h"
 #include "pubsub/directory.h"
 #include "pubsub/publication.h"
 #include "server/config.h"
@@ -47,6 +48,8 @@ struct Node {
   std::atomic<int64_t> deflate_connections{0};
   std::atomic<int64_t> connection_inflaters{0};
   std::atomic<bool> draining{false};        // shutting down: /readyz says no
+  // --tls-cert: the context new handshakes use (replaced on SIGHUP).
+  std::atomic<std::shared_ptr<net::TlsContext>> tls;
   uint64_t started_unix_ns = 0;
 
   // Each loop iteration's publications made on this node; the cluster bridge

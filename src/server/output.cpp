@@ -82,15 +82,36 @@ void Worker::send_error(Connection& c, protocol::ErrorCode code, std::string_vie
   send_reply(c, OutType::Error);
 }
 
+ssize_t Worker::write_some(Connection& c, const uint8_t* data, size_t len) {
+  ++c.write_calls;
+  if (c.ssl != nullptr && !c.kernel_tls) return net::tls_write(c.ssl, data, len);
+  return ::send(c.fd, data, len, MSG_NOSIGNAL);
+}
+
+ssize_t Worker::writev_some(Connection& c, iovec* iov, int n) {
+  if (c.ssl == nullptr || c.kernel_tls) {
+    ++c.write_calls;
+    msghdr mh{};
+    mh.msg_iov = iov;
+    mh.msg_iovlen = static_cast<size_t>(n);
+    return ::sendmsg(c.fd, &mh, MSG_NOSIGNAL);
+  }
+  // TLS: one record stream, so one buffer at a time, until one is short.
+  ssize_t total = 0;
+  for (int i = 0; i < n; ++i) {
+    const ssize_t w = write_some(c, static_cast<const uint8_t*>(iov[i].iov_base), iov[i].iov_len);
+    if (w < 0) return total > 0 ? total : w;
+    total += w;
+    if (static_cast<size_t>(w) < iov[i].iov_len) break;
+  }
+  return total;
+}
+
 void Worker::flush(Connection& c) {
   if (c.state == ConnState::Dead) return;
   iovec iov[kFlushIov];
   while (!c.out.empty()) {
-    msghdr mh{};
-    mh.msg_iov = iov;
-    mh.msg_iovlen = static_cast<size_t>(c.out.fill(iov, kFlushIov));
-    ssize_t w = ::sendmsg(c.fd, &mh, MSG_NOSIGNAL);
-    ++c.write_calls;
+    ssize_t w = writev_some(c, iov, c.out.fill(iov, kFlushIov));
     if (w < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) {

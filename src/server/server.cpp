@@ -159,6 +159,18 @@ bool Server::start() {
     node.cluster_up = [bridge] { return bridge->link_up(); };
   }
 
+  if (!cfg_.tls_cert.empty()) {
+    std::string tls_error;
+    auto tls = net::TlsContext::load(cfg_.tls_cert, cfg_.tls_key, tls_error);
+    if (!tls) {
+      WS_LOG(Error, "cannot use the TLS certificate", {"error", tls_error});
+      return false;
+    }
+    WS_LOG(Info, "TLS certificate loaded", {"subject", tls->subject()},
+           {"not_after", tls->not_after()}, {"kernel_tls", tls->kernel_tls()});
+    node.tls.store(std::move(tls));
+  }
+
   node.policy.pubsub_path = "/ws";
   if (cfg_.echo) node.policy.echo_path = "/echo";
   node.policy.allowed_origins = cfg_.allowed_origins;
@@ -252,7 +264,8 @@ bool Server::start() {
 
   started_ = true;
   std::string where = addr->host() + ":" + std::to_string(port_);
-  WS_LOG(Info, "wstrace listening", {"ws", "ws://" + where + "/ws"},
+  WS_LOG(Info, "wstrace listening",
+         {"ws", std::string(node.tls.load() ? "wss://" : "ws://") + where + "/ws"},
          {"admin", admin_ ? cfg_.admin.substr(0, cfg_.admin.rfind(':')) + ":" +
                                 std::to_string(admin_->port())
                           : std::string("off")},
@@ -339,6 +352,33 @@ void Server::reload(const Config& fresh) {
   cfg_.log_level = fresh.log_level;
   cfg_.log_format = fresh.log_format;
   log::configure(cfg_.log_level, cfg_.log_format);
+  if (!fresh.tls_cert.empty() && node_->tls.load() == nullptr) {
+    // Turning TLS on changes what the port speaks: a restart does it.
+    applied.erase(std::remove_if(applied.begin(), applied.end(),
+                                 [](const std::string& n) { return n.rfind("tls-", 0) == 0; }),
+                  applied.end());
+    restart.push_back("tls-cert");
+  } else if (!fresh.tls_cert.empty()) {
+    // Always read again (a renewed certificate keeps its file name). New
+    // handshakes use the new pair; open connections keep theirs.
+    std::string error;
+    if (auto tls = net::TlsContext::load(fresh.tls_cert, fresh.tls_key, error)) {
+      WS_LOG(Info, "TLS certificate reloaded (SIGHUP)", {"subject", tls->subject()},
+             {"not_after", tls->not_after()});
+      node_->tls.store(std::move(tls));
+      cfg_.tls_cert = fresh.tls_cert;
+      cfg_.tls_key = fresh.tls_key;
+      if (std::find(applied.begin(), applied.end(), "tls-cert") == applied.end()) {
+        applied.push_back("tls-cert");
+      }
+    } else {
+      WS_LOG(Error, "the new TLS certificate was refused, the running one stays (SIGHUP)",
+             {"error", error});
+      applied.erase(std::remove_if(applied.begin(), applied.end(),
+                                   [](const std::string& n) { return n.rfind("tls-", 0) == 0; }),
+                    applied.end());
+    }
+  }
   if (value_of(cfg_, "channel") != value_of(fresh, "channel")) {
     cfg_.channel_rules = fresh.channel_rules;
     node_->rules = std::make_shared<stream::Rules>(cfg_.channel_rules);

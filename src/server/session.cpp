@@ -129,6 +129,19 @@ void Worker::accept(int fd, const net::Address& peer) {
   }
   c->peer.family = static_cast<uint8_t>(sa->sa_family);
   c->id = node_.next_connection_id.fetch_add(1, std::memory_order_relaxed);
+  if (std::shared_ptr<net::TlsContext> tls = node_.tls.load()) {
+    // wss://: the TLS handshake comes first (read() drives it); the session
+    // keeps its context even if a reload replaces the node's.
+    c->ssl = tls->accept(fd);
+    if (c->ssl == nullptr) {
+      WS_LOG(Error, "cannot start a TLS session", {"peer", c->peer.to_string()});
+      sockets_.fetch_sub(1, std::memory_order_relaxed);
+      ::close(fd);
+      free_connection(c);
+      return;
+    }
+    c->tls_handshaking = true;
+  }
   c->span.start_unix_ns = unix_ns();  // the upgrade span starts at accept
   c->last_activity = wheel_.current();
   int rc = loop_.add(fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, c);
@@ -144,7 +157,13 @@ void Worker::accept(int fd, const net::Address& peer) {
 
 void Worker::on_io(Connection& c, uint32_t events) {
   if (c.state == ConnState::Dead) return;
-  if ((events & EPOLLOUT) && c.blocked) {
+  if (c.tls_handshaking) {
+    read(c);  // the TLS handshake wants either direction
+    return;
+  }
+  // A TLS write can wait for the socket to be readable (a TLS 1.3 key
+  // update): any edge retries a blocked TLS connection.
+  if (c.blocked && ((events & EPOLLOUT) || (c.ssl != nullptr && (events & EPOLLIN)))) {
     c.blocked = false;
     flush(c);
     if (c.state == ConnState::Dead) return;
@@ -152,7 +171,31 @@ void Worker::on_io(Connection& c, uint32_t events) {
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) read(c);
 }
 
+bool Worker::tls_handshake(Connection& c) {
+  switch (net::tls_handshake(c.ssl)) {
+    case net::TlsStep::Again:
+      return false;
+    case net::TlsStep::Failed: {
+      const net::TlsError e = net::tls_error();
+      node_.metrics.tls_handshakes.add(shard_, 1, tls_failure_series(e.reason));
+      node_.metrics.connections.add(shard_, 1, static_cast<uint32_t>(ConnOutcome::Tls));
+      trace_tls_failure(*this, c, e.reason, e.message);
+      WS_LOG(Debug, "TLS handshake failed", {"peer", c.peer.to_string()}, {"reason", e.reason},
+             {"error", e.message});
+      finalize(c);
+      return false;
+    }
+    case net::TlsStep::Done:
+      break;
+  }
+  c.tls_handshaking = false;
+  c.kernel_tls = net::tls_kernel_send(c.ssl);
+  node_.metrics.tls_handshakes.add(shard_, 1, net::tls_resumed(c.ssl) ? 1u : 0u);
+  return true;
+}
+
 void Worker::read(Connection& c) {
+  if (c.tls_handshaking && !tls_handshake(c)) return;
   for (int i = 0; i < kMaxReadsPerEvent; ++i) {
     if (c.state == ConnState::Dead || c.state == ConnState::Draining) return;
     const bool into_conn = c.has_input();
@@ -173,7 +216,7 @@ void Worker::read(Connection& c) {
       dst = read_buf_.data();
       room = read_buf_.capacity();
     }
-    ssize_t n = ::read(c.fd, dst, room);
+    ssize_t n = c.ssl ? net::tls_read(c.ssl, dst, room) : ::read(c.fd, dst, room);
     if (n > 0) {
       c.stats.bytes_received += static_cast<uint64_t>(n);
       node_.metrics.bytes_received.add(shard_, static_cast<uint64_t>(n));
@@ -184,7 +227,10 @@ void Worker::read(Connection& c) {
       } else {
         process(c, dst, static_cast<size_t>(n), false);
       }
-      if (static_cast<size_t>(n) < room) return;  // drained for now; the next edge wakes us
+      // Drained for now; the next edge wakes us. (A TLS session may hold
+      // decrypted bytes of a record already read: it is drained until
+      // OpenSSL says it needs the socket.)
+      if (static_cast<size_t>(n) < room && c.ssl == nullptr) return;
       continue;
     }
     if (n == 0) {
@@ -285,7 +331,8 @@ void Worker::reject(Connection& c, int rejection, std::string_view reason,
   auto r = static_cast<ws::Rejection>(rejection);
   std::string response = ws::rejection_response(r, reason);
   // Best effort: the client may already be gone.
-  [[maybe_unused]] ssize_t n = ::send(c.fd, response.data(), response.size(), MSG_NOSIGNAL);
+  [[maybe_unused]] ssize_t n = write_some(
+      c, reinterpret_cast<const uint8_t*>(response.data()), response.size());
   ConnOutcome outcome = ConnOutcome::BadRequest;
   switch (r) {
     case ws::Rejection::BadRequest: outcome = ConnOutcome::BadRequest; break;
@@ -328,8 +375,8 @@ void Worker::upgrade(Connection& c, const UpgradeInfo& info) {
   trace_upgrade(*this, c, info.request, 101, {});
   // The 101 goes out at once: a fresh socket takes it whole, so a handshake
   // allocates nothing that outlives it. (Only if it does not fit is it queued.)
-  ssize_t sent = ::send(c.fd, r.response.data(), r.response.size(), MSG_NOSIGNAL);
-  ++c.write_calls;
+  ssize_t sent =
+      write_some(c, reinterpret_cast<const uint8_t*>(r.response.data()), r.response.size());
   if (sent != static_cast<ssize_t>(r.response.size())) {
     size_t done = sent > 0 ? static_cast<size_t>(sent) : 0;
     c.out.push(pubsub::Frame::make_raw(std::string_view(r.response).substr(done)));
@@ -446,6 +493,10 @@ void Worker::finalize(Connection& c) {
   if (c.state == ConnState::Dead) return;
   const bool was_websocket = c.state != ConnState::Handshake;
   net::TimerWheel::cancel(&c.timer);
+  if (c.ssl != nullptr) {
+    net::tls_free(c.ssl);  // close_notify, best effort
+    c.ssl = nullptr;
+  }
   ::close(c.fd);  // also removes it from epoll
   sockets_.fetch_sub(1, std::memory_order_relaxed);
   c.out.clear();

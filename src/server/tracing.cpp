@@ -92,6 +92,11 @@ void trace_upgrade(Worker& w, Connection& c, const http::Request* req, int statu
       if (auto ua = req->header("User-Agent")) d.set("user_agent.original", std::string(*ua));
       if (auto origin = req->header("Origin")) d.set("http.request.header.origin", std::string(*origin));
     }
+    if (c.ssl != nullptr) {
+      d.set("tls.protocol.version", std::string(net::tls_version(c.ssl)));
+      d.set("tls.cipher", std::string(net::tls_cipher(c.ssl)));
+      d.set("tls.resumed", net::tls_resumed(c.ssl));
+    }
     if (status == 101) {
       d.set("websocket.compression", bool{c.deflate});
     } else {
@@ -110,6 +115,20 @@ void trace_upgrade(Worker& w, Connection& c, const http::Request* req, int statu
     c.ext().client_parent = parent->span_id;
     if (!parent->trace_state.empty()) c.ext().trace_state = parent->trace_state;
   }
+}
+
+void trace_tls_failure(Worker& w, Connection& c, std::string_view reason,
+                       std::string_view message) {
+  telemetry::Tracer& tr = w.tracer();
+  if (!tr.enabled()) return;
+  telemetry::SpanStart up = tr.start(nullptr, c.span.start_unix_ns);
+  if (!tr.will_export(up)) return;
+  telemetry::SpanData d = tr.record(up, "websocket.upgrade", SpanKind::Server);
+  d.set("websocket.connection_id", std::to_string(c.id));
+  set_peer(d, c);
+  d.set("error.type", "tls_" + std::string(reason));
+  d.set("websocket.rejection.reason", std::string(message));
+  tr.end(std::move(d), unix_ns());
 }
 
 void trace_event(Worker& w, Connection& c, telemetry::Text name, telemetry::Attributes attrs) {

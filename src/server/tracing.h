@@ -23,6 +23,10 @@ telemetry::SpanContext to_span_context(const TraceContext& t, bool remote);
 // starts the connection span (kept compact in c.span until the end).
 void trace_upgrade(Worker& w, Connection& c, const http::Request* req, int status,
                    std::string_view reason);
+// A TLS handshake that failed: a websocket.upgrade span with no HTTP status,
+// error.type tls_<reason> and OpenSSL's message.
+void trace_tls_failure(Worker& w, Connection& c, std::string_view reason,
+                       std::string_view message);
 // A span event on the connection span (heartbeat timeout, protocol error, ...).
 void trace_event(Worker& w, Connection& c, telemetry::Text name, telemetry::Attributes attrs);
 // websocket.connection, at close; abnormal ends are exported even unsampled.

@@ -189,6 +189,12 @@ class Worker {
     }
   }
   void flush(Connection& c);
+  // One write: send(2), or through TLS (counted in write_calls).
+  ssize_t write_some(Connection& c, const uint8_t* data, size_t len);
+  ssize_t writev_some(Connection& c, iovec* iov, int n);
+  // Drives the TLS handshake; true once done (false: wait, or it failed and
+  // the connection is finalized).
+  bool tls_handshake(Connection& c);
   // False (and the connection closed with 4429) when what `c` already has
   // queued is over --max-backpressure; `messages` are those refused with it.
   bool admit(Connection& c, uint32_t messages);
