@@ -232,6 +232,10 @@ bool tls_kernel_send(ssl_st* ssl) {
 #endif
 }
 
+void tls_release_buffers(ssl_st* ssl) {
+  if (ssl != nullptr && SSL_is_init_finished(ssl)) SSL_free_buffers(ssl);
+}
+
 void tls_free(ssl_st* ssl) {
   if (ssl == nullptr) return;
   if (SSL_is_init_finished(ssl)) {

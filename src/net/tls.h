@@ -69,6 +69,9 @@ long tls_write(ssl_st* ssl, const uint8_t* buf, size_t len);
 // Whether the kernel encrypts this session's writes (kernel TLS): then plain
 // send(2) on the socket is the fast path.
 bool tls_kernel_send(ssl_st* ssl);
+// Gives the record buffers back while nothing is buffered (an idle
+// connection keeps only the session).
+void tls_release_buffers(ssl_st* ssl);
 // Sends close_notify, best effort, and frees the session.
 void tls_free(ssl_st* ssl);
 // The negotiated protocol version ("TLSv1.3") and cipher, for spans and logs.

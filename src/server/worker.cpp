@@ -260,6 +260,7 @@ void Worker::on_timer(Connection& c) {
   }
   // An idle connection gives its buffers back.
   if (c.out.empty()) c.out.shrink();
+  if (c.ssl != nullptr && c.out.empty() && !c.blocked) net::tls_release_buffers(c.ssl);
   if (!c.has_input()) c.release_input();
   schedule_heartbeat(c);
 }
