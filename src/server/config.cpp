@@ -245,6 +245,24 @@ const std::vector<Option>& options() {
        [](Config& c, const std::string& v, std::string& why) {
          return set_uint(c.rate_burst, v, why, 1u << 30);
        }},
+      {"max-connections-per-ip", "N", "0",
+       "Most connections one client address may hold (IPv6: one /64); more are refused "
+       "with HTTP 429 at once. 0 = no limit.",
+       [](Config& c, const std::string& v, std::string& why) {
+         return set_uint(c.max_connections_per_ip, v, why, 1u << 24);
+       }},
+      {"handshake-rate-per-ip", "N", "0",
+       "New connections per second one client address may open (a token bucket, N saved up); "
+       "more are refused with HTTP 429. 0 = no limit.",
+       [](Config& c, const std::string& v, std::string& why) {
+         return set_uint(c.handshake_rate_per_ip, v, why, 1u << 24);
+       }},
+      {"error-budget", "N", "100",
+       "Error replies one connection may cause per minute (invalid JSON, unknown types, ...); "
+       "past it the connection is closed with 1008. 0 = no limit.",
+       [](Config& c, const std::string& v, std::string& why) {
+         return set_uint(c.error_budget, v, why, 1u << 24);
+       }},
       {"compression", "off|on", "off",
        "permessage-deflate (RFC 7692). Broadcasts are compressed once and shared.",
        [](Config& c, const std::string& v, std::string& why) {

@@ -37,6 +37,9 @@ struct Config {
   uint32_t max_subscriptions = 100;
   uint32_t rate_limit = 0;  // messages per second per connection; 0: off
   uint32_t rate_burst = 0;  // messages a connection may save up; 0: rate_limit
+  uint32_t max_connections_per_ip = 0;  // per address (IPv6: per /64); 0: off
+  uint32_t handshake_rate_per_ip = 0;   // new connections per second per address; 0: off
+  uint32_t error_budget = 100;          // Error replies per connection per minute; 0: off
   bool compression = false;
   std::vector<std::string> allowed_origins;
   std::string auth_secret;  // HS256 secret for JWTs; empty: no auth

@@ -48,6 +48,8 @@ struct ConnExtra {
   Initiator initiator = Initiator::None;   // who ended the connection
   TokenBucket rate;                        // --rate-limit
   bool rate_started = false;               // `rate` was filled
+  TokenBucket errors;                      // --error-budget
+  bool errors_started = false;
   std::vector<telemetry::Event> events;    // span events (timeouts, errors), kept for the end
   telemetry::SpanId client_parent;         // the handshake traceparent's span, if any
   std::string trace_state;                 // the handshake's tracestate, if any
@@ -119,6 +121,7 @@ class Connection final : public net::IoHandler, public pubsub::Subscriber {
   bool sampled : 1 = false;                     // head sampling kept the connection span
   bool tls_handshaking : 1 = false;             // TLS handshake not done yet
   bool kernel_tls : 1 = false;                  // the kernel encrypts this socket's writes
+  bool ip_counted : 1 = false;                  // counted in the per-address limits
   uint8_t server_window_bits : 4 = 15;          // window we compress with
   uint8_t client_window_bits : 4 = 15;          // window the client compresses with
 

@@ -18,6 +18,8 @@ enum class ConnOutcome : uint32_t {
   HandshakeTimeout,
   FdLimit,
   Tls,
+  PerIpConnections,
+  PerIpRate,
   Count
 };
 
@@ -48,6 +50,8 @@ inline const std::vector<telemetry::LabelSet>& conn_outcome_series() {
       {{"outcome", "rejected"}, {"reason", "handshake_timeout"}},
       {{"outcome", "rejected"}, {"reason", "fd_limit"}},
       {{"outcome", "rejected"}, {"reason", "tls"}},
+      {{"outcome", "rejected"}, {"reason", "per_ip_connections"}},
+      {{"outcome", "rejected"}, {"reason", "per_ip_rate"}},
   };
   return s;
 }

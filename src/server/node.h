@@ -12,6 +12,7 @@
 #include "pubsub/directory.h"
 #include "pubsub/publication.h"
 #include "server/config.h"
+#include "server/ip_limits.h"
 #include "server/metrics.h"
 #include "stream/requests.h"
 #include "stream/rules.h"
@@ -48,6 +49,8 @@ struct Node {
   std::atomic<int64_t> deflate_connections{0};
   std::atomic<int64_t> connection_inflaters{0};
   std::atomic<bool> draining{false};        // shutting down: /readyz says no
+  // --max-connections-per-ip, --handshake-rate-per-ip.
+  std::unique_ptr<IpLimits> ip_limits;
   // --tls-cert: the context new handshakes use (replaced on SIGHUP).
   std::atomic<std::shared_ptr<net::TlsContext>> tls;
   uint64_t started_unix_ns = 0;

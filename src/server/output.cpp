@@ -75,6 +75,29 @@ void Worker::send_reply(Connection& c, OutType type) {
 
 void Worker::send_error(Connection& c, protocol::ErrorCode code, std::string_view message,
                         const protocol::Id& id) {
+  if (cfg_.error_budget > 0 && code != protocol::ErrorCode::Unavailable) {
+    // --error-budget per minute, as a token bucket: a client that keeps
+    // sending what it should not is closed with 1008.
+    const double rate = cfg_.error_budget / 60.0;
+    const double burst = cfg_.error_budget;
+    ConnExtra& e = c.ext();
+    if (!e.errors_started) {
+      e.errors.reset(burst, loop_.now());
+      e.errors_started = true;
+    }
+    if (!e.errors.take(rate, burst, loop_.now())) {
+      ++c.stats.errors;
+      node_.metrics.errors.add(shard_, 1, static_cast<uint32_t>(ErrorKind::Client));
+      trace_event(*this, c, "websocket.error_budget_exceeded",
+                  {{"websocket.error_budget", static_cast<int64_t>(cfg_.error_budget)},
+                   {"error.type", std::string(protocol::error_code_name(code))}});
+      auto scope = conn_log_scope(c);
+      WS_LOG(Info, "closed a client that exceeded --error-budget", {"id", c.id},
+             {"peer", c.peer.to_string()});
+      close(c, ws::close_code::kPolicy, "too many errors", Initiator::Server, false);
+      return;
+    }
+  }
   ++c.stats.errors;
   node_.metrics.errors.add(shard_, 1, static_cast<uint32_t>(ErrorKind::Client));
   reply_.clear();

@@ -72,6 +72,11 @@ bool Server::start() {
     node.max_connections = fd_capacity;
   }
 
+  if (cfg_.max_connections_per_ip > 0 || cfg_.handshake_rate_per_ip > 0) {
+    node.ip_limits =
+        std::make_unique<IpLimits>(cfg_.max_connections_per_ip, cfg_.handshake_rate_per_ip);
+  }
+
   unsigned threads = cfg_.threads;
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
 

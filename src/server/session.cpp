@@ -129,6 +129,37 @@ void Worker::accept(int fd, const net::Address& peer) {
   }
   c->peer.family = static_cast<uint8_t>(sa->sa_family);
   c->id = node_.next_connection_id.fetch_add(1, std::memory_order_relaxed);
+  c->span.start_unix_ns = unix_ns();
+  if (node_.ip_limits) {
+    // Refused before any TLS or HTTP work: a flood from one address costs
+    // an accept and a close.
+    const auto key = IpLimits::key_of(c->peer.addr, c->peer.family);
+    const auto verdict = node_.ip_limits->admit(key, loop_.now());
+    if (verdict != IpLimits::Verdict::Admitted) {
+      const bool too_many = verdict == IpLimits::Verdict::TooManyConnections;
+      node_.metrics.connections.add(
+          shard_, 1,
+          static_cast<uint32_t>(too_many ? ConnOutcome::PerIpConnections : ConnOutcome::PerIpRate));
+      const std::string_view why = too_many ? "too many connections from this address"
+                                            : "connecting too fast from this address";
+      if (!node_.tls.load()) {
+        static constexpr std::string_view kBusy =
+            "HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nRetry-After: 1\r\n"
+            "Content-Type: text/plain\r\nContent-Length: ";
+        std::string resp(kBusy);
+        resp += std::to_string(why.size() + 1) + "\r\n\r\n" + std::string(why) + "\n";
+        [[maybe_unused]] ssize_t n = ::send(fd, resp.data(), resp.size(), MSG_NOSIGNAL);
+      }
+      trace_upgrade(*this, *c, nullptr, 429, why);
+      WS_LOG(Debug, "connection refused by the per-address limits", {"peer", c->peer.to_string()},
+             {"reason", why});
+      sockets_.fetch_sub(1, std::memory_order_relaxed);
+      ::close(fd);
+      free_connection(c);
+      return;
+    }
+    c->ip_counted = true;
+  }
   if (std::shared_ptr<net::TlsContext> tls = node_.tls.load()) {
     // wss://: the TLS handshake comes first (read() drives it); the session
     // keeps its context even if a reload replaces the node's.
@@ -496,6 +527,10 @@ void Worker::finalize(Connection& c) {
   if (c.ssl != nullptr) {
     net::tls_free(c.ssl);  // close_notify, best effort
     c.ssl = nullptr;
+  }
+  if (c.ip_counted) {
+    node_.ip_limits->release(IpLimits::key_of(c.peer.addr, c.peer.family));
+    c.ip_counted = false;
   }
   ::close(c.fd);  // also removes it from epoll
   sockets_.fetch_sub(1, std::memory_order_relaxed);

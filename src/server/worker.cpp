@@ -80,7 +80,10 @@ Worker::Worker(Node& node, unsigned index, int listen_fd)
   }
   loop_.add_before_sleep([this] { before_sleep(); });
   loop_.add_timer(tick, tick, [this] { on_tick(); });
-  loop_.add_timer(10'000'000'000ull, 10'000'000'000ull, [this] { sweep_streams(); });
+  loop_.add_timer(10'000'000'000ull, 10'000'000'000ull, [this] {
+    sweep_streams();
+    if (index_ == 0 && node_.ip_limits) node_.ip_limits->sweep(loop_.now());
+  });
 }
 
 Worker::~Worker() {

@@ -29,6 +29,11 @@ class TokenBucket {
   }
 
   double tokens() const { return tokens_; }
+  // Whether it would be full at `now_ns` (then it holds no state worth keeping).
+  bool full(double rate, double burst, uint64_t now_ns) const {
+    const double dt = now_ns > last_ns_ ? static_cast<double>(now_ns - last_ns_) * 1e-9 : 0.0;
+    return tokens_ + rate * dt >= burst;
+  }
 
  private:
   double tokens_ = 0;
