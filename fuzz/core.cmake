@@ -19,10 +19,3 @@ wstrace_fuzz(units_fuzz
 wstrace_fuzz(address_fuzz
   SOURCES ${WSTRACE_FUZZ_DIR}/address_fuzz.cpp DEPS wstrace_net)
 target_link_options(address_fuzz PRIVATE -Wl,--wrap=getaddrinfo)
-
-# auth.cpp alone: the JWT code needs OpenSSL and simdjson, not the whole
-# server library (workers, telemetry, ...).
-wstrace_fuzz(jwt_fuzz
-  SOURCES ${WSTRACE_FUZZ_DIR}/jwt_fuzz.cpp ${PROJECT_SOURCE_DIR}/src/server/auth.cpp
-  DEPS OpenSSL::Crypto simdjson::simdjson)
-target_include_directories(jwt_fuzz PRIVATE ${PROJECT_SOURCE_DIR}/src)

@@ -8,7 +8,7 @@ BUILD_PKGS=(build-essential cmake ninja-build pkg-config libssl-dev zlib1g-dev l
 # What the README's "Try it" uses against a running server.
 TRY_PKGS=(python3 python3-websockets curl)
 TEST_PKGS=(libgtest-dev libbenchmark-dev python3 python3-websockets redis-server prometheus
-           clang-14 libclang-rt-14-dev curl procps util-linux openssl)
+           clang-14 libclang-rt-14-dev curl procps util-linux openssl python3-jwt python3-cryptography)
 
 want=("${BUILD_PKGS[@]}" "${TRY_PKGS[@]}")
 if [[ "${1:-}" == "--test" ]]; then

@@ -11,7 +11,7 @@ namespace wstrace::protocol {
 namespace {
 
 constexpr std::string_view kTypeNames[] = {"Ping", "Subscribe", "Unsubscribe", "Message",
-                                           "History"};
+                                           "History", "Refresh"};
 
 constexpr std::string_view kErrorNames[] = {
 #define WSTRACE_X(e, name) name,
@@ -167,6 +167,11 @@ bool Parser::parse(const uint8_t* data, size_t len, ClientMessage& out, ParseErr
         return false;
       }
       has_content = true;
+    } else if (key == "token") {
+      if (v.get_string().get(out.token) != simdjson::SUCCESS) {
+        err = {ErrorCode::InvalidJson, "field 'token' must be a string", {}};
+        return false;
+      }
     } else if (key == "traceparent") {
       if (v.get_string().get(out.traceparent) != simdjson::SUCCESS) {
         err = {ErrorCode::InvalidJson, "field 'traceparent' must be a string", {}};
@@ -221,6 +226,15 @@ bool Parser::parse(const uint8_t* data, size_t len, ClientMessage& out, ParseErr
     out.type = Type::Ping;
     return true;
   }
+  if (type == "Refresh") {
+    out.type = Type::Refresh;
+    if (out.token.empty()) {
+      err.code = ErrorCode::MissingField;
+      err.message = "field 'token' is required";
+      return false;
+    }
+    return true;
+  }
   if (type == "Subscribe") {
     out.type = Type::Subscribe;
   } else if (type == "Unsubscribe") {
@@ -232,7 +246,8 @@ bool Parser::parse(const uint8_t* data, size_t len, ClientMessage& out, ParseErr
   } else {
     err.code = ErrorCode::UnknownType;
     err.message =
-        "unknown message type (expected Ping, Subscribe, Unsubscribe, Message or History)";
+        "unknown message type (expected Ping, Subscribe, Unsubscribe, Message, History or "
+        "Refresh)";
     return false;
   }
   if (!has_channel) {
@@ -275,6 +290,19 @@ void encode_subscribed(Buffer& out, std::string_view channel, const Id& id,
 void encode_unsubscribed(Buffer& out, std::string_view channel, const Id& id) {
   append_literal(out, "{\"type\":\"Unsubscribed\",\"channel\":");
   append_json_string(out, channel);
+  append_id(out, id);
+  out.push_back('}');
+}
+
+void encode_refresh_request(Buffer& out, int64_t expires_unix_s) {
+  append_literal(out, "{\"type\":\"Refresh\",\"expires\":");
+  append_uint(out, static_cast<uint64_t>(expires_unix_s < 0 ? 0 : expires_unix_s));
+  out.push_back('}');
+}
+
+void encode_refreshed(Buffer& out, int64_t expires_unix_s, const Id& id) {
+  append_literal(out, "{\"type\":\"Refreshed\",\"expires\":");
+  append_uint(out, static_cast<uint64_t>(expires_unix_s < 0 ? 0 : expires_unix_s));
   append_id(out, id);
   out.push_back('}');
 }

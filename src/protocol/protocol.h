@@ -11,8 +11,8 @@
 
 namespace wstrace::protocol {
 
-enum class Type : uint8_t { Ping, Subscribe, Unsubscribe, Message, History };
-constexpr int kTypeCount = 5;
+enum class Type : uint8_t { Ping, Subscribe, Unsubscribe, Message, History, Refresh };
+constexpr int kTypeCount = 6;
 std::string_view type_name(Type t);
 
 // X(enumerator, wire name)
@@ -27,14 +27,15 @@ std::string_view type_name(Type t);
   X(UnsupportedFrame, "unsupported_frame")           \
   X(RateLimited, "rate_limited")                     \
   X(Unauthorized, "unauthorized")                    \
-  X(Unavailable, "unavailable")
+  X(Unavailable, "unavailable")                      \
+  X(Forbidden, "forbidden")
 
 enum class ErrorCode : uint8_t {
 #define WSTRACE_X(e, name) e,
   WSTRACE_ERROR_CODES(WSTRACE_X)
 #undef WSTRACE_X
 };
-constexpr int kErrorCodeCount = 11;
+constexpr int kErrorCodeCount = 12;
 std::string_view error_code_name(ErrorCode c);
 
 // The optional "id" of a client message, echoed verbatim in the direct reply.
@@ -59,6 +60,7 @@ struct ClientMessage {
   std::string_view channel;      // Subscribe, Unsubscribe, Message, History
   std::string_view content;      // Message (unescaped)
   std::string_view traceparent;  // optional, not yet validated
+  std::string_view token;        // Refresh: the new JWT
   Since since;                   // Subscribe (recovery), History
   uint32_t limit = 0;            // History: most messages wanted (0: as many as kept)
   bool has_limit = false;
@@ -120,6 +122,10 @@ void encode_pong(Buffer& out, const Id& id);
 void encode_subscribed(Buffer& out, std::string_view channel, const Id& id,
                        std::string_view epoch, uint64_t offset, int recovered = -1);
 void encode_unsubscribed(Buffer& out, std::string_view channel, const Id& id);
+// {"type":"Refresh","expires":E}: the server asks for a new token before E.
+void encode_refresh_request(Buffer& out, int64_t expires_unix_s);
+// {"type":"Refreshed","expires":E}: the client's new token is in use.
+void encode_refreshed(Buffer& out, int64_t expires_unix_s, const Id& id);
 void encode_error(Buffer& out, ErrorCode code, std::string_view message, const Id& id);
 // {"type":"Message","channel":C,"content":S,"offset":N}: the offset last, so
 // the channel and content keep their place for clients that read them fast.

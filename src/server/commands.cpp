@@ -74,9 +74,15 @@ bool Worker::handle_message(Connection& c, const protocol::ClientMessage& m,
                   "too many messages; the limit is --rate-limit per second (burst --rate-burst)");
     }
   }
-  if (!cfg_.auth_secret.empty() && !c.authenticated && m.type != protocol::Type::Ping) {
-    return fail(protocol::ErrorCode::Unauthorized,
-                "authentication required: connect with ?token=<JWT> or an Authorization header");
+  if (m.type == protocol::Type::Subscribe || m.type == protocol::Type::History ||
+      m.type == protocol::Type::Message) {
+    protocol::ErrorCode code{};
+    std::string_view why;
+    if (!allowed(c, m.channel, m.type == protocol::Type::Message, code, why)) {
+      node_.metrics.permission_refusals.add(shard_, 1,
+                                            code == protocol::ErrorCode::Forbidden ? 1u : 0u);
+      return fail(code, why);
+    }
   }
   switch (m.type) {
     case protocol::Type::Ping:
@@ -90,6 +96,8 @@ bool Worker::handle_message(Connection& c, const protocol::ClientMessage& m,
       return unsubscribe(c, m, error);
     case protocol::Type::History:
       return history(c, m, error);
+    case protocol::Type::Refresh:
+      return refresh(c, m, error);
     case protocol::Type::Message:
       if (m.content.size() > cfg_.max_content_size) {
         return fail(protocol::ErrorCode::MessageTooLarge, "content larger than --max-content-size");

@@ -15,6 +15,7 @@
 #include "cluster/redis_url.h"
 #include "net/socket.h"
 #include "net/tls.h"
+#include "server/auth.h"
 #include "util/units.h"
 #include "version.h"
 
@@ -295,9 +296,35 @@ const std::vector<Option>& options() {
       {"tls-key", "FILE", "", "PEM private key of --tls-cert.",
        [](Config& c, const std::string& v, std::string&) { return c.tls_key = v, true; }, true},
       {"auth-secret", "TEXT", "",
-       "Require a JWT (HS256, signed with this secret) to subscribe and publish. Clients pass "
-       "it as ?token= or 'Authorization: Bearer'. Empty = no authentication.",
-       [](Config& c, const std::string& v, std::string&) { return c.auth_secret = v, true; }},
+       "Require a JWT signed with this secret (HS256, HS384, HS512). Clients pass it as "
+       "?token= or 'Authorization: Bearer'. With no --auth-* key: no authentication.",
+       [](Config& c, const std::string& v, std::string&) { return c.auth_secret = v, true; },
+       true},
+      {"auth-public-key", "FILE", "",
+       "Require a JWT signed with the private key of this PEM public key (or certificate): "
+       "RS256/384/512, PS256 (RSA), ES256/ES384 (P-256/P-384), EdDSA (Ed25519).",
+       [](Config& c, const std::string& v, std::string&) { return c.auth_public_key = v, true; },
+       true},
+      {"auth-jwks", "FILE", "",
+       "Require a JWT signed by a key of this JWK Set file (RFC 7517); the token's kid picks "
+       "the key. SIGHUP reads it again (key rotation).",
+       [](Config& c, const std::string& v, std::string&) { return c.auth_jwks = v, true; },
+       true},
+      {"auth-audience", "TEXT", "",
+       "The token's aud must be or contain this. Empty: tokens must not carry an aud.",
+       [](Config& c, const std::string& v, std::string&) { return c.auth_audience = v, true; }},
+      {"auth-issuer", "TEXT", "", "The token's iss must be this. Empty: not checked.",
+       [](Config& c, const std::string& v, std::string&) { return c.auth_issuer = v, true; }},
+      {"auth-leeway", "DURATION", "30s", "Clock skew allowed on the token's exp and nbf.",
+       [](Config& c, const std::string& v, std::string& why) {
+         return set_duration(c.auth_leeway_ns, v, why);
+       }},
+      {"auth-refresh-before", "DURATION", "60s",
+       "Ask a client for a new token ({\"type\":\"Refresh\"}) this long before its token "
+       "expires; without one by then (plus --auth-leeway) it is closed with 4401.",
+       [](Config& c, const std::string& v, std::string& why) {
+         return set_duration(c.auth_refresh_before_ns, v, why);
+       }},
       {"log-level", "LEVEL", "info", "trace, debug, info, warn, error or off.",
        [](Config& c, const std::string& v, std::string& why) {
          if (log::parse_level(v, c.log_level)) return true;
@@ -610,6 +637,15 @@ bool resolve(Cli& cli, Config& out, std::string& error) {
     error = c.tls_cert.empty() ? "--tls-key needs --tls-cert (the certificate it belongs to)"
                                : "--tls-cert needs --tls-key (its private key)";
     return false;
+  }
+  {
+    // The keys are read now, so a bad key file stops the start-up here.
+    std::shared_ptr<const auth::KeySet> keys;
+    std::string why;
+    if (!load_auth_keys(c, keys, why)) {
+      error = why;
+      return false;
+    }
   }
   if (!c.tls_cert.empty()) {
     // Loaded once now, so a bad certificate or key stops the start-up here.

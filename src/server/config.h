@@ -42,7 +42,13 @@ struct Config {
   uint32_t error_budget = 100;          // Error replies per connection per minute; 0: off
   bool compression = false;
   std::vector<std::string> allowed_origins;
-  std::string auth_secret;  // HS256 secret for JWTs; empty: no auth
+  std::string auth_secret;      // HS256/384/512 secret for JWTs
+  std::string auth_public_key;  // PEM public key (RS*, PS256, ES*, EdDSA)
+  std::string auth_jwks;        // JWK Set file, keys chosen by kid
+  std::string auth_audience;    // expected "aud"
+  std::string auth_issuer;      // expected "iss"
+  uint64_t auth_leeway_ns = 30'000'000'000ull;          // clock skew on exp/nbf
+  uint64_t auth_refresh_before_ns = 60'000'000'000ull;  // ask for a new token this early
   std::string tls_cert;     // PEM certificate chain; with tls_key: wss:// on --listen
   std::string tls_key;      // PEM private key
   log::Level log_level = log::Level::Info;

@@ -43,6 +43,10 @@ const char* initiator_name(Initiator i);
 struct ConnExtra {
   std::unique_ptr<ws::Inflater> inflater;  // only with client context takeover
   std::string user_id;                     // from a verified token
+  std::vector<std::string> claim_channels;  // the token's "channels" globs
+  std::vector<std::string> claim_publish;   // the token's "publish" globs
+  int64_t token_exp = 0;                    // the token's "exp" (unix s), 0: none
+  bool refresh_requested = false;           // a Refresh was sent for token_exp
   std::string close_reason;                // the reason of the Close frame sent or received
   uint16_t close_code = 0;                 // sent, or received from the client
   Initiator initiator = Initiator::None;   // who ended the connection

@@ -25,11 +25,12 @@ enum class ConnOutcome : uint32_t {
 
 // websocket.messages.received{type}
 enum class InType : uint32_t {
-  Ping, Subscribe, Unsubscribe, Message, History, Invalid, Binary, Echo, Count
+  Ping, Subscribe, Unsubscribe, Message, History, Refresh, Invalid, Binary, Echo, Count
 };
 // websocket.messages.sent{type}
 enum class OutType : uint32_t {
-  Pong, Subscribed, Unsubscribed, Message, Error, Echo, History, Published, Gap, Count
+  Pong, Subscribed, Unsubscribed, Message, Error, Echo, History, Published, Gap, Refresh,
+  Refreshed, Count
 };
 // websocket.errors{error.type}
 enum class ErrorKind : uint32_t {
@@ -54,6 +55,28 @@ inline const std::vector<telemetry::LabelSet>& conn_outcome_series() {
       {{"outcome", "rejected"}, {"reason", "per_ip_rate"}},
   };
   return s;
+}
+
+// websocket.auth.failures{reason}: auth::error_code_name, and "other_user"
+// (a Refresh with a token for someone else).
+inline const std::vector<const char*>& auth_failure_reasons() {
+  static const std::vector<const char*> r = {
+      "malformed",   "bad_signature", "unsupported_algorithm", "algorithm_mismatch",
+      "unknown_kid", "expired",       "not_yet_valid",         "wrong_audience",
+      "wrong_issuer", "bad_claim",    "other_user"};
+  return r;
+}
+inline std::vector<telemetry::LabelSet> auth_failure_series_list() {
+  std::vector<telemetry::LabelSet> out;
+  for (const char* r : auth_failure_reasons()) out.push_back({{"reason", r}});
+  return out;
+}
+inline uint32_t auth_failure_series(std::string_view code) {
+  const auto& r = auth_failure_reasons();
+  for (uint32_t i = 0; i < r.size(); ++i) {
+    if (code == r[i]) return i;
+  }
+  return 0;
 }
 
 // websocket.tls.handshakes{outcome, resumed | reason}: 0 full, 1 resumed,
@@ -103,11 +126,11 @@ inline std::vector<double> latency_bounds() {
     std::vector<double>{0.1, 1, 5, 30, 60, 300, 900, 3600, 14400, 86400})                         \
   M(Counter, messages_received, "websocket.messages.received", "Messages received from clients",  \
     "{message}",                                                                                  \
-    one_label("type", {"Ping", "Subscribe", "Unsubscribe", "Message", "History", "invalid",       \
-                       "binary", "echo"}))                                                        \
+    one_label("type", {"Ping", "Subscribe", "Unsubscribe", "Message", "History", "Refresh",      \
+                       "invalid", "binary", "echo"}))                                             \
   M(Counter, messages_sent, "websocket.messages.sent", "Messages sent to clients", "{message}",    \
     one_label("type", {"Pong", "Subscribed", "Unsubscribed", "Message", "Error", "echo",          \
-                       "History", "Published", "Gap"}))                                           \
+                       "History", "Published", "Gap", "Refresh", "Refreshed"}))                   \
   M(Counter, bytes_received, "websocket.bytes.received", "Bytes read from client sockets", "By")  \
   M(Counter, bytes_sent, "websocket.bytes.sent", "Bytes of frames sent to clients", "By")         \
   M(Counter, channel_subscriptions, "websocket.channel.subscriptions",                            \
@@ -137,6 +160,15 @@ inline std::vector<double> latency_bounds() {
   M(Counter, tls_handshakes, "websocket.tls.handshakes",                                         \
     "TLS handshakes (--tls-cert), by outcome: resumed sessions, or why one failed", "{handshake}",\
     tls_handshake_series())                                                                       \
+  M(Counter, permission_refusals, "websocket.permission.refusals",                                \
+    "Subscribe, History and Message refused by the channel rules or the token", "{request}",      \
+    one_label("error.type", {"unauthorized", "forbidden"}))                                       \
+  M(Counter, auth_failures, "websocket.auth.failures",                                            \
+    "Tokens refused (at the upgrade or in a Refresh), by reason", "{token}",                      \
+    auth_failure_series_list())                                                                   \
+  M(Counter, token_refreshes, "websocket.auth.refreshes",                                         \
+    "Token refreshes: asked for, done, and connections closed with 4401 for want of one",         \
+    "{refresh}", one_label("outcome", {"requested", "refreshed", "expired"}))                     \
   M(Counter, recoveries, "websocket.recoveries",                                                  \
     "Subscriptions with a since position, by outcome", "{recovery}",                              \
     one_label("outcome", {"recovered", "not_recovered"}))                                         \

@@ -8,6 +8,7 @@
 #include <memory>
 #include <vector>
 
+#include "auth/keys.h"
 #include "net/tls.h"
 #include "pubsub/directory.h"
 #include "pubsub/publication.h"
@@ -51,6 +52,10 @@ struct Node {
   std::atomic<bool> draining{false};        // shutting down: /readyz says no
   // --max-connections-per-ip, --handshake-rate-per-ip.
   std::unique_ptr<IpLimits> ip_limits;
+  // --auth-*: the keys tokens are checked with (replaced on SIGHUP); null:
+  // no authentication.
+  std::atomic<std::shared_ptr<const auth::KeySet>> auth_keys;
+  bool auth_configured = false;  // fixed at start (a reload cannot turn it on or off)
   // --tls-cert: the context new handshakes use (replaced on SIGHUP).
   std::atomic<std::shared_ptr<net::TlsContext>> tls;
   uint64_t started_unix_ns = 0;

@@ -164,6 +164,20 @@ bool Server::start() {
     node.cluster_up = [bridge] { return bridge->link_up(); };
   }
 
+  {
+    std::shared_ptr<const auth::KeySet> keys;
+    std::string key_error;
+    if (!load_auth_keys(cfg_, keys, key_error)) {
+      WS_LOG(Error, "cannot use the token keys", {"error", key_error});
+      return false;
+    }
+    if (keys) {
+      for (const auto& line : keys->skipped()) WS_LOG(Warn, "token key left out", {"key", line});
+      WS_LOG(Info, "token keys loaded", {"keys", static_cast<uint64_t>(keys->size())});
+      node.auth_configured = true;
+      node.auth_keys.store(std::move(keys));
+    }
+  }
   if (!cfg_.tls_cert.empty()) {
     std::string tls_error;
     auto tls = net::TlsContext::load(cfg_.tls_cert, cfg_.tls_key, tls_error);
@@ -382,6 +396,19 @@ void Server::reload(const Config& fresh) {
       applied.erase(std::remove_if(applied.begin(), applied.end(),
                                    [](const std::string& n) { return n.rfind("tls-", 0) == 0; }),
                     applied.end());
+    }
+  }
+  if (node_->auth_configured) {
+    // Always read again (key rotation keeps the file names): new tokens are
+    // checked with the new keys; a key set that fails keeps the old one.
+    std::shared_ptr<const auth::KeySet> keys;
+    std::string error;
+    if (!load_auth_keys(fresh, keys, error) || !keys) {
+      WS_LOG(Error, "the new token keys were refused, the running ones stay (SIGHUP)",
+             {"error", keys ? error : std::string("no key configured any more")});
+    } else {
+      WS_LOG(Info, "token keys reloaded (SIGHUP)", {"keys", static_cast<uint64_t>(keys->size())});
+      node_->auth_keys.store(std::move(keys));
     }
   }
   if (value_of(cfg_, "channel") != value_of(fresh, "channel")) {

@@ -12,6 +12,7 @@
 #include "http/request.h"
 #include "server/auth.h"
 #include "server/tracing.h"
+#include "server/tracing.h"
 #include "server/worker.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -345,7 +346,7 @@ size_t Worker::process_handshake(Connection& c, uint8_t* data, size_t len) {
   }
   if (node_.max_connections == 0) node_.websockets.fetch_add(1, std::memory_order_relaxed);
 
-  if (!cfg_.auth_secret.empty()) {
+  if (node_.auth_configured) {
     if (auto q = http::query_param(req.query, "token")) {
       info.token = std::move(*q);
     } else if (auto a = req.header("Authorization"); a && a->size() > 7 &&
@@ -394,12 +395,14 @@ void Worker::upgrade(Connection& c, const UpgradeInfo& info) {
   }
   std::string auth_error;
   if (!info.token.empty()) {
-    AuthResult a = verify_jwt(info.token, cfg_.auth_secret, static_cast<int64_t>(unix_ns() / 1'000'000'000ull));
-    if (a.ok) {
-      c.authenticated = true;
-      if (!a.user_id.empty()) c.ext().user_id = std::move(a.user_id);
-    } else {
-      auth_error = std::move(a.error);
+    if (auto keys = node_.auth_keys.load()) {
+      AuthResult a = verify_token(info.token, *keys, cfg_, static_cast<int64_t>(unix_ns() / 1'000'000'000ull));
+      if (a.ok) {
+        apply_token(c, std::move(a));
+      } else {
+        node_.metrics.auth_failures.add(shard_, 1, auth_failure_series(a.code));
+        auth_error = "token refused: " + a.error;
+      }
     }
   }
   c.state = ConnState::Open;

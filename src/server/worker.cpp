@@ -230,6 +230,7 @@ void Worker::on_timer(Connection& c) {
     case ConnState::Open:
       break;
   }
+  if (check_token(c)) return;
   const uint32_t now = wheel_.current();
   // last_activity is a whole tick, up to one tick before the real time of the
   // frame: only more than timeout_ticks since it means at least the timeout.
@@ -278,6 +279,7 @@ void Worker::schedule_heartbeat(Connection& c) {
   };
   if (hb_ticks_ > 0) consider(c.last_ping + hb_ticks_);
   if (timeout_ticks_ > 0) consider(c.last_activity + timeout_ticks_ + 1);
+  if (const uint32_t t = token_due_tick(c)) consider(t);
   if (!any) {
     net::TimerWheel::cancel(&c.timer);
     return;

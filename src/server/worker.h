@@ -22,6 +22,7 @@
 #include "pubsub/publication.h"
 #include "pubsub/registry.h"
 #include "server/channel_metrics.h"
+#include "server/auth.h"
 #include "server/connection.h"
 #include "server/node.h"
 #include "stream/requests.h"
@@ -135,6 +136,21 @@ class Worker {
   // True when the message was refused with an Error (its code in `error`).
   bool handle_message(Connection& c, const protocol::ClientMessage& m, protocol::ErrorCode& error);
   void on_echo(Connection& c, ws::Opcode op, const uint8_t* data, size_t len);
+
+  // Permissions (permissions.cpp): whether `c` may subscribe to (read the
+  // history of) or publish on `channel`; else the Error code and why.
+  bool allowed(Connection& c, std::string_view channel, bool publish, protocol::ErrorCode& code,
+               std::string_view& why);
+  bool auth_required() const { return node_.auth_configured; }
+
+  // Tokens (tokens.cpp): a verified token's user and claims on the
+  // connection; the client's Refresh; asking for one before exp, 4401 after.
+  void apply_token(Connection& c, AuthResult&& a);
+  bool refresh(Connection& c, const protocol::ClientMessage& m, protocol::ErrorCode& error);
+  // Whether the connection's token ran out (it is then being closed).
+  bool check_token(Connection& c);
+  // The wheel tick when the token needs attention next (0: none).
+  uint32_t token_due_tick(const Connection& c) const;
 
   // Subscriptions (subscriptions.cpp).
   bool subscribe(Connection& c, const protocol::ClientMessage& m, protocol::ErrorCode& error);

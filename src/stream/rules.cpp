@@ -12,7 +12,32 @@ constexpr uint64_t kMaxHistorySize = 1'000'000;
 
 bool pattern_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         c == '_' || c == '.' || c == ':' || c == '/' || c == '-' || c == '*' || c == '?';
+         c == '_' || c == '.' || c == ':' || c == '/' || c == '-' || c == '*' || c == '?' ||
+         c == '{' || c == '}';
+}
+
+// Braces only as the placeholder "{sub}".
+bool braces_ok(std::string_view p) {
+  for (size_t i = 0; i < p.size(); ++i) {
+    if (p[i] == '{') {
+      if (p.compare(i, 5, "{sub}") != 0) return false;
+      i += 4;
+    } else if (p[i] == '}') {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool parse_access(const RawValue& v, bool for_publish, Access& out) {
+  if (v.kind != RawValue::Kind::String) return false;
+  if (v.text == "anyone") out = Access::Anyone;
+  else if (v.text == "authenticated") out = Access::Authenticated;
+  else if (v.text == "claim") out = Access::Claim;
+  else if (for_publish && v.text == "subscribers") out = Access::Subscribers;
+  else if (for_publish && v.text == "api") out = Access::Api;
+  else return false;
+  return true;
 }
 
 std::string where(size_t index, std::string_view key, const RawValue* v) {
@@ -24,32 +49,70 @@ std::string where(size_t index, std::string_view key, const RawValue* v) {
 
 }  // namespace
 
-bool glob_match(std::string_view pattern, std::string_view name) {
+const char* access_name(Access a) {
+  switch (a) {
+    case Access::Default: return "default";
+    case Access::Anyone: return "anyone";
+    case Access::Authenticated: return "authenticated";
+    case Access::Subscribers: return "subscribers";
+    case Access::Claim: return "claim";
+    case Access::Api: return "api";
+  }
+  return "?";
+}
+
+bool glob_match(std::string_view pattern, std::string_view name, const std::string_view* user) {
+  static constexpr std::string_view kSub = "{sub}";
   // Greedy with one backtrack point per '*': linear for the usual patterns,
   // O(pattern x name) at worst (both are bounded in length).
   size_t p = 0, n = 0;
   size_t star = std::string_view::npos, resume = 0;
   while (n < name.size()) {
-    if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == name[n])) {
+    if (p < pattern.size() && pattern.compare(p, kSub.size(), kSub) == 0) {
+      if (user == nullptr) {  // like '*'
+        star = p;
+        p += kSub.size();
+        resume = n;
+        continue;
+      }
+      if (name.compare(n, user->size(), *user) == 0 && !user->empty()) {
+        p += kSub.size();
+        n += user->size();
+        continue;
+      }
+      if (star == std::string_view::npos) return false;
+      p = star + (pattern[star] == '*' ? 1 : kSub.size());
+      n = ++resume;
+    } else if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == name[n])) {
       ++p;
       ++n;
     } else if (p < pattern.size() && pattern[p] == '*') {
       star = p++;
       resume = n;
     } else if (star != std::string_view::npos) {
-      p = star + 1;
+      p = star + (pattern[star] == '*' ? 1 : kSub.size());
       n = ++resume;
     } else {
       return false;
     }
   }
-  while (p < pattern.size() && pattern[p] == '*') ++p;
+  while (p < pattern.size()) {
+    if (pattern[p] == '*') {
+      ++p;
+    } else if (user == nullptr && pattern.compare(p, kSub.size(), kSub) == 0) {
+      p += kSub.size();
+    } else if (user != nullptr && user->empty() && pattern.compare(p, kSub.size(), kSub) == 0) {
+      return false;
+    } else {
+      break;
+    }
+  }
   return p == pattern.size();
 }
 
-const ChannelRule* Rules::find(std::string_view channel) const {
+const ChannelRule* Rules::find(std::string_view channel, const std::string_view* user) const {
   for (const auto& r : rules_) {
-    if (glob_match(r.match, channel)) return &r;
+    if (glob_match(r.match, channel, user)) return &r;
   }
   return nullptr;
 }
@@ -79,13 +142,13 @@ bool build_rules(const std::vector<RawRule>& raw, std::vector<ChannelRule>& out,
           error = where(index, key, &v) + " must be 1 to 256 characters";
           return false;
         }
-        for (char c : v.text) {
-          if (!pattern_char(c)) {
-            error = where(index, key, &v) + ": '" + v.text +
-                    "' may hold only channel name characters (A-Z a-z 0-9 _ . : / -) and the "
-                    "wildcards * and ?";
-            return false;
-          }
+        bool chars_ok = braces_ok(v.text);
+        for (char c : v.text) chars_ok = chars_ok && pattern_char(c);
+        if (!chars_ok) {
+          error = where(index, key, &v) + ": '" + v.text +
+                  "' may hold only channel name characters (A-Z a-z 0-9 _ . : / -), the "
+                  "wildcards * and ?, and {sub} (the client's own user id)";
+          return false;
         }
         rule.match = v.text;
         has_match = true;
@@ -108,13 +171,25 @@ bool build_rules(const std::vector<RawRule>& raw, std::vector<ChannelRule>& out,
         }
         rule.history_ttl_ns = *ns;
         has_ttl = true;
-      } else if (key == "presence" || key == "join_leave" || key == "subscribe" ||
-                 key == "publish" || key == "propagate") {
+      } else if (key == "subscribe") {
+        if (!parse_access(v, false, rule.subscribe)) {
+          error = where(index, key, &v) + ": '" + v.text +
+                  "' is not one of \"anyone\", \"authenticated\", \"claim\"";
+          return false;
+        }
+      } else if (key == "publish") {
+        if (!parse_access(v, true, rule.publish)) {
+          error = where(index, key, &v) + ": '" + v.text +
+                  "' is not one of \"anyone\", \"authenticated\", \"subscribers\", "
+                  "\"claim\", \"api\"";
+          return false;
+        }
+      } else if (key == "presence" || key == "join_leave" || key == "propagate") {
         error = where(index, key, &v) + " is not supported yet by this version of wstrace";
         return false;
       } else {
         error = where(index, key, &v) +
-                " is not a channel rule key (match, history_size, history_ttl)";
+                " is not a channel rule key (match, history_size, history_ttl, subscribe, publish)";
         return false;
       }
     }

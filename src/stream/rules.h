@@ -20,27 +20,35 @@
 
 namespace wstrace::stream {
 
-// Who may do something on a channel.
-enum class Access : uint8_t { Anyone, Authenticated, Subscribers, Claim, Api };
+// Who may do something on a channel. Default: anyone when the server needs
+// no authentication, authenticated clients when it does.
+enum class Access : uint8_t { Default, Anyone, Authenticated, Subscribers, Claim, Api };
+const char* access_name(Access a);
 
 struct ChannelRule {
   std::string match;              // glob: '*' any run of characters, '?' one
   uint32_t history_size = 0;      // messages kept; 0 = no history
   uint64_t history_ttl_ns = 0;    // how long each is kept; 0 = until trimmed by size
+  Access subscribe = Access::Default;  // Subscribe and History: anyone|authenticated|claim
+  Access publish = Access::Default;    // Message: anyone|authenticated|subscribers|claim|api
   size_t index = 0;               // 1-based position among the rules
   bool has_history() const { return history_size > 0; }
 };
 
 // '*' matches any run of characters (':' and '/' included), '?' exactly one.
-bool glob_match(std::string_view pattern, std::string_view name);
+// "{sub}" matches the text `user` exactly (a connection's user id, never a
+// wildcard whatever it holds); without a user it matches like '*'.
+bool glob_match(std::string_view pattern, std::string_view name,
+                const std::string_view* user = nullptr);
 
 class Rules {
  public:
   Rules() = default;
   explicit Rules(std::vector<ChannelRule> rules) : rules_(std::move(rules)) {}
 
-  // The first rule that matches, or null (the defaults).
-  const ChannelRule* find(std::string_view channel) const;
+  // The first rule that matches, or null (the defaults). With `user`, a
+  // "{sub}" in a rule's match is that user; without, it matches anything.
+  const ChannelRule* find(std::string_view channel, const std::string_view* user = nullptr) const;
   const std::vector<ChannelRule>& all() const { return rules_; }
   bool empty() const { return rules_.empty(); }
   // Whether any rule keeps history.

@@ -20,6 +20,7 @@ constexpr uint16_t kTooBig = 1009;
 constexpr uint16_t kInternalError = 1011;
 constexpr uint16_t kHeartbeatTimeout = 4408;
 constexpr uint16_t kSlowConsumer = 4429;
+constexpr uint16_t kTokenExpired = 4401;     // the token expired and no Refresh came
 }  // namespace close_code
 
 // May a peer send this code in a Close frame? (§7.4.1, §7.4.2 and the IANA

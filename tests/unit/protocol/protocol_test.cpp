@@ -303,8 +303,9 @@ TEST(ProtocolNames, TypesAndErrorCodes) {
   const char* want[] = {"invalid_json",          "unknown_type",   "missing_field",
                         "invalid_channel",       "message_too_large",
                         "too_many_subscriptions", "not_subscribed", "unsupported_frame",
-                        "rate_limited",          "unauthorized",   "unavailable"};
-  ASSERT_EQ(kErrorCodeCount, 11);
+                        "rate_limited",          "unauthorized",   "unavailable",
+                        "forbidden"};
+  ASSERT_EQ(kErrorCodeCount, 12);
   for (int i = 0; i < kErrorCodeCount; ++i) {
     EXPECT_EQ(error_code_name(static_cast<ErrorCode>(i)), want[i]);
   }

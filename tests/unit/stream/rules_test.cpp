@@ -92,10 +92,58 @@ TEST(Rules, EveryBadValueNamesTheRuleAndTheKey) {
 }
 
 TEST(Rules, KeysOfFeaturesNotBuiltYetAreRefused) {
-  for (const char* key : {"presence", "join_leave", "subscribe", "publish", "propagate"}) {
+  for (const char* key : {"presence", "join_leave", "propagate"}) {
     expect_refused({{{"match", str("a")}, {key, RawValue{RawValue::Kind::Boolean, "true", 3}}}},
                    std::string("channel rule 1 (line 3): '") + key + "' is not supported yet");
   }
+}
+
+TEST(Glob, SubIsTheUserExactly) {
+  const std::string_view alice = "alice", star = "a*";
+  EXPECT_TRUE(glob_match("user:{sub}", "user:alice", &alice));
+  EXPECT_FALSE(glob_match("user:{sub}", "user:bob", &alice));
+  EXPECT_FALSE(glob_match("user:{sub}", "user:alicex", &alice));
+  EXPECT_TRUE(glob_match("user:{sub}:*", "user:alice:inbox", &alice));
+  EXPECT_FALSE(glob_match("user:{sub}:*", "user:bob:inbox", &alice));
+  EXPECT_TRUE(glob_match("*:{sub}", "dm:x:alice", &alice));
+  // A user id with wildcard characters is still literal text.
+  EXPECT_FALSE(glob_match("user:{sub}", "user:abc", &star));
+  EXPECT_TRUE(glob_match("user:{sub}", "user:a*", &star));
+  // Without a user (history lookups) it matches like '*'.
+  EXPECT_TRUE(glob_match("user:{sub}", "user:bob"));
+  EXPECT_TRUE(glob_match("user:{sub}:inbox", "user:bob:inbox"));
+  EXPECT_FALSE(glob_match("user:{sub}:inbox", "user:bob:outbox"));
+  const std::string_view none = "";
+  EXPECT_FALSE(glob_match("user:{sub}", "user:", &none));
+}
+
+TEST(Rules, WhoMaySubscribeAndPublish) {
+  std::vector<ChannelRule> built;
+  std::string error;
+  ASSERT_TRUE(build_rules({{{"match", str("user:{sub}")}, {"subscribe", str("authenticated")},
+                            {"publish", str("api")}},
+                           {{"match", str("user:*")}, {"subscribe", str("claim")}},
+                           {{"match", str("room:*")}, {"publish", str("subscribers")}},
+                           {{"match", str("open:*")}, {"subscribe", str("anyone")},
+                            {"publish", str("anyone")}}},
+                          built, error))
+      << error;
+  Rules rules(built);
+  const std::string_view alice = "alice";
+  EXPECT_EQ(rules.find("user:alice", &alice)->index, 1u);
+  EXPECT_EQ(rules.find("user:bob", &alice)->index, 2u);  // not hers: the next rule
+  EXPECT_EQ(rules.find("user:bob")->index, 1u);          // no user: {sub} is '*'
+  EXPECT_EQ(rules.find("user:alice", &alice)->publish, Access::Api);
+  EXPECT_EQ(rules.find("user:bob", &alice)->subscribe, Access::Claim);
+  EXPECT_EQ(rules.find("room:1")->publish, Access::Subscribers);
+  EXPECT_EQ(rules.find("room:1")->subscribe, Access::Default);
+  EXPECT_EQ(rules.find("open:x")->subscribe, Access::Anyone);
+  expect_refused({{{"match", str("a")}, {"subscribe", str("subscribers")}}},
+                 "'subscribe': 'subscribers' is not one of");
+  expect_refused({{{"match", str("a")}, {"publish", str("everyone")}}}, "'publish': 'everyone'");
+  expect_refused({{{"match", str("a")}, {"publish", num("1")}}}, "'publish'");
+  expect_refused({{{"match", str("user:{user}")}}}, "'match'");
+  expect_refused({{{"match", str("user:{sub")}}}, "'match'");
 }
 
 TEST(Rules, NoRulesIsFine) {
