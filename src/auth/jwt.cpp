@@ -34,11 +34,15 @@ const char* digest_name(Alg alg) {
   switch (alg) {
     case Alg::HS384:
     case Alg::RS384:
-    case Alg::ES384: return "SHA384";
+    case Alg::ES384:
+      return "SHA384";
     case Alg::HS512:
-    case Alg::RS512: return "SHA512";
-    case Alg::EdDSA: return nullptr;  // Ed25519 hashes internally
-    default: return "SHA256";
+    case Alg::RS512:
+      return "SHA512";
+    case Alg::EdDSA:
+      return nullptr;  // Ed25519 hashes internally
+    default:
+      return "SHA256";
   }
 }
 
@@ -50,14 +54,15 @@ size_t hmac(Alg alg, std::string_view key, std::string_view data, unsigned char*
   static EVP_MAC* const mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
   if (mac == nullptr) return 0;
   ossl::MacCtx ctx(EVP_MAC_CTX_new(mac));
-  OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>(digest_name(alg)), 0),
-      OSSL_PARAM_construct_end()};
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+                                                          const_cast<char*>(digest_name(alg)), 0),
+                         OSSL_PARAM_construct_end()};
   static const unsigned char kEmpty = 0;
   size_t len = 0;
   const auto* k = key.empty() ? &kEmpty : reinterpret_cast<const unsigned char*>(key.data());
   if (!ctx || EVP_MAC_init(ctx.get(), k, key.size(), params) != 1 ||
-      EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(data.data()), data.size()) != 1 ||
+      EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(data.data()), data.size()) !=
+          1 ||
       EVP_MAC_final(ctx.get(), out, &len, EVP_MAX_MD_SIZE) != 1) {
     ossl::take_error();
     return 0;
@@ -106,7 +111,8 @@ bool signature_holds(const Key& key, Alg alg, std::string_view input, const std:
   std::string_view to_check = sig;
   const std::string name(alg_name(alg));
   auto wrong_length = [&](size_t want) {
-    why = name + " signature must be " + std::to_string(want) + " bytes, not " + std::to_string(sig.size());
+    why = name + " signature must be " + std::to_string(want) + " bytes, not " +
+          std::to_string(sig.size());
     return false;
   };
   switch (key.type) {
@@ -132,7 +138,9 @@ bool signature_holds(const Key& key, Alg alg, std::string_view input, const std:
     case KeyType::ed25519:
       if (sig.size() != 64) return wrong_length(64);
       break;
-    case KeyType::hmac: why = "no key material"; return false;
+    case KeyType::hmac:
+      why = "no key material";
+      return false;
   }
   ossl::MdCtx md(EVP_MD_CTX_new());
   EVP_PKEY_CTX* pctx = nullptr;  // owned by md
@@ -157,7 +165,8 @@ bool signature_holds(const Key& key, Alg alg, std::string_view input, const std:
 
 int64_t saturating_add(int64_t a, int64_t b) {
   int64_t r;
-  if (__builtin_add_overflow(a, b, &r)) return b > 0 ? std::numeric_limits<int64_t>::max() : std::numeric_limits<int64_t>::min();
+  if (__builtin_add_overflow(a, b, &r))
+    return b > 0 ? std::numeric_limits<int64_t>::max() : std::numeric_limits<int64_t>::min();
   return r;
 }
 
@@ -218,17 +227,28 @@ bool read_patterns(simdjson::dom::element e, std::string_view name, std::vector<
 
 std::string_view error_code_name(ErrorCode code) {
   switch (code) {
-    case ErrorCode::none: return "ok";
-    case ErrorCode::malformed: return "malformed";
-    case ErrorCode::bad_signature: return "bad_signature";
-    case ErrorCode::unsupported_algorithm: return "unsupported_algorithm";
-    case ErrorCode::algorithm_mismatch: return "algorithm_mismatch";
-    case ErrorCode::unknown_kid: return "unknown_kid";
-    case ErrorCode::expired: return "expired";
-    case ErrorCode::not_yet_valid: return "not_yet_valid";
-    case ErrorCode::wrong_audience: return "wrong_audience";
-    case ErrorCode::wrong_issuer: return "wrong_issuer";
-    case ErrorCode::bad_claim: return "bad_claim";
+    case ErrorCode::none:
+      return "ok";
+    case ErrorCode::malformed:
+      return "malformed";
+    case ErrorCode::bad_signature:
+      return "bad_signature";
+    case ErrorCode::unsupported_algorithm:
+      return "unsupported_algorithm";
+    case ErrorCode::algorithm_mismatch:
+      return "algorithm_mismatch";
+    case ErrorCode::unknown_kid:
+      return "unknown_kid";
+    case ErrorCode::expired:
+      return "expired";
+    case ErrorCode::not_yet_valid:
+      return "not_yet_valid";
+    case ErrorCode::wrong_audience:
+      return "wrong_audience";
+    case ErrorCode::wrong_issuer:
+      return "wrong_issuer";
+    case ErrorCode::bad_claim:
+      return "bad_claim";
   }
   return "?";
 }
@@ -245,14 +265,16 @@ bool is_channel_pattern(std::string_view p) {
       case '/':
       case '-':
       case '*':
-      case '?': continue;
+      case '?':
+        continue;
       case '{':
         if (p.substr(i, 5) == "{sub}") {
           i += 4;
           continue;
         }
         return false;
-      default: return false;
+      default:
+        return false;
     }
   }
   return true;
@@ -263,7 +285,8 @@ VerifyResult verify(std::string_view token, const KeySet& keys, const VerifyOpti
   using simdjson::SUCCESS;
   using simdjson::dom::element;
   if (token.size() > kMaxTokenBytes) {
-    return failure(ErrorCode::malformed, "token longer than " + std::to_string(kMaxTokenBytes) + " bytes");
+    return failure(ErrorCode::malformed,
+                   "token longer than " + std::to_string(kMaxTokenBytes) + " bytes");
   }
   // 1. Three segments.
   const size_t dot1 = token.find('.');
@@ -304,13 +327,15 @@ VerifyResult verify(std::string_view token, const KeySet& keys, const VerifyOpti
                    "unsupported token algorithm '" + printable(alg_text) + "'");
   }
   if (header["crit"].error() == SUCCESS) {
-    return failure(ErrorCode::malformed, "malformed token (header 'crit' names extensions we do not implement)");
+    return failure(ErrorCode::malformed,
+                   "malformed token (header 'crit' names extensions we do not implement)");
   }
   std::string kid;
   if (header["kid"].get(e) == SUCCESS) {
     std::string_view k;
     if (e.get(k) != SUCCESS || k.empty()) {
-      return failure(ErrorCode::malformed, "malformed token (header 'kid' must be a non-empty string)");
+      return failure(ErrorCode::malformed,
+                     "malformed token (header 'kid' must be a non-empty string)");
     }
     kid = std::string(k);
   }
@@ -319,7 +344,8 @@ VerifyResult verify(std::string_view token, const KeySet& keys, const VerifyOpti
   const Key* key = nullptr;
   if (!kid.empty()) {
     key = keys.find(kid);
-    if (key == nullptr) return failure(ErrorCode::unknown_kid, "unknown key id '" + printable(kid) + "'");
+    if (key == nullptr)
+      return failure(ErrorCode::unknown_kid, "unknown key id '" + printable(kid) + "'");
     if (!key->usable_for(*alg)) {
       return failure(ErrorCode::algorithm_mismatch,
                      "key '" + printable(kid) + "' (" + std::string(key_type_name(key->type)) +
@@ -356,7 +382,8 @@ VerifyResult verify(std::string_view token, const KeySet& keys, const VerifyOpti
       doc.get(claims) != SUCCESS) {
     return failure(ErrorCode::malformed, "token claims are not a JSON object");
   }
-  if (has_duplicate_member(claims)) return failure(ErrorCode::malformed, "a token claim appears twice");
+  if (has_duplicate_member(claims))
+    return failure(ErrorCode::malformed, "a token claim appears twice");
 
   VerifyResult r;
   std::string error;
@@ -390,11 +417,13 @@ VerifyResult verify(std::string_view token, const KeySet& keys, const VerifyOpti
     }
   }
   if (claims["channels"].get(e) == SUCCESS) {
-    if (!read_patterns(e, "channels", r.claims.channels, error)) return failure(ErrorCode::bad_claim, error);
+    if (!read_patterns(e, "channels", r.claims.channels, error))
+      return failure(ErrorCode::bad_claim, error);
     r.claims.has_channels = true;
   }
   if (claims["publish"].get(e) == SUCCESS) {
-    if (!read_patterns(e, "publish", r.claims.publish, error)) return failure(ErrorCode::bad_claim, error);
+    if (!read_patterns(e, "publish", r.claims.publish, error))
+      return failure(ErrorCode::bad_claim, error);
     r.claims.has_publish = true;
   }
   // aud: a string or an array of strings; whether it names us.
@@ -408,12 +437,14 @@ VerifyResult verify(std::string_view token, const KeySet& keys, const VerifyOpti
     } else if (e.get(arr) == SUCCESS) {
       for (auto item : arr) {
         if (item.get(s) != SUCCESS) {
-          return failure(ErrorCode::bad_claim, claim_error("aud", "must be a string or an array of strings"));
+          return failure(ErrorCode::bad_claim,
+                         claim_error("aud", "must be a string or an array of strings"));
         }
         aud_matches = aud_matches || (!options.audience.empty() && s == options.audience);
       }
     } else {
-      return failure(ErrorCode::bad_claim, claim_error("aud", "must be a string or an array of strings"));
+      return failure(ErrorCode::bad_claim,
+                     claim_error("aud", "must be a string or an array of strings"));
     }
   }
   std::string_view iss;
@@ -429,28 +460,31 @@ VerifyResult verify(std::string_view token, const KeySet& keys, const VerifyOpti
                                            std::to_string(leeway) + " s)");
   }
   if (has_nbf && saturating_add(now_unix_s, leeway) < nbf) {
-    return failure(ErrorCode::not_yet_valid, "token not valid before " + std::to_string(nbf) + " (now " +
-                                                 std::to_string(now_unix_s) + ", leeway " +
-                                                 std::to_string(leeway) + " s)");
+    return failure(ErrorCode::not_yet_valid, "token not valid before " + std::to_string(nbf) +
+                                                 " (now " + std::to_string(now_unix_s) +
+                                                 ", leeway " + std::to_string(leeway) + " s)");
   }
   if (!options.audience.empty() && !aud_matches) {
     return failure(ErrorCode::wrong_audience,
-                   has_aud ? "token audience does not include '" + printable(options.audience) + "'"
-                           : "token has no audience ('" + printable(options.audience) + "' expected)");
+                   has_aud
+                       ? "token audience does not include '" + printable(options.audience) + "'"
+                       : "token has no audience ('" + printable(options.audience) + "' expected)");
   }
   if (options.audience.empty() && has_aud) {
     return failure(ErrorCode::wrong_audience, "token has an audience but none is expected");
   }
   if (!options.issuer.empty() && (!has_iss || iss != options.issuer)) {
-    return failure(ErrorCode::wrong_issuer,
-                   has_iss ? "token issuer '" + printable(iss) + "' is not '" + printable(options.issuer) + "'"
-                           : "token has no issuer ('" + printable(options.issuer) + "' expected)");
+    return failure(
+        ErrorCode::wrong_issuer,
+        has_iss ? "token issuer '" + printable(iss) + "' is not '" + printable(options.issuer) + "'"
+                : "token has no issuer ('" + printable(options.issuer) + "' expected)");
   }
   r.claims.exp = has_exp ? exp : 0;
   return r;
 }
 
-std::string sign_hs256(std::string_view claims_json, std::string_view secret, std::string_view kid) {
+std::string sign_hs256(std::string_view claims_json, std::string_view secret,
+                       std::string_view kid) {
   std::string header = R"({"alg":"HS256","typ":"JWT")";
   if (!kid.empty()) {
     header += R"(,"kid":)";

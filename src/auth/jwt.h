@@ -129,6 +129,7 @@ bool is_channel_pattern(std::string_view pattern);
 
 // An HS256 token over `claims_json` as given (not checked), header
 // {"alg":"HS256","typ":"JWT"} plus "kid" when not empty. Tests and tooling.
-std::string sign_hs256(std::string_view claims_json, std::string_view secret, std::string_view kid = {});
+std::string sign_hs256(std::string_view claims_json, std::string_view secret,
+                       std::string_view kid = {});
 
 }  // namespace wstrace::auth

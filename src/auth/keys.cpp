@@ -38,23 +38,32 @@ std::optional<Alg> parse_alg(std::string_view name) {
 
 std::string_view key_type_name(KeyType type) {
   switch (type) {
-    case KeyType::hmac: return "HMAC secret";
-    case KeyType::rsa: return "RSA";
-    case KeyType::ec_p256: return "EC P-256";
-    case KeyType::ec_p384: return "EC P-384";
-    case KeyType::ed25519: return "Ed25519";
+    case KeyType::hmac:
+      return "HMAC secret";
+    case KeyType::rsa:
+      return "RSA";
+    case KeyType::ec_p256:
+      return "EC P-256";
+    case KeyType::ec_p384:
+      return "EC P-384";
+    case KeyType::ed25519:
+      return "Ed25519";
   }
   return "?";
 }
 
 bool key_type_allows(KeyType type, Alg alg) {
   switch (type) {
-    case KeyType::hmac: return alg == Alg::HS256 || alg == Alg::HS384 || alg == Alg::HS512;
+    case KeyType::hmac:
+      return alg == Alg::HS256 || alg == Alg::HS384 || alg == Alg::HS512;
     case KeyType::rsa:
       return alg == Alg::RS256 || alg == Alg::RS384 || alg == Alg::RS512 || alg == Alg::PS256;
-    case KeyType::ec_p256: return alg == Alg::ES256;
-    case KeyType::ec_p384: return alg == Alg::ES384;
-    case KeyType::ed25519: return alg == Alg::EdDSA;
+    case KeyType::ec_p256:
+      return alg == Alg::ES256;
+    case KeyType::ec_p384:
+      return alg == Alg::ES384;
+    case KeyType::ed25519:
+      return alg == Alg::EdDSA;
   }
   return false;
 }
@@ -129,11 +138,15 @@ bool classify(EVP_PKEY* pkey, KeyType& type, std::string& error) {
       }
       break;
     }
-    case EVP_PKEY_ED25519: type = KeyType::ed25519; break;
+    case EVP_PKEY_ED25519:
+      type = KeyType::ed25519;
+      break;
     case EVP_PKEY_RSA_PSS:
       error = "RSA-PSS-restricted key (give it as a plain rsaEncryption public key)";
       return false;
-    case EVP_PKEY_ED448: error = "Ed448 key (only Ed25519 is accepted for EdDSA)"; return false;
+    case EVP_PKEY_ED448:
+      error = "Ed448 key (only Ed25519 is accepted for EdDSA)";
+      return false;
     default:
       error = "unsupported key type (RSA, EC P-256/P-384 or Ed25519 are accepted)";
       return false;
@@ -179,7 +192,8 @@ bool read_file(const std::string& path, std::string& out, std::string& error) {
 // one we verify with; true with `key` filled otherwise.
 class JwkReader {
  public:
-  JwkReader(simdjson::dom::object obj, std::string origin) : obj_(obj), origin_(std::move(origin)) {}
+  JwkReader(simdjson::dom::object obj, std::string origin)
+      : obj_(obj), origin_(std::move(origin)) {}
 
   bool read(Key& key, std::string& skip, std::string& error) {
     if (has_duplicate_member(obj_)) return bad("a member appears twice", error);
@@ -191,7 +205,8 @@ class JwkReader {
     if (!kid.empty()) origin_ += " (kid '" + printable(kid) + "')";
     key.kid = std::string(kid);
     key.origin = origin_;
-    if (obj_["kid"].error() == simdjson::SUCCESS && kid.empty()) return bad("'kid' is empty", error);
+    if (obj_["kid"].error() == simdjson::SUCCESS && kid.empty())
+      return bad("'kid' is empty", error);
     if (kty.empty()) return bad("no 'kty'", error);
     if (!use.empty() && use != "sig") {
       if (use == "enc") {
@@ -203,11 +218,13 @@ class JwkReader {
     simdjson::dom::element ops;
     if (obj_["key_ops"].get(ops) == simdjson::SUCCESS) {
       simdjson::dom::array arr;
-      if (ops.get(arr) != simdjson::SUCCESS) return bad("'key_ops' must be an array of strings", error);
+      if (ops.get(arr) != simdjson::SUCCESS)
+        return bad("'key_ops' must be an array of strings", error);
       bool verify = false;
       for (auto op : arr) {
         std::string_view s;
-        if (op.get(s) != simdjson::SUCCESS) return bad("'key_ops' must be an array of strings", error);
+        if (op.get(s) != simdjson::SUCCESS)
+          return bad("'key_ops' must be an array of strings", error);
         verify = verify || s == "verify";
       }
       if (!verify) {
@@ -283,7 +300,8 @@ class JwkReader {
     out = {};
     simdjson::dom::element e;
     if (obj_[name].get(e) != simdjson::SUCCESS) return true;
-    if (e.get(out) != simdjson::SUCCESS) return bad(std::string("'") + name + "' must be a string", error);
+    if (e.get(out) != simdjson::SUCCESS)
+      return bad(std::string("'") + name + "' must be a string", error);
     return true;
   }
 
@@ -301,10 +319,13 @@ class JwkReader {
   bool rsa(Key& key, std::string& error) {
     std::string n, e;
     if (!bytes("n", n, error) || !bytes("e", e, error)) return false;
-    ossl::Bn bn_n(BN_bin2bn(reinterpret_cast<const unsigned char*>(n.data()), static_cast<int>(n.size()), nullptr));
-    ossl::Bn bn_e(BN_bin2bn(reinterpret_cast<const unsigned char*>(e.data()), static_cast<int>(e.size()), nullptr));
+    ossl::Bn bn_n(BN_bin2bn(reinterpret_cast<const unsigned char*>(n.data()),
+                            static_cast<int>(n.size()), nullptr));
+    ossl::Bn bn_e(BN_bin2bn(reinterpret_cast<const unsigned char*>(e.data()),
+                            static_cast<int>(e.size()), nullptr));
     ossl::ParamBld bld(OSSL_PARAM_BLD_new());
-    if (!bn_n || !bn_e || !bld || OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, bn_n.get()) != 1 ||
+    if (!bn_n || !bn_e || !bld ||
+        OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, bn_n.get()) != 1 ||
         OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_E, bn_e.get()) != 1) {
       return bad("RSA key refused by OpenSSL (" + ossl::take_error() + ")", error);
     }
@@ -316,13 +337,16 @@ class JwkReader {
     if (!bytes("x", x, error) || !bytes("y", y, error)) return false;
     // RFC 7518 §6.2.1.2/3: the full length of the curve's coordinates.
     if (x.size() != size || y.size() != size) {
-      return bad(std::string(group) + " 'x' and 'y' must be " + std::to_string(size) + " bytes each",
-                 error);
+      return bad(
+          std::string(group) + " 'x' and 'y' must be " + std::to_string(size) + " bytes each",
+          error);
     }
     std::string point = "\x04" + x + y;  // uncompressed (SEC 1 §2.3.3)
     ossl::ParamBld bld(OSSL_PARAM_BLD_new());
-    if (!bld || OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, group, 0) != 1 ||
-        OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size()) != 1) {
+    if (!bld ||
+        OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, group, 0) != 1 ||
+        OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(),
+                                         point.size()) != 1) {
       return bad("EC key refused by OpenSSL (" + ossl::take_error() + ")", error);
     }
     return from_params(key, "EC", bld.get(), error);
@@ -378,7 +402,8 @@ KeySetResult key_set_from_secret(std::string_view secret, std::string_view kid) 
   Key key;
   key.kid = std::string(kid);
   key.type = KeyType::hmac;
-  key.origin = kid.empty() ? std::string("the shared secret") : "the shared secret (kid '" + printable(kid) + "')";
+  key.origin = kid.empty() ? std::string("the shared secret")
+                           : "the shared secret (kid '" + printable(kid) + "')";
   key.secret = std::string(secret);
   KeySetBuilder::add(set, std::move(key));
   return KeySetResult{std::move(set), {}};
@@ -387,7 +412,8 @@ KeySetResult key_set_from_secret(std::string_view secret, std::string_view kid) 
 KeySetResult parse_pem(std::string_view pem, std::string_view source, std::string_view kid) {
   const std::string where(source);
   const std::vector<std::string_view> labels = pem_labels(pem);
-  if (labels.empty()) return fail(where + ": no PEM block (-----BEGIN PUBLIC KEY----- or CERTIFICATE)");
+  if (labels.empty())
+    return fail(where + ": no PEM block (-----BEGIN PUBLIC KEY----- or CERTIFICATE)");
   if (labels.size() > 1) {
     return fail(where + ": " + std::to_string(labels.size()) +
                 " PEM blocks; give exactly one public key or certificate");
@@ -423,7 +449,8 @@ KeySetResult parse_pem(std::string_view pem, std::string_view source, std::strin
   }
   if (!pkey) {
     std::string why = ossl::take_error();
-    return fail(where + ": cannot read the " + std::string(label) + (why.empty() ? "" : " (" + why + ")"));
+    return fail(where + ": cannot read the " + std::string(label) +
+                (why.empty() ? "" : " (" + why + ")"));
   }
   ossl::take_error();
   Key key;
@@ -464,7 +491,8 @@ KeySetResult parse_jwks(std::string_view json, std::string_view source) {
       continue;
     }
     if (const Key* other = set.find(key.kid)) {
-      return fail(key.origin + ": kid '" + printable(key.kid) + "' is also the kid of " + other->origin);
+      return fail(key.origin + ": kid '" + printable(key.kid) + "' is also the kid of " +
+                  other->origin);
     }
     KeySetBuilder::add(set, std::move(key));
   }
@@ -494,8 +522,12 @@ KeySetResult build_key_set(std::span<const KeySource> sources) {
   for (const KeySource& src : sources) {
     KeySetResult one;
     switch (src.kind) {
-      case KeySource::Kind::secret: one = key_set_from_secret(src.value, src.kid); break;
-      case KeySource::Kind::pem_file: one = load_pem_file(src.value, src.kid); break;
+      case KeySource::Kind::secret:
+        one = key_set_from_secret(src.value, src.kid);
+        break;
+      case KeySource::Kind::pem_file:
+        one = load_pem_file(src.value, src.kid);
+        break;
       case KeySource::Kind::jwks_file:
         if (!src.kid.empty()) return fail(src.value + ": a JWK Set's keys carry their own kid");
         one = load_jwks_file(src.value);

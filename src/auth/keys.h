@@ -37,11 +37,11 @@ std::string_view key_type_name(KeyType type);
 bool key_type_allows(KeyType type, Alg alg);
 
 struct Key {
-  std::string kid;         // empty: none
+  std::string kid;  // empty: none
   KeyType type = KeyType::hmac;
-  std::optional<Alg> alg;  // a JWK's "alg": the only algorithm this key verifies
-  std::string origin;      // where it came from, for messages: "jwks.json keys[2]"
-  std::string secret;      // hmac only: the raw secret bytes
+  std::optional<Alg> alg;             // a JWK's "alg": the only algorithm this key verifies
+  std::string origin;                 // where it came from, for messages: "jwks.json keys[2]"
+  std::string secret;                 // hmac only: the raw secret bytes
   std::shared_ptr<evp_pkey_st> pkey;  // every other type: the public key
 
   bool usable_for(Alg a) const { return key_type_allows(type, a) && (!alg || *alg == a); }
