@@ -189,6 +189,7 @@ void Bridge::on_ready(Link& link) {
     // connection. The link is not up until Redis confirmed all of them, so
     // "up" means messages from other nodes can arrive.
     subscribed_.clear();
+    unconfirmed_.clear();
     for (const auto& [channel, active] : desired_) {
       if (active) dirty_.insert(channel);
     }
@@ -212,6 +213,7 @@ void Bridge::on_disconnected(Link& link, const char* why) {
   }
   if (link.subscriber()) {
     subscribed_.clear();
+    unconfirmed_.clear();
     redis_subs_.store(0);
     resyncing_ = false;
     fail_stream_reads("the subscriber connection to Redis was lost");
@@ -331,22 +333,29 @@ void Bridge::reconcile_subscriptions() {
     auto it = desired_.find(channel);
     bool want = it != desired_.end() && it->second;
     bool have = subscribed_.count(channel) > 0;
+    if (!want) {
+      if (auto sync = syncs_.find(channel); sync != syncs_.end()) {
+        // Nobody here wants it any more (maybe it was wanted and given up
+        // within one turn, never subscribed): the requests still get their
+        // answer, a plain read of the position.
+        for (auto& r : sync->second->waiting) read_history(std::move(r));
+        syncs_.erase(sync);
+      }
+    }
     if (want == have) {
       if (!want && it != desired_.end()) desired_.erase(it);
       continue;
     }
     names.push_back(pubsub_channel(channel));
+    ++unconfirmed_[channel];
     if (want) {
+      if (auto sync = syncs_.find(channel); sync != syncs_.end()) sync->second->subscribed = false;
       subscribed_.insert(channel);
       sub_argv.push_back(names.back().c_str());
       sub_len.push_back(names.back().size());
     } else {
       subscribed_.erase(channel);
       desired_.erase(channel);
-      if (auto sync = syncs_.find(channel); sync != syncs_.end()) {
-        for (auto& r : sync->second->waiting) fail_request(r);
-        syncs_.erase(sync);
-      }
       unsub_argv.push_back(names.back().c_str());
       unsub_len.push_back(names.back().size());
     }
@@ -377,8 +386,9 @@ void Bridge::reconcile_subscriptions() {
     } else if ((k == "subscribe" || k == "unsubscribe") &&
                reply->element[2]->type == REDIS_REPLY_INTEGER) {
       self->redis_subs_.store(static_cast<size_t>(reply->element[2]->integer));
-      if (k == "subscribe" && reply->element[1]->type == REDIS_REPLY_STRING) {
-        self->on_subscribed(std::string_view(reply->element[1]->str, reply->element[1]->len));
+      if (reply->element[1]->type == REDIS_REPLY_STRING) {
+        self->on_subscription_reply(
+            std::string_view(reply->element[1]->str, reply->element[1]->len), k == "subscribe");
       }
       if (k == "subscribe" && self->resyncing_ && self->resync_awaiting_ > 0 &&
           --self->resync_awaiting_ == 0) {

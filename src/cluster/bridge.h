@@ -136,7 +136,7 @@ class Bridge {
   void flush_publications();
   void on_message(const char* channel, size_t channel_len, const char* payload, size_t len);
   void on_publish_reply(const void* reply, bool error);
-  void on_subscribed(std::string_view channel);
+  void on_subscription_reply(std::string_view channel, bool subscribe);
 
   // Streams (stream_sync.cpp).
   void load_scripts();
@@ -181,6 +181,9 @@ class Bridge {
   std::unordered_map<std::string, bool> desired_;  // channel -> has local subscribers
   std::set<std::string> dirty_;                    // desired changed since last reconcile
   std::set<std::string> subscribed_;               // what Redis has (or will have)
+  // SUBSCRIBE/UNSUBSCRIBE sent per channel and not confirmed yet: a
+  // channel counts as subscribed once the last one sent, a SUBSCRIBE, is.
+  std::unordered_map<std::string, uint32_t> unconfirmed_;
   std::vector<pubsub::Publication*> outgoing_;
   std::vector<pubsub::Publication*> received_;
   std::string envelope_;

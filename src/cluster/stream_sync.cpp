@@ -252,12 +252,14 @@ void Bridge::on_publish_reply(const void* r, bool error) {
 void Bridge::report_publish(pubsub::Publication* p, bool ok, std::string_view epoch,
                             uint64_t offset) {
   const protocol::OwnedId* id = p->ack_id();
-  if (id == nullptr) return;  // nobody asked
+  // Successes only for publishers who asked; refusals always (counted on
+  // the publishing worker, and answered there when it has an id).
+  if (id == nullptr && (ok || p->publisher_connection() == 0)) return;
   if (results_out_.size() <= p->publisher_worker()) results_out_.resize(p->publisher_worker() + 1);
   stream::PublishResult r;
   r.connection_id = p->publisher_connection();
-  r.has_id = true;
-  r.id = *id;
+  r.has_id = id != nullptr;
+  if (id != nullptr) r.id = *id;
   r.channel.assign(p->channel());
   r.ok = ok;
   r.epoch.assign(epoch);
@@ -307,8 +309,17 @@ void Bridge::on_request(stream::Request& r) {
   }
   // The asking worker's subscription made this node interested first (its
   // task came before this one), so the channel is subscribed or about to be.
+  if (auto want = desired_.find(r.channel); want == desired_.end() || !want->second) {
+    // Given up again before this request came: nothing will follow the
+    // channel here, so its position is read once.
+    read_history(std::move(r));
+    return;
+  }
   auto& slot = syncs_[r.channel];
-  if (!slot) slot = std::make_unique<Sync>();
+  if (!slot) {
+    slot = std::make_unique<Sync>();
+    slot->subscribed = subscribed_.count(r.channel) > 0 && unconfirmed_.count(r.channel) == 0;
+  }
   Sync& s = *slot;
   if (r.kind == stream::Request::Kind::Position && s.known && s.subscribed && s.read_id == 0 &&
       !s.resync) {
@@ -379,9 +390,12 @@ void Bridge::read_history(stream::Request r) {
   const std::string ch = pubsub_channel(r.channel);
   const std::string meta = ch + ":meta";
   const std::string hist = ch + ":hist";
-  const std::string which = !(rule && rule->has_history()) ? std::string("none")
-                            : r.has_since                  ? std::to_string(r.since)
-                                                           : std::string("last");
+  // History reads what the rule keeps; a subscription whose channel this
+  // node no longer follows only needs the position.
+  const bool entries = r.kind == stream::Request::Kind::History && rule && rule->has_history();
+  const std::string which = !entries      ? std::string("none")
+                            : r.has_since ? std::to_string(r.since)
+                                          : std::string("last");
   const std::string count = std::to_string(r.limit);
   const std::string epoch = stream::new_epoch();
   const std::string ttl = std::to_string(key_ttl_seconds(opts_, rule));
@@ -674,10 +688,19 @@ void Bridge::forward_gap(const std::string& channel, const std::string& epoch, u
   received_.push_back(g);
 }
 
-void Bridge::on_subscribed(std::string_view channel) {
+void Bridge::on_subscription_reply(std::string_view channel, bool subscribe) {
+  if (channel.size() < opts_.prefix.size()) return;
   std::string name(channel.substr(opts_.prefix.size()));
-  if (name.size() < 3 || name.front() != '{' || name.back() != '}') return;
+  if (name.size() < 2 || name.front() != '{' || name.back() != '}') return;
   name = name.substr(1, name.size() - 2);
+  // Confirmations come in the order the commands were sent: the channel is
+  // subscribed once the last command, a SUBSCRIBE, is confirmed. Before,
+  // a read's marker might be published while Redis still has it
+  // unsubscribed, and never come back.
+  auto pending = unconfirmed_.find(name);
+  if (pending != unconfirmed_.end() && pending->second > 0 && --pending->second > 0) return;
+  if (pending != unconfirmed_.end()) unconfirmed_.erase(pending);
+  if (!subscribe || subscribed_.count(name) == 0) return;
   auto& slot = syncs_[name];
   if (!slot) slot = std::make_unique<Sync>();
   Sync& s = *slot;

@@ -5,7 +5,7 @@
 namespace wstrace::pubsub {
 
 Registry::SubscribeResult Registry::subscribe(Subscriber& s, std::string_view name,
-                                              size_t max_subscriptions, bool pending) {
+                                              size_t max_subscriptions, uint32_t pending) {
   for (uint16_t i = 0; i < s.count_; ++i) {
     if (s.slots_[i].channel->name() == name) return SubscribeResult::AlreadySubscribed;
   }
@@ -31,7 +31,7 @@ Registry::SubscribeResult Registry::subscribe(Subscriber& s, std::string_view na
   }
   const uint16_t slot = s.count_++;
   s.slots_[slot] = {ch, static_cast<uint32_t>(ch->members_.size())};
-  ch->members_.push_back({&s, slot, pending ? 1u : 0u});
+  ch->members_.push_back({&s, slot, pending});
   ++subscriptions_;
   if (ch->members_.size() == 1 && on_interest) on_interest(ch->name(), true);
   return SubscribeResult::Subscribed;

@@ -46,8 +46,9 @@ class Channel {
   struct Member {
     Subscriber* sub;
     uint32_t slot;     // position in sub->slots_
-    uint32_t pending;  // 1: subscribed, but its Subscribed reply (and the
-                       // messages it recovers) are not sent yet: skip it
+    uint32_t pending;  // nonzero: subscribed, but its Subscribed reply (and the
+                       // messages it recovers) are not sent yet: skip it. The
+                       // value names the request whose reply will place it.
   };
   explicit Channel(std::string_view name) : name_(name) {}
   const std::string& name() const { return name_; }
@@ -88,9 +89,9 @@ class Registry {
   // loses its last (false): the cluster bridge follows node-wide interest.
   std::function<void(const std::string& channel, bool active)> on_interest;
 
-  // `pending`: the member is skipped by deliveries until activate().
+  // `pending` (nonzero): the member is skipped by deliveries until activate().
   SubscribeResult subscribe(Subscriber& s, std::string_view channel, size_t max_subscriptions,
-                            bool pending = false);
+                            uint32_t pending = 0);
   // Ends a pending subscription's wait. Returns the channel, or null when `s`
   // is not (or no longer) subscribed to it.
   Channel* activate(Subscriber& s, std::string_view channel);

@@ -32,6 +32,9 @@ void Worker::publish(Connection& c, const protocol::ClientMessage& m) {
     // It asked for a Published reply: answered when the sequencer placed it.
     p->set_publisher(index_, c.id, m.id);
     track(c);
+  } else if (node_.clustered()) {
+    // Its refusal (Redis unreachable) is still counted on this worker.
+    p->set_publisher(index_, c.id, m.id);
   }
   node_.metrics.messages_broadcasted.add(shard_, 1);
   if (cfg_.channel_metrics > 0) {

@@ -76,7 +76,10 @@ void Worker::send_reply(Connection& c, OutType type) {
 
 void Worker::send_error(Connection& c, protocol::ErrorCode code, std::string_view message,
                         const protocol::Id& id) {
-  if (cfg_.error_budget > 0 && code != protocol::ErrorCode::Unavailable) {
+  // Not counted: the server's own refusals that say "later" (rate limit, an
+  // unreachable cluster), which a well-behaved client can run into.
+  if (cfg_.error_budget > 0 && code != protocol::ErrorCode::Unavailable &&
+      code != protocol::ErrorCode::RateLimited) {
     // --error-budget per minute, as a token bucket: a client that keeps
     // sending what it should not is closed with 1008.
     const double rate = cfg_.error_budget / 60.0;

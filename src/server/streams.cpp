@@ -185,6 +185,10 @@ void Worker::post_publish_results(std::vector<stream::PublishResult> results) {
 
 void Worker::on_publish_results(std::vector<stream::PublishResult>& results) {
   for (auto& r : results) {
+    if (!r.ok) {
+      node_.metrics.messages_dropped.add(shard_, 1, static_cast<uint32_t>(DropReason::Unavailable));
+    }
+    if (!r.has_id) continue;  // nobody waits for an answer
     Connection* c = tracked(r.connection_id);
     if (c == nullptr) continue;  // gone
     untrack(*c);

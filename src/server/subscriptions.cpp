@@ -26,11 +26,16 @@ bool Worker::subscribe(Connection& c, const protocol::ClientMessage& m,
       protocol::encode_subscribed(reply_, m.channel, m.id, ch->epoch(), ch->offset());
       send_reply(c, OutType::Subscribed);
     } else {
-      request_stream(c, make_request(c, m, stream::Request::Kind::Position));
+      // Its reply places the same pending membership (the first to come).
+      stream::Request r = make_request(c, m, stream::Request::Kind::Position);
+      r.tag = member->pending;
+      request_stream(c, std::move(r));
     }
     return false;
   }
-  auto r = registry_.subscribe(c, m.channel, cfg_.max_subscriptions, /*pending=*/true);
+  if (++request_tag_ == 0) ++request_tag_;
+  const uint32_t tag = request_tag_;
+  auto r = registry_.subscribe(c, m.channel, cfg_.max_subscriptions, tag);
   if (r == pubsub::Registry::SubscribeResult::TooMany) {
     error = protocol::ErrorCode::TooManySubscriptions;
     send_error(c, error, "subscription limit reached (--max-subscriptions)", m.id);
@@ -47,16 +52,32 @@ bool Worker::subscribe(Connection& c, const protocol::ClientMessage& m,
     send_reply(c, OutType::Subscribed);
     return false;
   }
-  request_stream(c, make_request(c, m,
-                                 m.since.present ? stream::Request::Kind::Recover
-                                                 : stream::Request::Kind::Position));
+  stream::Request req = make_request(
+      c, m, m.since.present ? stream::Request::Kind::Recover : stream::Request::Kind::Position);
+  req.tag = tag;
+  request_stream(c, std::move(req));
   return false;
 }
 
 void Worker::subscribe_done(Connection& c, stream::Reply& reply) {
   const stream::Request& req = reply.request;
   const pubsub::Channel::Member* member = registry_.membership(c, req.channel);
-  if (member == nullptr) return;  // unsubscribed while it waited
+  if (member == nullptr || (member->pending != 0 && member->pending != req.tag)) {
+    // Unsubscribed while it waited (and maybe subscribed again: then the new
+    // membership waits for its own reply). Every request has its reply, so
+    // this one is answered, with the position but nothing else.
+    if (reply.ok) {
+      reply_.clear();
+      protocol::encode_subscribed(reply_, req.channel, req.id.id, reply.epoch, reply.offset);
+      send_reply(c, OutType::Subscribed);
+    } else {
+      send_error(c, protocol::ErrorCode::Unavailable,
+                 "the channel's position is unknown while the cluster link is down; subscribe "
+                 "again later",
+                 req.id.id);
+    }
+    return;
+  }
   if (!reply.ok) {
     // No sequencer could place it (the cluster link is down): not subscribed.
     if (member->pending != 0) {

@@ -281,6 +281,7 @@ class Worker {
   std::vector<std::vector<pubsub::Publication*>> outbox_;  // unsealed, per owner worker
   std::vector<std::vector<stream::PublishResult>> results_out_;  // per publishing worker
   std::unordered_map<uint64_t, Connection*> tracked_;
+  uint32_t request_tag_ = 0;  // names pending memberships (0: none)
   std::vector<pubsub::Publication*> delivering_;
   std::vector<pubsub::Publication*> run_pubs_;
   std::vector<pubsub::Frame*> frames_;

@@ -24,6 +24,7 @@ struct Request {
   };
   Kind kind = Kind::Position;
   unsigned worker = 0;          // the asking worker: it gets the reply
+  uint32_t tag = 0;             // Subscribe: the pending membership it will place
   uint64_t connection_id = 0;
   std::string channel;
   protocol::OwnedId id;         // the client message's id, echoed

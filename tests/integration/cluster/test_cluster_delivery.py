@@ -281,17 +281,23 @@ class ClusterDeliveryTest(AsyncTestCase):
                     # Redis), so they are matched as a multiset.
                     want = sorted((t + "d", ch) for t, ch in ops)
                     got = []
+                    subscribed = []
                     for _ in ops:
                         r = await recv_json(ws, what=f"storm client {k}: a reply of {want} "
                                                      f"(got {sorted(got)})")
                         if r.get("type") == "Subscribed":
-                            check_subscribed(r, r.get("channel"))
+                            subscribed.append(check_subscribed(r, r.get("channel")))
                         else:
                             self.assertEqual(set(r), {"type", "channel"},
                                              f"storm client {k} (link up), requests {ops}: "
                                              f"answered {r}")
                         got.append((r.get("type"), r.get("channel")))
                     self.assertEqual(sorted(got), want, f"storm client {k}")
+                    # Nothing is published during the storm: every Subscribed
+                    # of a channel it ends on gives the same position.
+                    for r in subscribed:
+                        if r["channel"] in model[k]:
+                            positions(ws).subscribed(r)
 
                 async def transients():
                     # Meanwhile 100 more join two channels each and leave at once.

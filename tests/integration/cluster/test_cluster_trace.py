@@ -1,5 +1,5 @@
-"""One publish is one trace across the cluster (PRODUCT.md §4 and §6, issue 5
-point 4), checked in what an OTLP receiver decoded with
+"""One publish is one trace across the cluster (docs/TELEMETRY.md and
+docs/CLUSTER.md), checked in what an OTLP receiver decoded with
 @opentelemetry/otlp-transformer: the publishing node's websocket.broadcast
 span, and on every node a websocket.fanout span whose parent is that
 broadcast span, the nodes told apart by service.instance.id. Also the
@@ -11,8 +11,8 @@ import os
 import unittest
 
 from cluster_support import (IO_TIMEOUT, OtlpReceiver, RedisServer, close_all, connect_many,
-                             node, otlp_available, publish, read_until, subscribe_all, wait_link,
-                             wait_redis_matches, wait_until)
+                             node, otlp_available, positions, publish, read_until, subscribe_all,
+                             wait_link, wait_redis_matches, wait_until)
 from wstrace_harness import AsyncTestCase
 
 CH = "traced"
@@ -94,6 +94,7 @@ class ClusterTraceTest(AsyncTestCase):
                     by_node.setdefault(res.get("service.instance.id"), []).append(sp)
                 self.assertEqual(sorted(by_node), ["n1", "n2", "n3"],
                                  "one fanout per node, told apart by service.instance.id")
+                offsets = set()
                 for i, nid in enumerate(["n1", "n2", "n3"]):
                     self.assertEqual(len(by_node[nid]), 1, f"{nid}: {by_node[nid]}")
                     sp = by_node[nid][0]
@@ -104,12 +105,21 @@ class ClusterTraceTest(AsyncTestCase):
                     a = {x["key"]: x["value"] for x in sp.get("attributes", [])}
                     self.assertEqual(a["messaging.destination.name"]["stringValue"], CH)
                     self.assertEqual(int(a["websocket.fanout.recipients"]["intValue"]), i + 1)
+                    # One position on every node, in the epoch every
+                    # subscriber has (the publications of n1 and n2 may be
+                    # sequenced in either order).
+                    offset = int(a["websocket.stream.offset"]["intValue"])
+                    self.assertIn(offset, (1, 2, 3), nid)
+                    self.assertEqual(a["messaging.message.id"]["stringValue"],
+                                     f"{positions(subs[0][0]).epoch[CH]}:{offset}", nid)
+                    offsets.add(offset)
                     # Span.flags: sampled, and across Redis the parent is
                     # remote (on n1 it is local).
                     flags = int(sp.get("flags", 0))
                     want = 0x01 | FLAG_HAS_IS_REMOTE | (FLAG_IS_REMOTE if nid != "n1" else 0)
                     self.assertEqual(flags & (0xFF | FLAG_HAS_IS_REMOTE | FLAG_IS_REMOTE), want,
                                      f"{nid} fanout flags {flags:#x}")
+                self.assertEqual(len(offsets), 1, f"one position on every node: {offsets}")
 
                 # 2. No client traceparent, published on n2: the broadcast
                 # starts a trace of its own and every node's fanout joins it.
