@@ -46,7 +46,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     case Type::Subscribe:
       FUZZ_CHECK(valid_channel(m.channel));
-      encode_subscribed(reply, m.channel, m.id);
+      encode_subscribed(reply, m.channel, m.id, "e1", 7, m.since.present ? 1 : -1);
       break;
     case Type::Unsubscribe:
       FUZZ_CHECK(valid_channel(m.channel));
@@ -54,7 +54,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     case Type::Message: {
       FUZZ_CHECK(valid_channel(m.channel));
-      encode_message(reply, m.channel, m.content);
+      encode_message(reply, m.channel, m.content, 42);
       const std::string channel(m.channel), content(m.content);
       static Parser again(1 << 18);
       ClientMessage m2;
@@ -63,6 +63,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       FUZZ_CHECK(m2.type == Type::Message && m2.channel == channel && m2.content == content);
       break;
     }
+    case Type::History:
+      FUZZ_CHECK(valid_channel(m.channel));
+      encode_history_begin(reply, m.channel, "e1", 7, m.since.present ? 1 : -1);
+      encode_history_entry(reply, true, 6, m.channel);
+      encode_history_end(reply, m.id);
+      break;
+    case Type::Refresh:
+      FUZZ_CHECK(!m.token.empty());
+      encode_refreshed(reply, 1700000000, m.id);
+      break;
   }
   check_json(reply);
   return 0;
