@@ -382,9 +382,11 @@ void Server::reload(const Config& fresh) {
     // handshakes use the new pair; open connections keep theirs.
     std::string error;
     if (auto tls = net::TlsContext::load(fresh.tls_cert, fresh.tls_key, error)) {
-      WS_LOG(Info, "TLS certificate reloaded (SIGHUP)", {"subject", tls->subject()},
-             {"not_after", tls->not_after()});
+      const std::string subject = tls->subject();
+      const std::string not_after = tls->not_after();
       node_->tls.store(std::move(tls));
+      WS_LOG(Info, "TLS certificate reloaded (SIGHUP)", {"subject", subject},
+             {"not_after", not_after});
       cfg_.tls_cert = fresh.tls_cert;
       cfg_.tls_key = fresh.tls_key;
       if (std::find(applied.begin(), applied.end(), "tls-cert") == applied.end()) {
@@ -407,14 +409,25 @@ void Server::reload(const Config& fresh) {
       WS_LOG(Error, "the new token keys were refused, the running ones stay (SIGHUP)",
              {"error", keys ? error : std::string("no key configured any more")});
     } else {
-      WS_LOG(Info, "token keys reloaded (SIGHUP)", {"keys", static_cast<uint64_t>(keys->size())});
+      // Stored before the line is written: whoever reads it may rely on the keys.
+      const auto count = static_cast<uint64_t>(keys->size());
       node_->auth_keys.store(std::move(keys));
+      WS_LOG(Info, "token keys reloaded (SIGHUP)", {"keys", count});
     }
   }
   if (value_of(cfg_, "channel") != value_of(fresh, "channel")) {
     cfg_.channel_rules = fresh.channel_rules;
     node_->rules = std::make_shared<stream::Rules>(cfg_.channel_rules);
-    for (auto& w : workers_) w->post_rules(node_->rules);
+    // Applied by every worker before the reload is logged as done.
+    auto rules = node_->rules;
+    auto done = gather<bool>([rules](Worker& w) {
+      w.apply_rules(rules);
+      return true;
+    });
+    if (!done.missing.empty()) {
+      WS_LOG(Warn, "some threads did not take the new channel rules within 2 s; they will",
+             {"threads", static_cast<uint64_t>(done.missing.size())});
+    }
     if (bridge_) bridge_->set_rules(node_->rules);
   }
   for (const auto& name : applied) cfg_.sources[name] = value_of(fresh, name);

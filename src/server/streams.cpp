@@ -207,11 +207,9 @@ void Worker::on_publish_results(std::vector<stream::PublishResult>& results) {
   }
 }
 
-void Worker::post_rules(std::shared_ptr<const stream::Rules> rules) {
-  loop_.post([this, rules = std::move(rules)] {
-    rules_ = rules;
-    streams_.set_rules(rules);
-  });
+void Worker::apply_rules(std::shared_ptr<const stream::Rules> rules) {
+  rules_ = rules;
+  streams_.set_rules(std::move(rules));
 }
 
 void Worker::sweep_streams() {

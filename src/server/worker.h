@@ -65,7 +65,8 @@ class Worker {
   void post_stream_reply(stream::Reply reply);
   void post_publish_results(std::vector<stream::PublishResult> results);
   // From any thread: new channel rules (start-up, SIGHUP).
-  void post_rules(std::shared_ptr<const stream::Rules> rules);
+  // On this worker's thread (Server::gather runs it there).
+  void apply_rules(std::shared_ptr<const stream::Rules> rules);
   // From any thread: stop accepting, Close 1001 to every client.
   void begin_shutdown();
   // From any thread: drop whatever is left and end the loop.
