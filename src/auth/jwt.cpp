@@ -341,12 +341,24 @@ VerifyResult verify(std::string_view token, const KeySet& keys, const VerifyOpti
   }
 
   // 3. The key.
+  // A kid picks the key of that kid. A key configured without one (a
+  // shared secret, a PEM) names no kid, so a kid no key has falls to the one
+  // kid-less key that can verify the algorithm: issuers stamp kids that a
+  // single-key server never heard of.
   const Key* key = nullptr;
   if (!kid.empty()) {
     key = keys.find(kid);
-    if (key == nullptr)
-      return failure(ErrorCode::unknown_kid, "unknown key id '" + printable(kid) + "'");
-    if (!key->usable_for(*alg)) {
+    if (key == nullptr) {
+      size_t kidless = 0;
+      for (const Key& k : keys.keys()) {
+        if (k.kid.empty() && k.usable_for(*alg)) {
+          key = &k;
+          ++kidless;
+        }
+      }
+      if (kidless != 1)
+        return failure(ErrorCode::unknown_kid, "unknown key id '" + printable(kid) + "'");
+    } else if (!key->usable_for(*alg)) {
       return failure(ErrorCode::algorithm_mismatch,
                      "key '" + printable(kid) + "' (" + std::string(key_type_name(key->type)) +
                          (key->alg ? ", " + std::string(alg_name(*key->alg)) + " only" : "") +

@@ -72,6 +72,34 @@ TEST(SignHs256, KidIsEscapedAndSelectsTheKey) {
   EXPECT_EQ(r.message, "token has no key id and 2 keys can verify HS256");
 }
 
+TEST(SignHs256, KidNoKeyHasFallsToTheOneKeyWithoutKid) {
+  // A single-key server (a secret or a PEM) verifies whatever kid the issuer
+  // stamps; the signature still decides.
+  const std::string token = sign_hs256(R"({"sub":"x"})", "s3cret", "issuer-key-7");
+  VerifyResult r = verify(token, secret_set(), {}, kNow);
+  ASSERT_TRUE(r.ok()) << r.message;
+  EXPECT_EQ(r.claims.user, "x");
+  EXPECT_EQ(verify(sign_hs256("{}", "other", "issuer-key-7"), secret_set(), {}, kNow).code,
+            ErrorCode::bad_signature);
+  // A key with that kid is still the only one tried, and a set whose keys
+  // all have kids does not guess.
+  KeySet set = secret_set("s3cret");
+  ASSERT_EQ(set.merge(secret_set("k2", "issuer-key-7")), "");
+  EXPECT_EQ(verify(token, set, {}, kNow).code, ErrorCode::bad_signature);
+  EXPECT_TRUE(verify(sign_hs256("{}", "k2", "issuer-key-7"), set, {}, kNow).ok());
+  EXPECT_TRUE(verify(sign_hs256("{}", "s3cret", "other-kid"), set, {}, kNow).ok());
+  // Two kid-less keys that can verify it: not guessed either.
+  KeySet two = secret_set("a");
+  ASSERT_EQ(two.merge(*load_pem_file(data_path("p256.pem")).keys), "");
+  EXPECT_TRUE(verify(sign_hs256("{}", "a", "z"), two, {}, kNow).ok());
+  KeySet hs2 = secret_set("a");
+  ASSERT_EQ(hs2.merge(secret_set("b", "kb")), "");
+  ASSERT_EQ(hs2.merge(secret_set("c")), "");
+  r = verify(sign_hs256("{}", "a", "z"), hs2, {}, kNow);
+  EXPECT_EQ(r.code, ErrorCode::unknown_kid);
+  EXPECT_EQ(r.message, "unknown key id 'z'");
+}
+
 TEST(Verify, CodeNamesAreStable) {
   const std::pair<ErrorCode, const char*> names[] = {
       {ErrorCode::none, "ok"},
@@ -113,11 +141,12 @@ TEST(Verify, Messages) {
   EXPECT_EQ(message(R"({"aud":"a"})"), "token has an audience but none is expected");
   EXPECT_EQ(message(R"({"iss":"x"})", {"", "y", 0}), "token issuer 'x' is not 'y'");
   EXPECT_EQ(message(R"({})", {"", "y", 0}), "token has no issuer ('y' expected)");
-  EXPECT_EQ(verify(sign_hs256("{}", "s3cret", "nope"), secret_set(), {}, kNow).message,
+  EXPECT_EQ(verify(sign_hs256("{}", "s3cret", "nope"), secret_set("s3cret", "mine"), {}, kNow)
+                .message,
             "unknown key id 'nope'");
   // Text from the token is made printable and short in messages.
   const std::string kid = "\x01" + std::string(100, 'k');
-  VerifyResult r = verify(sign_hs256("{}", "s3cret", kid), secret_set(), {}, kNow);
+  VerifyResult r = verify(sign_hs256("{}", "s3cret", kid), secret_set("s3cret", "mine"), {}, kNow);
   EXPECT_EQ(r.code, ErrorCode::unknown_kid);
   EXPECT_EQ(r.message, "unknown key id '?" + std::string(63, 'k') + "...'");
   r = verify(base64url_encode(R"({"alg":"none"})") + "." + base64url_encode("{}") + ".",
