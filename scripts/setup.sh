@@ -8,7 +8,8 @@ BUILD_PKGS=(build-essential cmake ninja-build pkg-config libssl-dev zlib1g-dev l
 # What the README's "Try it" uses against a running server.
 TRY_PKGS=(python3 python3-websockets curl)
 TEST_PKGS=(libgtest-dev libbenchmark-dev python3 python3-websockets redis-server prometheus
-           clang-14 libclang-rt-14-dev curl procps util-linux openssl python3-jwt python3-cryptography)
+           clang-14 libclang-rt-14-dev curl procps util-linux openssl python3-jwt python3-cryptography
+           chromium)
 
 want=("${BUILD_PKGS[@]}" "${TRY_PKGS[@]}")
 if [[ "${1:-}" == "--test" ]]; then
@@ -34,7 +35,9 @@ fi
 # their own redis-server/prometheus on free ports.
 if [[ "${1:-}" == "--test" ]]; then
   for d in tests/integration/node tests/integration/otlp bench/peers/node-ws; do
-    if [[ -f "$d/package-lock.json" && ! -d "$d/node_modules" ]]; then
+    # Again when the lock file changed since the last install.
+    if [[ -f "$d/package-lock.json" && ( ! -d "$d/node_modules" ||
+          "$d/package-lock.json" -nt "$d/node_modules/.package-lock.json" ) ]]; then
       echo "setup: npm ci in $d" >&2
       (cd "$d" && npm ci --no-audit --no-fund --loglevel=error)
     fi
