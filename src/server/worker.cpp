@@ -93,8 +93,14 @@ Worker::~Worker() {
     if (c->state != ConnState::Dead) ::close(c->fd);
     pool_.destroy(c);
   });
-  for (auto* p : incoming_) p->unref();
-  for (auto* p : published_) p->unref();
+  // Whatever the stopped loop left on its way: publications handed over for
+  // sequencing (drained above into to_sequence_) or not yet passed on.
+  for (auto* list : {&incoming_, &published_, &to_sequence_, &sequenced_, &delivering_}) {
+    for (auto* p : *list) p->unref();
+  }
+  for (auto& batch : outbox_) {
+    for (auto* p : batch) p->unref();
+  }
   if (ping_frame_) ping_frame_->unref();
 }
 

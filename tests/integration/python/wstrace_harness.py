@@ -208,6 +208,13 @@ class WstraceServer:
     def pid(self):
         return self.proc.pid
 
+    def sanitized(self):
+        """Whether the server runs with AddressSanitizer (GCC links libasan):
+        its redzones and quarantine make RSS say nothing about what the
+        server holds, so byte bounds on RSS are checked by the plain build."""
+        with open(f"/proc/{self.pid}/maps") as f:
+            return any("libasan" in line for line in f)
+
     def running(self):
         return self.proc is not None and self.proc.poll() is None
 
