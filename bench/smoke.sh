@@ -61,6 +61,16 @@ check fanout-laggard fanout "${t[@]}" --subscribers 20 --laggards 1 --duration 1
 check fanout-deflate fanout --target "127.0.0.1:$deflate" --compression on --subscribers 20 --duration 1s --warmup 200ms
 check churn churn "${t[@]}" --connections 10 --channels 3 --duration 1s
 
+# wss:// against a certificate made here (when openssl is installed).
+if command -v openssl >/dev/null; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$tmp/tls.key" \
+    -out "$tmp/tls.pem" -days 2 -subj /CN=localhost >/dev/null 2>&1
+  start tls --tls-cert "$tmp/tls.pem" --tls-key "$tmp/tls.key"
+  tt=(--target "127.0.0.1:$port" --tls)
+  check connect-tls connect "${tt[@]}" --connections 100 --duration 1s
+  check fanout-tls fanout "${tt[@]}" --subscribers 40 --publishers 2 --duration 1s --warmup 200ms --message-size 3000
+fi
+
 # Two nodes behind a redis-server of our own (when there is one): on one port
 # (SO_REUSEPORT), and on two ports with --spread; every room spans both nodes.
 if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then

@@ -531,8 +531,8 @@ void Parent::print_table(const Result& r) const {
   for (size_t i = 0; i < opt_.targets.size(); ++i) {
     std::printf("%s%s", i ? "," : "", opt_.targets[i].text.c_str());
   }
-  std::printf(" message-size=%u compression=%s\n", opt_.message_size,
-              opt_.compression ? "on" : "off");
+  std::printf(" message-size=%u compression=%s tls=%s\n", opt_.message_size,
+              opt_.compression ? "on" : "off", opt_.tls ? "on" : "off");
   std::printf("  %-14s %" PRIu64 " attempted, %" PRIu64 " connected, %" PRIu64
               " failed, %" PRIu64 " bad handshakes, %" PRIu64 " closed by server\n",
               "connections", r.attempted, r.connected, r.connect_failed, r.handshake_failed,
@@ -540,6 +540,10 @@ void Parent::print_table(const Result& r) const {
   if (opt_.compression) {
     std::printf("  %-14s %" PRIu64 " connections negotiated permessage-deflate\n", "compression",
                 r.deflate_conns);
+  }
+  if (opt_.tls) {
+    std::printf("  %-14s %" PRIu64 " handshakes completed (%" PRIu64 " resumed)\n", "tls",
+                r.tls_handshakes, r.tls_resumed);
   }
   if (r.handshake.count()) {
     std::printf("  %-14s p50 %s  p99 %s  max %s\n", "handshake", dur(r.handshake.percentile(0.5)).c_str(),
@@ -689,6 +693,7 @@ void Parent::print_json(const Result& r) const {
   num("procs", opt_.procs);
   num("message_size", opt_.message_size);
   str("compression", opt_.compression ? "on" : "off");
+  str("tls", opt_.tls ? "on" : "off");
   num("subscribers", opt_.subscribers);
   num("publishers", opt_.publishers);
   num("channels", opt_.channels);
@@ -845,6 +850,9 @@ int main(int argc, char** argv) {
   app.add_option("--compression", compression, "Offer permessage-deflate: on or off")
       ->check(CLI::IsMember({"on", "off"}))
       ->capture_default_str();
+  app.add_flag("--tls", opt.tls,
+               "Connect with TLS (wss://; the server's certificate is not verified, no session "
+               "resumption: every connection is a full handshake)");
   app.add_flag("--subscribe", opt.subscribe, "connect: each connection subscribes to a channel");
   app.add_flag("--spread", opt.spread,
                "fanout: spread every channel's members over all targets (for a cluster: the "

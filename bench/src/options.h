@@ -34,6 +34,7 @@ struct Options {
   uint32_t window = 64;           // fanout with rate 0: messages ahead of delivery, per publisher
   uint32_t message_size = 64;     // bytes of the `content` field
   bool compression = false;
+  bool tls = false;               // wss:// (the server's certificate is not verified)
   bool subscribe = false;         // connect: each connection subscribes before holding
   bool spread = false;            // fanout: spread connections over targets regardless of channel
   uint32_t laggards = 0;          // fanout: subscribers that stop reading after warm-up

@@ -23,6 +23,8 @@ struct Result {
   uint64_t pings_answered = 0;     // server heartbeats answered with a Pong
   uint64_t connect_ns = 0;         // start to the last connection established
   uint64_t deflate_conns = 0;      // connections that negotiated permessage-deflate
+  uint64_t tls_handshakes = 0;     // --tls: TLS handshakes completed
+  uint64_t tls_resumed = 0;        // ... of which resumed a session
   // Fan-out.
   uint64_t published = 0;          // messages sent in the whole run
   uint64_t published_window = 0;   // ... during the measured window
@@ -69,6 +71,8 @@ struct Result {
     pings_answered += o.pings_answered;
     connect_ns = connect_ns > o.connect_ns ? connect_ns : o.connect_ns;
     deflate_conns += o.deflate_conns;
+    tls_handshakes += o.tls_handshakes;
+    tls_resumed += o.tls_resumed;
     published += o.published;
     published_window += o.published_window;
     deliveries += o.deliveries;
@@ -98,6 +102,7 @@ struct Result {
 #define WSBENCH_RESULT_FIELDS(X)                                                              \
   X(attempted) X(connected) X(connect_failed) X(handshake_failed) X(subscribed)              \
   X(disconnected) X(alive_at_end) X(server_errors) X(pings_answered) X(connect_ns) X(deflate_conns) \
+  X(tls_handshakes) X(tls_resumed)                                                           \
   X(published) X(published_window) X(deliveries) X(deliveries_window) X(expected) X(unique)  \
   X(lost) X(duplicated) X(reordered) X(misrouted) X(corrupt) X(gaps_forgotten)               \
   X(publisher_stalls)                                                                        \

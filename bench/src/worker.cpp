@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -59,12 +61,13 @@ constexpr size_t kReadChunk = 256 * 1024;
 constexpr size_t kMaxMessage = 16 * 1024 * 1024;
 constexpr size_t kContentHeader = 32;  // 8 hex publisher, 8 hex sequence, 16 hex timestamp
 
-enum class State : uint8_t { Free, Connecting, Handshake, Open, Closed };
+enum class State : uint8_t { Free, Connecting, TlsHandshake, Handshake, Open, Closed };
 enum class Role : uint8_t { Idle, Subscriber, Publisher, Churn };
 enum class Step : uint8_t { None, Subscribing, Ready, AwaitOwn, PingWait, Closing };
 
 struct Conn {
   int fd = -1;
+  SSL* ssl = nullptr;          // --tls
   uint32_t gen = 0;
   State state = State::Free;
   Role role = Role::Idle;
@@ -219,6 +222,12 @@ class Worker {
   bool start_connect(Conn& c, uint64_t now);
   void on_event(Conn& c, uint32_t events, uint64_t now);
   void on_connected(Conn& c, uint64_t now);
+  void tls_step(Conn& c, uint64_t now);
+  void send_upgrade(Conn& c, uint64_t now);
+  // read()/write() on the socket or through TLS; -1 with errno EAGAIN when
+  // it would block (TLS wanting the other direction included).
+  ssize_t io_read(Conn& c, uint8_t* p, size_t n);
+  ssize_t io_write(Conn& c, const char* p, size_t n);
   void on_readable(Conn& c, uint64_t now);
   bool on_handshake(Conn& c, uint64_t now);
   size_t on_frames(Conn& c, const uint8_t* p, size_t n, uint64_t now);
@@ -300,6 +309,8 @@ class Worker {
   std::vector<uint64_t> local_delivered_;  // per publisher
   MessageBuffer cmd_buf_;
   bool cmd_eof_ = false;
+
+  SSL_CTX* tls_ctx_ = nullptr;  // --tls
 
   uint32_t rand32() {
     rng_ ^= rng_ << 13;
@@ -397,6 +408,83 @@ void Worker::on_connected(Conn& c, uint64_t now) {
     fail(c, nullptr, true);
     return;
   }
+  if (tls_ctx_ != nullptr) {
+    c.ssl = SSL_new(tls_ctx_);
+    if (c.ssl == nullptr || SSL_set_fd(c.ssl, c.fd) != 1) {
+      fail(c, "tls: cannot create a session", true);
+      return;
+    }
+    SSL_set_tlsext_host_name(c.ssl, "localhost");
+    SSL_set_connect_state(c.ssl);
+    c.state = State::TlsHandshake;
+    tls_step(c, now);
+    return;
+  }
+  send_upgrade(c, now);
+}
+
+void Worker::tls_step(Conn& c, uint64_t now) {
+  const int rc = SSL_do_handshake(c.ssl);
+  if (rc == 1) {
+    ++r_.tls_handshakes;
+    if (SSL_session_reused(c.ssl)) ++r_.tls_resumed;
+    send_upgrade(c, now);
+    return;
+  }
+  switch (SSL_get_error(c.ssl, rc)) {
+    case SSL_ERROR_WANT_READ:
+      c.out_armed = false;
+      set_events(c, kIn);
+      return;
+    case SSL_ERROR_WANT_WRITE:
+      c.out_armed = true;
+      set_events(c, kIn | EPOLLOUT);
+      return;
+    default: {
+      char buf[256] = "handshake failed";
+      if (unsigned long e = ERR_get_error()) ERR_error_string_n(e, buf, sizeof buf);
+      ERR_clear_error();
+      r_.errors[std::string("tls: ") + buf]++;
+      fail(c, nullptr, true);
+    }
+  }
+}
+
+ssize_t Worker::io_read(Conn& c, uint8_t* p, size_t n) {
+  if (c.ssl == nullptr) return ::read(c.fd, p, n);
+  const int rc = SSL_read(c.ssl, p, static_cast<int>(n));
+  if (rc > 0) return rc;
+  switch (SSL_get_error(c.ssl, rc)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+      errno = EAGAIN;
+      return -1;
+    case SSL_ERROR_ZERO_RETURN:
+      return 0;
+    default:
+      ERR_clear_error();
+      errno = ECONNRESET;
+      return -1;
+  }
+}
+
+ssize_t Worker::io_write(Conn& c, const char* p, size_t n) {
+  if (c.ssl == nullptr) return ::write(c.fd, p, n);
+  const int rc = SSL_write(c.ssl, p, static_cast<int>(std::min<size_t>(n, 1u << 30)));
+  if (rc > 0) return rc;
+  switch (SSL_get_error(c.ssl, rc)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+      errno = EAGAIN;
+      return -1;
+    default:
+      ERR_clear_error();
+      errno = EPIPE;
+      return -1;
+  }
+}
+
+void Worker::send_upgrade(Conn& c, uint64_t now) {
   uint8_t raw[16];
   for (int i = 0; i < 16; i += 4) {
     uint32_t v = rand32();
@@ -427,7 +515,7 @@ void Worker::on_connected(Conn& c, uint64_t now) {
 
 void Worker::flush(Conn& c) {
   while (c.out_off < c.out.size()) {
-    ssize_t n = ::write(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off);
+    ssize_t n = io_write(c, c.out.data() + c.out_off, c.out.size() - c.out_off);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) {
@@ -483,6 +571,10 @@ void Worker::send_close(Conn& c, uint16_t code) {
 }
 
 void Worker::drop(Conn& c) {
+  if (c.ssl != nullptr) {
+    SSL_free(c.ssl);
+    c.ssl = nullptr;
+  }
   if (c.fd >= 0) {
     epoll_ctl(ep_, EPOLL_CTL_DEL, c.fd, nullptr);
     ::close(c.fd);
@@ -515,7 +607,8 @@ void Worker::fail(Conn& c, const char* reason, bool handshake_phase) {
 
 void Worker::on_closed(Conn& c, uint16_t code, uint64_t now, bool by_us) {
   (void)now;
-  if (c.state == State::Connecting || c.state == State::Handshake) {
+  if (c.state == State::Connecting || c.state == State::TlsHandshake ||
+      c.state == State::Handshake) {
     r_.errors["closed during handshake"]++;
     fail(c, nullptr, true);
     return;
@@ -545,6 +638,10 @@ void Worker::on_event(Conn& c, uint32_t events, uint64_t now) {
     if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) on_connected(c, now);
     return;
   }
+  if (c.state == State::TlsHandshake) {
+    tls_step(c, now);
+    return;
+  }
   if ((events & EPOLLOUT) && c.fd >= 0) flush(c);
   if (c.fd < 0) return;
   if (events & EPOLLIN) {
@@ -559,7 +656,7 @@ void Worker::on_readable(Conn& c, uint64_t now) {
   size_t have = c.in.size();
   if (rbuf_.size() < have + kReadChunk) rbuf_.resize(have + kReadChunk);
   if (have > 0) std::memcpy(rbuf_.data(), c.in.data(), have);
-  ssize_t n = ::read(c.fd, rbuf_.data() + have, kReadChunk);
+  ssize_t n = io_read(c, rbuf_.data() + have, kReadChunk);
   if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
     on_closed(c, 1006, now);
     return;
@@ -582,6 +679,8 @@ void Worker::on_readable(Conn& c, uint64_t now) {
   c.in.assign(reinterpret_cast<const char*>(rbuf_.data() + used), total - used);
   if (c.in.empty() && c.in.capacity() > 4096) c.in.shrink_to_fit();
   if (c.out_off < c.out.size()) flush(c);
+  // Bytes TLS has decrypted but not handed over yet: epoll cannot see them.
+  if (c.fd >= 0 && c.ssl != nullptr && !c.paused && SSL_pending(c.ssl) > 0) on_readable(c, now);
 }
 
 bool Worker::on_handshake(Conn& c, uint64_t now) {
@@ -1019,7 +1118,9 @@ void Worker::sweep(uint64_t now) {
   const uint64_t hs = static_cast<uint64_t>(opt_.handshake_timeout_s * kSec);
   for (Conn& c : conns_) {
     if (c.fd < 0) continue;
-    if ((c.state == State::Connecting || c.state == State::Handshake) && now - c.t_start > hs) {
+    if ((c.state == State::Connecting || c.state == State::TlsHandshake ||
+         c.state == State::Handshake) &&
+        now - c.t_start > hs) {
       fail(c, "handshake timeout", true);
     } else if (c.state == State::Open && c.step == Step::Subscribing && now - c.t_step > hs) {
       r_.errors["subscribe timeout"]++;
@@ -1271,6 +1372,15 @@ int Worker::run() {
   inflate_cache_.resize(4096);
   rng_ ^= (uint64_t{ctx_.index} << 32) ^ mono_ns();
   ep_ = epoll_create1(EPOLL_CLOEXEC);
+  if (opt_.tls) {
+    // A benchmark client: the server's certificate is not verified (its
+    // cost on the server side is what is measured).
+    tls_ctx_ = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_verify(tls_ctx_, SSL_VERIFY_NONE, nullptr);
+    SSL_CTX_set_mode(tls_ctx_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                                   SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_session_cache_mode(tls_ctx_, SSL_SESS_CACHE_OFF);
+  }
   {
     fcntl(ctx_.cmd_fd, F_SETFL, fcntl(ctx_.cmd_fd, F_GETFL) | O_NONBLOCK);
     epoll_event ev{};
