@@ -601,6 +601,37 @@ w("")
 
 drop_unless(mark, ['churn'])
 
+mark = len(out)
+# --- tls ----------------------------------------------------------------------
+w("## TLS (wss://)")
+w("")
+w("The same wstrace with `--tls-cert/--tls-key` (a P-256 certificate, TLS 1.3) beside the plain "
+  "runs above; the load generator's own TLS work shares the cores. Every TLS connection is a full "
+  "handshake (no session resumption).")
+w("")
+w("| | plain | TLS | TLS / plain |")
+w("|---|---|---|---|")
+tm, tf, th = res("tls-mem-idle"), res("tls-fanout-1k"), res("tls-handshakes")
+if tm:
+    pm = res("mem-idle")
+    w(f"| server RSS per idle connection{flag('tls-mem-idle')} | "
+      f"{pm['server_rss_per_conn']:.0f} B | {tm['server_rss_per_conn']:.0f} B | "
+      f"{ratio(tm['server_rss_per_conn'], pm['server_rss_per_conn']) if pm else '—'} |"
+      if pm else f"| server RSS per idle connection | — | {tm['server_rss_per_conn']:.0f} B | — |")
+if tf:
+    pf = res("fanout-1k")
+    w(f"| 1→1K deliveries/s{flag('tls-fanout-1k')} | {si(pf['deliveries_per_s']) + '/s' if pf else '—'} | "
+      f"{si(tf['deliveries_per_s'])}/s | "
+      f"{ratio(tf['deliveries_per_s'], pf['deliveries_per_s'], 2) if pf else '—'} |")
+    w(f"| server CPU per delivery | {pf['server_cpu_ns_per_delivery']:.0f} ns |" if pf else "| server CPU per delivery | — |")
+    out[-1] += (f" {tf['server_cpu_ns_per_delivery']:.0f} ns | "
+                f"{ratio(tf['server_cpu_ns_per_delivery'], pf['server_cpu_ns_per_delivery']) if pf else '—'} |")
+if th:
+    w(f"| full handshakes/s (TLS + upgrade){flag('tls-handshakes')} | — | "
+      f"{th['connect_rate']:.0f}/s (p99 {us(th['handshake_p99_us'])}) | — |")
+w("")
+drop_unless(mark, ["tls-mem-idle", "tls-fanout-1k", "tls-handshakes"])
+
 # --- cluster ------------------------------------------------------------------
 if chat or big or singles:
     N = args.cluster_nodes
