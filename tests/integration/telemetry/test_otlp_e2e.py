@@ -724,7 +724,11 @@ class OtlpSessionMixin:
         self.assertEqual(v("websocket.errors", **{"error.type": "client"}), 1)
         self.assertEqual(v("websocket.channel.subscriptions"), 3)
         self.assertEqual(v("websocket.subscriptions.active"), 0)
-        self.assertEqual(v("websocket.messages.dropped", reason="closing"), 0)
+        # 0, or 1 when a heartbeat Ping (250 ms) found the slow consumer's
+        # queue over the limit and closed it with 4429 between the flood's
+        # check and its next publication, which then found it closing (seen
+        # under ASan, where each flood step takes longer than a heartbeat).
+        self.assertLessEqual(v("websocket.messages.dropped", reason="closing"), 1)
 
         # The metrics agree with the connection spans' counters.
         conns = x.named("websocket.connection")
