@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
@@ -24,6 +23,7 @@
 #include "result.h"
 #include "sequence.h"
 #include "util/buffer.h"
+#include "net/tls.h"
 #include "util/clock.h"
 #include "wire.h"
 #include "ws/deflate.h"
@@ -424,64 +424,31 @@ void Worker::on_connected(Conn& c, uint64_t now) {
 }
 
 void Worker::tls_step(Conn& c, uint64_t now) {
-  const int rc = SSL_do_handshake(c.ssl);
-  if (rc == 1) {
-    ++r_.tls_handshakes;
-    if (SSL_session_reused(c.ssl)) ++r_.tls_resumed;
-    send_upgrade(c, now);
-    return;
-  }
-  switch (SSL_get_error(c.ssl, rc)) {
-    case SSL_ERROR_WANT_READ:
-      c.out_armed = false;
-      set_events(c, kIn);
+  switch (wstrace::net::tls_handshake(c.ssl)) {
+    case wstrace::net::TlsStep::Done:
+      ++r_.tls_handshakes;
+      if (SSL_session_reused(c.ssl)) ++r_.tls_resumed;
+      send_upgrade(c, now);
       return;
-    case SSL_ERROR_WANT_WRITE:
-      c.out_armed = true;
-      set_events(c, kIn | EPOLLOUT);
+    case wstrace::net::TlsStep::Again:
+      // Level-triggered: ask for EPOLLOUT only when OpenSSL has to write.
+      c.out_armed = SSL_want_write(c.ssl);
+      set_events(c, c.out_armed ? kIn | EPOLLOUT : kIn);
       return;
-    default: {
-      char buf[256] = "handshake failed";
-      if (unsigned long e = ERR_get_error()) ERR_error_string_n(e, buf, sizeof buf);
-      ERR_clear_error();
-      r_.errors[std::string("tls: ") + buf]++;
+    case wstrace::net::TlsStep::Failed:
+      r_.errors["tls: " + wstrace::net::tls_error().message]++;
       fail(c, nullptr, true);
-    }
+      return;
   }
 }
 
 ssize_t Worker::io_read(Conn& c, uint8_t* p, size_t n) {
-  if (c.ssl == nullptr) return ::read(c.fd, p, n);
-  const int rc = SSL_read(c.ssl, p, static_cast<int>(n));
-  if (rc > 0) return rc;
-  switch (SSL_get_error(c.ssl, rc)) {
-    case SSL_ERROR_WANT_READ:
-    case SSL_ERROR_WANT_WRITE:
-      errno = EAGAIN;
-      return -1;
-    case SSL_ERROR_ZERO_RETURN:
-      return 0;
-    default:
-      ERR_clear_error();
-      errno = ECONNRESET;
-      return -1;
-  }
+  return c.ssl == nullptr ? ::read(c.fd, p, n) : wstrace::net::tls_read(c.ssl, p, n);
 }
 
 ssize_t Worker::io_write(Conn& c, const char* p, size_t n) {
   if (c.ssl == nullptr) return ::write(c.fd, p, n);
-  const int rc = SSL_write(c.ssl, p, static_cast<int>(std::min<size_t>(n, 1u << 30)));
-  if (rc > 0) return rc;
-  switch (SSL_get_error(c.ssl, rc)) {
-    case SSL_ERROR_WANT_READ:
-    case SSL_ERROR_WANT_WRITE:
-      errno = EAGAIN;
-      return -1;
-    default:
-      ERR_clear_error();
-      errno = EPIPE;
-      return -1;
-  }
+  return wstrace::net::tls_write(c.ssl, reinterpret_cast<const uint8_t*>(p), n);
 }
 
 void Worker::send_upgrade(Conn& c, uint64_t now) {
