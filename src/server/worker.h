@@ -64,8 +64,8 @@ class Worker {
   void post_stream_request(stream::Request request);
   void post_stream_reply(stream::Reply reply);
   void post_publish_results(std::vector<stream::PublishResult> results);
-  // From any thread: new channel rules (start-up, SIGHUP).
-  // On this worker's thread (Server::gather runs it there).
+  // New channel rules (SIGHUP), on this worker's thread: Server::gather runs
+  // it there, so the reload is logged only once every worker has them.
   void apply_rules(std::shared_ptr<const stream::Rules> rules);
   // From any thread: stop accepting, Close 1001 to every client.
   void begin_shutdown();
