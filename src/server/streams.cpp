@@ -88,11 +88,17 @@ void Worker::complete_stream_request(stream::Reply& reply) {
   if (c != nullptr) {
     untrack(*c);
     if (c->state == ConnState::Open) {
+      // The answer belongs to the message that asked: its replies' send
+      // spans are children of that message's handle span, whether the
+      // answer came at once (owner here) or later from another thread.
+      const telemetry::SpanStart handling = handle_;
+      if (reply.request.parent.valid()) handle_ = to_span_start(reply.request.parent);
       if (reply.request.kind == stream::Request::Kind::History) {
         history_done(*c, reply);
       } else {
         subscribe_done(*c, reply);
       }
+      handle_ = handling;
     }
   }
   for (pubsub::Publication* p : reply.pubs) p->unref();

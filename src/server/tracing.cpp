@@ -50,6 +50,14 @@ TraceContext to_trace_context(const telemetry::SpanStart& s) {
   return t;
 }
 
+telemetry::SpanStart to_span_start(const TraceContext& t) {
+  telemetry::SpanStart s;
+  std::memcpy(s.trace_id.bytes.data(), t.trace_id, 16);
+  std::memcpy(s.span_id.bytes.data(), t.span_id, 8);
+  s.trace_flags = t.flags;
+  return s;
+}
+
 telemetry::SpanContext to_span_context(const TraceContext& t, bool remote) {
   telemetry::SpanContext c;
   std::memcpy(c.trace_id.bytes.data(), t.trace_id, 16);

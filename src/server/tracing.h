@@ -17,6 +17,9 @@ class Worker;
 class Connection;
 
 TraceContext to_trace_context(const telemetry::SpanStart& s);
+// The span a TraceContext names, as a parent for children (its start time
+// and own parent are not carried).
+telemetry::SpanStart to_span_start(const TraceContext& t);
 telemetry::SpanContext to_span_context(const TraceContext& t, bool remote);
 
 // websocket.upgrade, from accept to the 101 or the rejection; on 101 it also

@@ -270,6 +270,29 @@ class ParentBasedAlwaysOff(Base):
                          sorted(["websocket.upgrade", "websocket.connection"]
                                 + ["websocket.message.handle", "websocket.message.send"] * 2))
 
+    def test_a_reply_from_another_thread_is_traced_like_one_made_here(self):
+        """Subscribed is answered by the channel's owner thread: at once when
+        it is the connection's own, later when it is the other one. Either
+        way its websocket.message.send is a child of the Subscribe's handle
+        span. Twelve channels land on both threads (each is owned by one of
+        the two, by a hash of its name)."""
+        ts, ps = random_ids()
+        channels = [f"owner-{i}" for i in range(12)]
+        env = {"OTEL_TRACES_SAMPLER": "parentbased_always_off"}
+        with ExportingServer(self, *HEARTBEAT, env=env, threads=2) as es:
+            replies = session(es.srv.port, headers=[("traceparent", traceparent(ts, ps, "01"))],
+                              messages=[{"type": "Subscribe", "channel": ch, "id": ch}
+                                        for ch in channels])
+            self.assertEqual([r["type"] for r in replies], ["Subscribed"] * len(channels))
+            wait_idle(es.srv)
+        x = es.export
+        handles = x.named("websocket.message.handle")
+        self.assertEqual(len(handles), len(channels))
+        for h in handles:
+            sends = x.children(h, "websocket.message.send")
+            self.assertEqual([s.attr("websocket.message.type") for s in sends], ["Subscribed"],
+                             f"the send span of the Subscribed reply to {h}")
+
 
 class SdkDisabled(Base):
 
