@@ -206,7 +206,9 @@ long tls_read(ssl_st* ssl, uint8_t* buf, size_t len) {
 long tls_write(ssl_st* ssl, const uint8_t* buf, size_t len) {
   if (len == 0) return 0;
   ERR_clear_error();
-  const int n = SSL_write(ssl, buf, static_cast<int>(len > INT32_MAX ? INT32_MAX : len));
+  // One record per call (partial writes are on): never more, so what
+  // OpenSSL holds after a blocked write is at most kTlsRecord bytes.
+  const int n = SSL_write(ssl, buf, static_cast<int>(len > kTlsRecord ? kTlsRecord : len));
   if (n > 0) return n;
   switch (SSL_get_error(ssl, n)) {
     case SSL_ERROR_WANT_READ:

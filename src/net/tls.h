@@ -62,9 +62,14 @@ class TlsContext {
 // for the next epoll edge), EPROTO for a TLS failure (tls_error() says why),
 // or the socket's own errno.
 enum class TlsStep : uint8_t { Done, Again, Failed };
+// The most plaintext one TLS record carries.
+constexpr size_t kTlsRecord = 16384;
 // Drives the handshake; Done once it has completed.
 TlsStep tls_handshake(ssl_st* ssl);
 long tls_read(ssl_st* ssl, uint8_t* buf, size_t len);
+// Writes at most one record (kTlsRecord bytes of `buf`). After -1/EAGAIN,
+// OpenSSL holds that record encrypted: the next call must pass the same
+// bytes again, at least as many (the address may change).
 long tls_write(ssl_st* ssl, const uint8_t* buf, size_t len);
 // Whether the kernel encrypts this session's writes (kernel TLS): then plain
 // send(2) on the socket is the fast path.

@@ -79,10 +79,18 @@ class OutQueue {
   // Whether the oldest frame is partly written (a Close must not cut it).
   bool front_partial() const { return count_ > 0 && ring_[head_].offset > 0; }
 
-  // Drops every frame except a partly written first one; returns how many
-  // frames were dropped.
-  uint32_t drop_unstarted() {
+  // Drops every frame except a partly written first one and those that start
+  // within the first `committed` unwritten bytes (a TLS record already
+  // encrypted from them waits to be sent: they are on their way); returns
+  // how many frames were dropped.
+  uint32_t drop_unstarted(size_t committed = 0) {
     uint32_t keep = front_partial() ? 1 : 0;
+    size_t at = 0;  // unwritten bytes before frame i
+    for (uint32_t i = 0; i < count_ && at < committed; ++i) {
+      const Entry& e = ring_[(head_ + i) & (cap_ - 1)];
+      at += e.frame->size() - e.offset;
+      if (i + 1 > keep) keep = i + 1;
+    }
     uint32_t dropped = 0;
     while (count_ > keep) {
       Entry& e = ring_[(head_ + count_ - 1) & (cap_ - 1)];

@@ -125,6 +125,7 @@ class Connection final : public net::IoHandler, public pubsub::Subscriber {
   bool sampled : 1 = false;                     // head sampling kept the connection span
   bool tls_handshaking : 1 = false;             // TLS handshake not done yet
   bool kernel_tls : 1 = false;                  // the kernel encrypts this socket's writes
+  bool tls_write_held : 1 = false;              // OpenSSL holds a record a blocked write made
   bool ip_counted : 1 = false;                  // counted in the per-address limits
   uint8_t server_window_bits : 4 = 15;          // window we compress with
   uint8_t client_window_bits : 4 = 15;          // window the client compresses with

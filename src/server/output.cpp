@@ -4,7 +4,9 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 #include "server/tracing.h"
 #include "server/worker.h"
@@ -111,7 +113,11 @@ void Worker::send_error(Connection& c, protocol::ErrorCode code, std::string_vie
 
 ssize_t Worker::write_some(Connection& c, const uint8_t* data, size_t len) {
   ++c.write_calls;
-  if (c.ssl != nullptr && !c.kernel_tls) return net::tls_write(c.ssl, data, len);
+  if (c.ssl != nullptr && !c.kernel_tls) {
+    const ssize_t w = net::tls_write(c.ssl, data, len);
+    c.tls_write_held = w < 0 && errno == EAGAIN;
+    return w;
+  }
   return ::send(c.fd, data, len, MSG_NOSIGNAL);
 }
 
@@ -123,15 +129,22 @@ ssize_t Worker::writev_some(Connection& c, iovec* iov, int n) {
     mh.msg_iovlen = static_cast<size_t>(n);
     return ::sendmsg(c.fd, &mh, MSG_NOSIGNAL);
   }
-  // TLS: one record stream, so one buffer at a time, until one is short.
-  ssize_t total = 0;
-  for (int i = 0; i < n; ++i) {
-    const ssize_t w = write_some(c, static_cast<const uint8_t*>(iov[i].iov_base), iov[i].iov_len);
-    if (w < 0) return total > 0 ? total : w;
-    total += w;
-    if (static_cast<size_t>(w) < iov[i].iov_len) break;
+  // TLS: a record per call. Small frames are gathered into one record (a
+  // record and a send per queued frame would cost their fixed overhead each
+  // time); a first frame that fills a record goes as it is. After a blocked
+  // write the queue's head is the same, so the retry passes the same bytes,
+  // at least as many, as OpenSSL requires.
+  if (n == 1 || iov[0].iov_len >= net::kTlsRecord) {
+    return write_some(c, static_cast<const uint8_t*>(iov[0].iov_base), iov[0].iov_len);
   }
-  return total;
+  if (!tls_record_) tls_record_ = std::make_unique<uint8_t[]>(net::kTlsRecord);
+  size_t len = 0;
+  for (int i = 0; i < n && len < net::kTlsRecord; ++i) {
+    const size_t take = std::min(iov[i].iov_len, net::kTlsRecord - len);
+    std::memcpy(tls_record_.get() + len, iov[i].iov_base, take);
+    len += take;
+  }
+  return write_some(c, tls_record_.get(), len);
 }
 
 void Worker::flush(Connection& c) {
@@ -183,7 +196,10 @@ void Worker::slow_consumer(Connection& c, uint32_t refused) {
   // Drop what it has not started to receive (memory stays bounded), tell it
   // why, and stop sending it anything else.
   const uint64_t queued = c.out.bytes();
-  const uint32_t dropped = c.out.drop_unstarted() + refused;
+  // Frames of a record OpenSSL holds are on their way: they stay (dropping
+  // them would make the retried write carry other bytes than the record).
+  const uint32_t dropped =
+      c.out.drop_unstarted(c.tls_write_held ? net::kTlsRecord : 0) + refused;
   c.stats.dropped_slow_consumer += dropped;
   node_.metrics.messages_dropped.add(shard_, dropped,
                                      static_cast<uint32_t>(DropReason::SlowConsumer));

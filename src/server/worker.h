@@ -286,6 +286,9 @@ class Worker {
   std::vector<pubsub::Publication*> delivering_;
   std::vector<pubsub::Publication*> run_pubs_;
   std::vector<pubsub::Frame*> frames_;
+  // Small queued frames gathered into one TLS record (allocated at the first
+  // use; one per worker: OpenSSL copies what it encrypts).
+  std::unique_ptr<uint8_t[]> tls_record_;
   std::vector<std::pair<pubsub::Channel*, pubsub::Publication*>> runs_;
   // --channel-metrics: publications per channel made on this thread.
   std::unordered_map<std::string, uint64_t> channel_published_;

@@ -16,8 +16,9 @@ import subprocess
 import tempfile
 import unittest
 
-from wstrace_harness import (AsyncTestCase, RawClient, WstraceServer, recv_json, request,
-                             wait_until, ws_connect, wstrace_bin)
+from wstrace_harness import (OP_CLOSE, OP_TEXT, AsyncTestCase, ConnectionEnded, Deadline,
+                             IO_TIMEOUT, RawClient, WstraceServer, recv_json, request,
+                             stalled_subscriber, wait_until, ws_connect, wstrace_bin)
 
 
 def openssl(*args, cwd):
@@ -243,6 +244,49 @@ class Tls(AsyncTestCase):
             self.assertEqual(srv.stats()["connections"]["active"], 21)
             for ws in subs + [pub]:
                 await ws.close()
+
+    async def test_a_slow_tls_reader_gets_a_clean_stream_then_4429(self):
+        # A reader that stops: its socket fills while OpenSSL holds a record
+        # it has already encrypted (a write that would block). When the
+        # server then drops what the reader has not started to receive, that
+        # record's frames must stay (they are on their way): dropping them
+        # would make the retried write carry other bytes than the record, a
+        # corrupt stream or a TLS error instead of the Close 4429.
+        with self.server("--max-backpressure", "64KiB", "--close-timeout", "60s",
+                         "--send-buffer", "16KiB", threads=2) as srv:
+            ctx = self.pki.client_context()
+            slow = stalled_subscriber(self, srv.port, "feed", ssl_context=ctx)
+            pub = await ws_connect(self.url(srv), ssl=ctx)
+            sent = 0
+            flood = Deadline(60.0, "no slow consumer disconnect")
+            while sent < 20000 and not flood.expired():
+                for _ in range(20):
+                    await pub.send(json.dumps({"type": "Message", "channel": "feed",
+                                               "content": f"{sent}:{'t' * 1000}"}))
+                    sent += 1
+                await request(pub, {"type": "Ping"})  # the server has read them all
+                if srv.stats()["slow_consumer_disconnects_total"] >= 1:
+                    break
+            self.assertEqual(srv.stats()["slow_consumer_disconnects_total"], 1,
+                             f"not dropped after {sent} messages of 1 KB")
+            seq, code = [], None
+            d = Deadline(IO_TIMEOUT, "the slow TLS reader read no Close frame")
+            try:
+                while True:
+                    f = slow.read_frame(deadline=d)
+                    if f.opcode == OP_CLOSE:
+                        code = f.close_code()
+                        break
+                    self.assertEqual(f.opcode, OP_TEXT)
+                    m = json.loads(f.payload)
+                    self.assertEqual(m["type"], "Message", m)
+                    seq.append(int(m["content"].split(":")[0]))
+            except (ConnectionEnded, ssl.SSLError) as e:
+                self.fail(f"after {len(seq)} messages the stream ended without a Close: {e!r}")
+            self.assertEqual(code, 4429)
+            self.assertEqual(seq, list(range(len(seq))), "not a gapless prefix")
+            self.assertLess(len(seq), sent)
+            await pub.close()
 
     async def test_idle_tls_connections_are_small(self):
         with self.server("--heartbeat-interval", "0", "--client-timeout", "0") as srv:

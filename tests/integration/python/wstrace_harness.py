@@ -536,7 +536,7 @@ class RawClient:
     f = c.read_frame(); code = c.read_close()
     """
 
-    def __init__(self, port, host="127.0.0.1", rcvbuf=None, timeout=IO_TIMEOUT):
+    def __init__(self, port, host="127.0.0.1", rcvbuf=None, timeout=IO_TIMEOUT, ssl_context=None):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf is not None:
             # Before connect, so the window is small from the start.
@@ -544,6 +544,8 @@ class RawClient:
         self.sock.settimeout(timeout)
         try:
             self.sock.connect((host, port))
+            if ssl_context is not None:  # wss://: the TLS handshake, then as over TCP
+                self.sock = ssl_context.wrap_socket(self.sock, server_hostname="localhost")
         except OSError:
             self.sock.close()
             raise
@@ -1107,11 +1109,11 @@ def raw_subscribe(c, channel, id=_UNSET, epoch=None, offset=None):
     return check_subscribed(c.read_json(), channel, id=id, epoch=epoch, offset=offset)
 
 
-def stalled_subscriber(test, port, channel):
+def stalled_subscriber(test, port, channel, ssl_context=None):
     """A RawClient subscribed to `channel`, with a 4 KiB receive buffer so
     its socket fills fast, closed when the test ends. It reads only when the
     test reads from it. Its Subscribed reply is in `c.subscribed`."""
-    c = RawClient(port, rcvbuf=4096)
+    c = RawClient(port, rcvbuf=4096, ssl_context=ssl_context)
     test.addCleanup(c.close)
     c.handshake()
     c.subscribed = raw_subscribe(c, channel)

@@ -164,6 +164,43 @@ TEST(OutQueue, DropUnstartedWithoutAPartialHeadDropsAll) {
   f->unref();
 }
 
+// A TLS record OpenSSL holds after a blocked write covers the first
+// `committed` unwritten bytes: every frame starting inside them stays.
+TEST(OutQueue, DropUnstartedKeepsTheFramesOfACommittedRecord) {
+  std::vector<Frame*> frames;
+  OutQueue q;
+  for (int i = 0; i < 6; ++i) {
+    frames.push_back(frame_of(100));  // 102 bytes each
+    frames.back()->ref();
+    q.push(frames.back());
+  }
+  q.consume(2);  // head: 100 bytes left
+  // 100 + 102 = 202 bytes before the third frame: committed 203 reaches into it.
+  EXPECT_EQ(q.drop_unstarted(203), 3u);
+  EXPECT_EQ(q.count(), 3u);
+  EXPECT_EQ(q.bytes(), 100u + 102 + 102 + 3 * OutQueue::kEntryOverhead);
+  EXPECT_EQ(q.drop_unstarted(202), 1u);  // exactly two frames' worth
+  EXPECT_EQ(q.count(), 2u);
+  EXPECT_EQ(q.drop_unstarted(1), 1u);  // the head only
+  EXPECT_EQ(q.count(), 1u);
+  q.clear();
+  for (Frame* f : frames) {
+    EXPECT_EQ(refs(f), 1u);
+    f->unref();
+  }
+  // A committed head that is not partly written stays too.
+  Frame* f = frame_of(10);
+  f->ref();
+  q.push(f);
+  f->ref();
+  q.push(f);
+  EXPECT_EQ(q.drop_unstarted(5), 1u);
+  EXPECT_EQ(q.count(), 1u);
+  q.clear();
+  EXPECT_EQ(refs(f), 1u);
+  f->unref();
+}
+
 TEST(OutQueue, ClearAndDestructorReleaseEverything) {
   Frame* f = frame_of(10);
   {
