@@ -632,6 +632,57 @@ if th:
 w("")
 drop_unless(mark, ["tls-mem-idle", "tls-fanout-1k", "tls-handshakes"])
 
+mark = len(out)
+# --- streams --------------------------------------------------------------------
+w("## Channel streams: recovery storm, history memory")
+w("")
+w("Every fan-out run in this report also checks positions: each Message's `offset` must be the "
+  "one after the last its subscriber saw (see *Every run's check*). The recovery storm: the "
+  "subscribers of 100 channels with history (`history_size = 100`) leave, 50 messages per channel "
+  "are published, then all of them come back at once with `since`; the time is from the storm's "
+  "start until the last subscriber has every missed message in order, then `recovered:true`. "
+  "Over Redis: 2 nodes, the history in Redis streams.")
+w("")
+w("| run | subscribers | recovered messages | all recovered in | per subscriber p50 / p99 / max | "
+  "server CPU | Redis commands |")
+w("|---|---|---|---|---|---|---|")
+for label, name in (("recover-storm", "in-process"), ("recover-storm-redis", "2 nodes + Redis")):
+    x = res(label, "cluster" if label.endswith("redis") else "wstrace")
+    if not x:
+        continue
+    redis_ops = x.get("redis_commands_window")
+    ops = (f"{redis_ops:.0f} ({redis_ops / max(x['recovered'], 1):.2f} per subscriber)"
+           if redis_ops else "—")
+    w(f"| {name}{flag(label, 'cluster' if label.endswith('redis') else 'wstrace')} | "
+      f"{x['recovered']} of {x['subscribers']} | {x['recovered_messages']} | "
+      f"{x['window_s'] * 1000:.0f} ms | {x['recovery_p50_ms']:.1f} / {x['recovery_p99_ms']:.1f} / "
+      f"{x['recovery_max_ms']:.1f} ms | {x['server_cpu_ns'] / 1e6:.0f} ms "
+      f"({x['server_cpu_ns'] / 1e3 / max(x['recovered'], 1):.0f} µs each) | "
+      f"{ops} |")
+w("")
+hm = get("history-memory")
+if hm and hm["result"]:
+    x = hm["result"]
+    st = ((hm.get("extra") or {}).get("stats") or {}).get("history") or {}
+    rss_after = (hm.get("extra") or {}).get("rss_after")
+    ch = x["channels"]
+    w("History memory: 1000 channels, each with its 100 latest messages of 64 bytes of content "
+      "kept (the `recover` run above with `--channels 1000 --missed 100`).")
+    w("")
+    w("| | whole node | per channel | per message |")
+    w("|---|---|---|---|")
+    if st:
+        w(f"| history bytes (`/api/stats`, what `--history-memory` counts) | "
+          f"{st.get('bytes', 0) / 1048576:.1f} MiB | {st.get('bytes', 0) / ch / 1024:.1f} KiB | "
+          f"{st.get('bytes', 0) / max(st.get('entries', 1), 1):.0f} B |")
+    if rss_after and x.get("server_rss_idle"):
+        grow = rss_after - x["server_rss_idle"]
+        w(f"| server RSS growth (an upper bound: freed connection memory the allocator kept "
+          f"counts too) | {grow / 1048576:.1f} MiB | {grow / ch / 1024:.1f} KiB | "
+          f"{grow / max(st.get('entries', 1) or 1, 1):.0f} B |")
+    w("")
+drop_unless(mark, ["recover-storm", "recover-storm-redis", "history-memory"])
+
 # --- cluster ------------------------------------------------------------------
 if chat or big or singles:
     N = args.cluster_nodes
@@ -812,24 +863,28 @@ if chat or big or singles:
 # --- correctness ----------------------------------------------------------------
 w("## Every run's check")
 w("")
-w("Each wstrace-bench run checks every delivery per (publisher, subscriber): exit 0 means nothing "
-  "lost, duplicated, reordered or misrouted, and no connection failed or was closed unexpectedly.")
+w("Each wstrace-bench run checks every delivery per (publisher, subscriber) and every offset "
+  "(each Message's must follow the last its subscriber saw): exit 0 means nothing lost, "
+  "duplicated, reordered, misrouted or out of position, and no connection failed or was closed "
+  "unexpectedly.")
 w("")
 w("*attempts*: how many times the run was measured (again when other processes took more than "
   f"{args.max_other:g} core during its window); *other load*: that of the attempt kept.")
 w("")
-w("| run | server | exit | expected deliveries | lost / dup / reordered | closed by server | errors | attempts | other load |")
-w("|---|---|---|---|---|---|---|---|---|")
+w("| run | server | exit | expected deliveries | lost / dup / reordered | offsets checked / wrong | closed by server | errors | attempts | other load |")
+w("|---|---|---|---|---|---|---|---|---|---|")
 for r in runs:
     x = r["result"]
     att = f"{r.get('attempts', 1)}{' ⚠' if noisy(r) else ''}"
     if x is None:
-        w(f"| {r['label']} | {NAMES[r['server']]} | {r['exit']} | — | no result | — | "
+        w(f"| {r['label']} | {NAMES[r['server']]} | {r['exit']} | — | no result | — | — | "
           f"{r['stderr'][-200:]!r} | {att} | — |")
         continue
     errs = "; ".join(f"{k} ×{v}" for k, v in x["errors"].items()) or "—"
+    offs = (f"{x['offsets_checked']} / {x['offset_errors']}" if x.get("offsets_checked")
+            else "—")
     w(f"| {r['label']} | {NAMES[r['server']]} | {r['exit']} | {x['expected']} | {check(x)} | "
-      f"{x['disconnected']} | {errs} | {att} | {x.get('other_cores', 0):.2f} |")
+      f"{offs} | {x['disconnected']} | {errs} | {att} | {x.get('other_cores', 0):.2f} |")
 w("")
 
 # --- commands -------------------------------------------------------------------

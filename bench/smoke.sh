@@ -61,6 +61,12 @@ check fanout-laggard fanout "${t[@]}" --subscribers 20 --laggards 1 --duration 1
 check fanout-deflate fanout --target "127.0.0.1:$deflate" --compression on --subscribers 20 --duration 1s --warmup 200ms
 check churn churn "${t[@]}" --connections 10 --channels 3 --duration 1s
 
+# Channels with history: subscribers leave, messages are published, they come
+# back with `since` and must recover every one of them, in order.
+printf '[[channel]]\nmatch = "ch*"\nhistory_size = 100\n' >"$tmp/streams.toml"
+start streams --config "$tmp/streams.toml"
+check recover recover --target "127.0.0.1:$port" --subscribers 100 --channels 5 --missed 20 --procs 2
+
 # wss:// against a certificate made here (when openssl is installed).
 if command -v openssl >/dev/null; then
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$tmp/tls.key" \
@@ -83,26 +89,30 @@ if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
     [ "$(redis-cli -p "$rport" ping 2>/dev/null)" = PONG ] && break
     sleep 0.05
   done
-  THREADS=1 start n0 --redis "redis://127.0.0.1:$rport" --node-id n0
+  cl=(--redis "redis://127.0.0.1:$rport" --config "$tmp/streams.toml")
+  THREADS=1 start n0 "${cl[@]}" --node-id n0 --reuse-port
   n0=$port
   n0pid=${pids[-1]}
-  "$server" --listen "127.0.0.1:$n0" --admin 127.0.0.1:0 --threads 1 \
-    --redis "redis://127.0.0.1:$rport" --node-id n1 2>"$tmp/n1.log" &
+  "$server" --listen "127.0.0.1:$n0" --admin 127.0.0.1:0 --threads 1 --reuse-port \
+    "${cl[@]}" --node-id n1 2>"$tmp/n1.log" &
   pids+=($!)
   n1pid=$!
-  THREADS=1 start n2 --redis "redis://127.0.0.1:$rport" --node-id n2
+  THREADS=1 start n2 "${cl[@]}" --node-id n2
   n2=$port
   for n in n0 n1 n2; do  # every node's link to Redis up
     for _ in $(seq 1 100); do
       grep -q "cluster link up" "$tmp/$n.log" && break
       sleep 0.1
     done
+    grep -q "cluster link up" "$tmp/$n.log" || { echo "node $n did not join:"; cat "$tmp/$n.log"; exit 1; }
   done
   check cluster-reuseport fanout --target "127.0.0.1:$n0" --server-pid "$n0pid" \
     --server-pid "$n1pid" --aux-pid "$rpid" --subscribers 200 --channels 4 --publishers 4 \
     --rate 200 --duration 1s --warmup 300ms --procs 2
   check cluster-spread fanout --target "127.0.0.1:$n0" --target "127.0.0.1:$n2" --spread \
     --subscribers 200 --channels 4 --publishers 4 --rate 200 --duration 1s --warmup 300ms
+  check cluster-recover recover --target "127.0.0.1:$n0" --target "127.0.0.1:$n2" --spread \
+    --subscribers 100 --channels 4 --missed 20 --procs 2 --redis-info "127.0.0.1:$rport"
 else
   echo "skip  cluster (no redis-server)"
 fi

@@ -41,6 +41,37 @@ namespace {
 using wstrace::mono_ns;
 constexpr uint64_t kSec = 1'000'000'000ull;
 
+// total_commands_processed from a Redis server's INFO stats (a blocking
+// exchange bounded by 2 s); false when it cannot be had.
+bool redis_commands(const sockaddr_in& addr, uint64_t& out) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  timeval tv{2, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  bool ok = false;
+  static constexpr char kInfo[] = "*2\r\n$4\r\nINFO\r\n$5\r\nstats\r\n";
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::write(fd, kInfo, sizeof kInfo - 1) == static_cast<ssize_t>(sizeof kInfo - 1)) {
+    std::string reply;
+    char buf[8192];
+    static constexpr std::string_view kKey = "total_commands_processed:";
+    for (int i = 0; i < 64; ++i) {
+      const ssize_t n = ::read(fd, buf, sizeof buf);
+      if (n <= 0) break;
+      reply.append(buf, static_cast<size_t>(n));
+      const size_t at = reply.find(kKey);
+      if (at != std::string::npos && reply.find("\r\n", at) != std::string::npos) {
+        out = std::strtoull(reply.c_str() + at + kKey.size(), nullptr, 10);
+        ok = true;
+        break;
+      }
+    }
+  }
+  ::close(fd);
+  return ok;
+}
+
 struct ProcSample {
   bool ok = false;
   uint64_t rss = 0;     // bytes
@@ -168,6 +199,13 @@ class Parent {
   bool timed_out_ = false;
   MachineSample machine_start_, machine_end_;
   uint64_t bench_start_ns_ = 0, bench_end_ns_ = 0;  // workers' CPU at the window's ends
+  // --redis-info: total_commands_processed at the window's ends (the INFO
+  // exchanges themselves count one each).
+  bool have_redis_ = false;
+  uint64_t redis_start_ = 0, redis_end_ = 0;
+  uint64_t redis_window() const {
+    return have_redis_ && redis_end_ > redis_start_ ? redis_end_ - redis_start_ - 1 : 0;
+  }
   // CPU of the --aux-pid processes during the window.
   uint64_t aux_cpu_ns() const {
     uint64_t cpu = 0;
@@ -386,6 +424,12 @@ void Parent::sample(ProcSample ServerStats::*field) {
   if (field == &ServerStats::window_start && !opt_.server_pids.empty() && !opt_.no_perf) {
     perf_writes_ = syscalls_.open(opt_.server_pids);
   }
+  if (opt_.has_redis_info && field == &ServerStats::window_start) {
+    have_redis_ = redis_commands(opt_.redis_info.addr, redis_start_);
+  }
+  if (opt_.has_redis_info && field == &ServerStats::window_end && have_redis_) {
+    have_redis_ = redis_commands(opt_.redis_info.addr, redis_end_);
+  }
   if (field == &ServerStats::window_start || field == &ServerStats::window_end) {
     uint64_t bench = 0;
     for (const Child& c : children_) {
@@ -422,7 +466,8 @@ int Parent::run() {
   const auto secs = [](double s) { return static_cast<uint64_t>(s * 1e9); };
   const uint64_t conns = opt_.scenario == Scenario::Fanout
                              ? uint64_t{opt_.subscribers} + opt_.publishers
-                             : opt_.connections;
+                         : opt_.scenario == Scenario::Recover ? uint64_t{opt_.subscribers} + 1
+                                                              : opt_.connections;
   const double connect_s = opt_.scenario == Scenario::Connect && opt_.rate > 0
                                ? double(conns) / opt_.rate
                                : double(conns) / 2000;
@@ -467,6 +512,28 @@ int Parent::run() {
       broadcast(Kind::Expect, totals);
       ok = ok && pump(mono_ns() + secs(opt_.drain_timeout_s) + slack,
                       [&] { return all(&Child::final); });
+      sample(&ServerStats::end);
+      break;
+    }
+    case Scenario::Recover: {
+      // 1: everyone connects and subscribes; 2: the subscribers leave and
+      // --missed messages per channel are published; 3 (the window): they
+      // all come back at once with `since`, until each has recovered.
+      const uint64_t go = mono_ns();
+      broadcast(Kind::Go, {go});
+      ok = pump(go + secs(connect_s) + slack, [&] { return all(&Child::ready); });
+      connect_elapsed_ns_ = mono_ns() - go;
+      sample(&ServerStats::loaded);
+      for (Child& c : children_) c.ready = false;
+      broadcast(Kind::Go, {mono_ns()});
+      ok = ok && pump(mono_ns() + slack, [&] { return all(&Child::ready); });
+      sample(&ServerStats::window_start);
+      const uint64_t t0 = mono_ns();
+      broadcast(Kind::Go, {t0});
+      ok = ok && pump(t0 + secs(connect_s + opt_.handshake_timeout_s) + slack,
+                      [&] { return all(&Child::final); });
+      sample(&ServerStats::window_end);
+      window_ns_ = mono_ns() - t0;
       sample(&ServerStats::end);
       break;
     }
@@ -521,6 +588,7 @@ int Parent::finish(int code) {
   }
   if (opt_.scenario == Scenario::Fanout && total.published == 0) correct = false;
   if (opt_.scenario == Scenario::Churn && total.cycles == 0) correct = false;
+  if (opt_.scenario == Scenario::Recover && total.recovered < opt_.subscribers) correct = false;
   return correct ? 0 : 1;
 }
 
@@ -581,6 +649,21 @@ void Parent::print_table(const Result& r) const {
                   "laggards", opt_.laggards, r.laggard_received, r.laggard_closed);
     }
   }
+  if (opt_.scenario == Scenario::Fanout || opt_.scenario == Scenario::Recover) {
+    std::printf("  %-14s %" PRIu64 " offsets checked, %" PRIu64 " not the next one, %" PRIu64
+                " Gap notices\n",
+                "positions", r.offsets_checked, r.offset_errors, r.gap_notices);
+  }
+  if (opt_.scenario == Scenario::Recover) {
+    std::printf("  %-14s %" PRIu64 " of %u subscribers recovered %" PRIu64
+                " messages (%u per channel missed), %" PRIu64 " did not; all in %s\n",
+                "recovery", r.recovered, opt_.subscribers, r.recovered_messages, opt_.missed,
+                r.not_recovered, dur(window_ns_).c_str());
+    std::printf("  %-14s p50 %s  p90 %s  p99 %s  max %s (reconnect to last missed message)\n",
+                "recovery time", dur(r.latency.percentile(0.5)).c_str(),
+                dur(r.latency.percentile(0.9)).c_str(), dur(r.latency.percentile(0.99)).c_str(),
+                dur(r.latency.max()).c_str());
+  }
   if (opt_.scenario == Scenario::Churn) {
     std::printf("  %-14s %" PRIu64 " in %s = %.0f/s, %" PRIu64 " failed\n", "cycles", r.cycles,
                 dur(window_ns_).c_str(), per_sec(r.cycles, window_ns_), r.cycle_failures);
@@ -631,9 +714,17 @@ void Parent::print_table(const Result& r) const {
                 "batching", double(r.deliveries_window) / double(writes), writes,
                 perf_writes_ ? "perf tracepoints" : "/proc/PID/io syscw: misses send()");
   }
+  if (cpu && opt_.scenario == Scenario::Recover && r.recovered) {
+    std::printf("  %-14s %.1f us of server CPU per recovered subscriber (%s in all)\n",
+                "server CPU", double(cpu) / 1e3 / double(r.recovered), dur(cpu).c_str());
+  }
   if (cpu && opt_.scenario == Scenario::Churn && r.cycles) {
     std::printf("  %-14s %.1f us of server CPU per cycle\n", "server CPU",
                 double(cpu) / 1e3 / double(r.cycles));
+  }
+  if (have_redis_) {
+    std::printf("  %-14s %" PRIu64 " commands processed in the window\n", "redis",
+                redis_window());
   }
   std::printf("  %-14s %s CPU in the workers\n", "bench", dur(r.bench_cpu_ns).c_str());
   if (machine_end_.total) {
@@ -714,6 +805,13 @@ void Parent::print_json(const Result& r) const {
     num((std::string("latency_") + name + "_us").c_str(), double(r.latency.percentile(q)) / 1e3);
   }
   num("latency_max_us", double(r.latency.max()) / 1e3);
+  if (have_redis_) num("redis_commands_window", double(redis_window()));
+  if (opt_.scenario == Scenario::Recover) {
+    num("missed", opt_.missed);
+    num("recovery_p50_ms", double(r.latency.percentile(0.5)) / 1e6);
+    num("recovery_p99_ms", double(r.latency.percentile(0.99)) / 1e6);
+    num("recovery_max_ms", double(r.latency.max()) / 1e6);
+  }
   num("latency_mean_us", r.latency.mean() / 1e3);
   num("latency_count", double(r.latency.count()));
   num("handshake_p50_us", double(r.handshake.percentile(0.5)) / 1e3);
@@ -803,15 +901,18 @@ int main(int argc, char** argv) {
       "Scenarios: connect (open --connections at --rate/s, hold them --duration; server RSS\n"
       "per connection), fanout (--subscribers on --channels, --publishers at --rate msg/s\n"
       "or, with --rate 0, as fast as --window allows; deliveries/s, latency, and a check of\n"
-      "every delivery), churn (--connections loops of connect/subscribe/publish/close).\n"
+      "every delivery and of every offset), churn (--connections loops of\n"
+      "connect/subscribe/publish/close), recover (--subscribers on --channels leave, --missed\n"
+      "messages per channel are published, all come back at once with `since`: time until\n"
+      "each has recovered every missed message, in order; the channels need history).\n"
       "--message-size is the size of the Message 'content' field (at least 32 bytes:\n"
       "publisher id, sequence number, send timestamp in hex, then padding)."};
   std::string scenario = "fanout";
   std::vector<std::string> targets{"127.0.0.1:8080"};
   std::string duration = "10s", warmup = "2s", hs_timeout = "10s", drain = "5s";
   std::string compression = "off";
-  app.add_option("scenario", scenario, "connect, fanout or churn")
-      ->check(CLI::IsMember({"connect", "fanout", "churn"}));
+  app.add_option("scenario", scenario, "connect, fanout, churn or recover")
+      ->check(CLI::IsMember({"connect", "fanout", "churn", "recover"}));
   app.add_option("--target", targets, "Server host:port (repeatable; connections round-robin)");
   app.add_option("--path", opt.path, "WebSocket path")->capture_default_str();
   app.add_option("--procs", opt.procs, "Worker processes (each below the open-files limit)")
@@ -861,6 +962,10 @@ int main(int argc, char** argv) {
   app.add_option("--laggards", opt.laggards,
                  "fanout: this many subscribers stop reading after the warm-up")
       ->capture_default_str();
+  app.add_option("--missed", opt.missed,
+                 "recover: messages published to each channel while its subscribers are away")
+      ->check(CLI::Range(0u, 1000000u))
+      ->capture_default_str();
   app.add_option("--channel-prefix", opt.channel_prefix, "Channel names are PREFIX<n>")
       ->capture_default_str();
   app.add_option("--handshake-timeout", hs_timeout, "Per-connection handshake/subscribe timeout")
@@ -878,6 +983,10 @@ int main(int argc, char** argv) {
   app.add_option("--aux-pid", opt.aux_pids,
                  "Other process to sample (RSS, CPU) and report apart from the servers, e.g. "
                  "redis-server; its CPU is not counted as other load; repeatable");
+  std::string redis_info;
+  app.add_option("--redis-info", redis_info,
+                 "Redis host:port: report the commands it processed in the window (INFO stats "
+                 "total_commands_processed)");
   app.add_flag("--no-perf", opt.no_perf,
                "Count the servers' write syscalls from /proc/PID/io syscw (misses send/sendmsg) "
                "instead of perf tracepoint counters");
@@ -888,7 +997,8 @@ int main(int argc, char** argv) {
   opt.scenario_name = scenario;
   opt.scenario = scenario == "connect" ? Scenario::Connect
                  : scenario == "churn" ? Scenario::Churn
-                                       : Scenario::Fanout;
+                 : scenario == "recover" ? Scenario::Recover
+                                         : Scenario::Fanout;
   opt.compression = compression == "on";
   for (const std::string& t : targets) {
     Target tg;
@@ -898,6 +1008,14 @@ int main(int argc, char** argv) {
       return 2;
     }
     opt.targets.push_back(tg);
+  }
+  if (!redis_info.empty()) {
+    if (!parse_target(redis_info, opt.redis_info)) {
+      std::fprintf(stderr, "wstrace-bench: --redis-info %s: expected a loopback IPv4 host:port\n",
+                   redis_info.c_str());
+      return 2;
+    }
+    opt.has_redis_info = true;
   }
   auto parse_d = [](const std::string& s, const char* name, double& out) {
     auto ns = wstrace::parse_duration_ns(s);
@@ -929,8 +1047,9 @@ int main(int argc, char** argv) {
     setrlimit(RLIMIT_NOFILE, &rl);
   }
   const uint64_t per_proc =
-      (opt.scenario == Scenario::Fanout ? uint64_t{opt.subscribers} + opt.publishers
-                                        : opt.connections) /
+      (opt.scenario == Scenario::Fanout    ? uint64_t{opt.subscribers} + opt.publishers
+       : opt.scenario == Scenario::Recover ? uint64_t{opt.subscribers} + 1
+                                           : opt.connections) /
           opt.procs +
       1;
   if (per_proc + 64 > rl.rlim_cur) {

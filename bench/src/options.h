@@ -9,7 +9,7 @@
 
 namespace wsbench {
 
-enum class Scenario : uint8_t { Connect, Fanout, Churn };
+enum class Scenario : uint8_t { Connect, Fanout, Churn, Recover };
 
 struct Target {
   std::string text;  // host:port as given
@@ -38,11 +38,14 @@ struct Options {
   bool subscribe = false;         // connect: each connection subscribes before holding
   bool spread = false;            // fanout: spread connections over targets regardless of channel
   uint32_t laggards = 0;          // fanout: subscribers that stop reading after warm-up
+  uint32_t missed = 50;           // recover: messages published per channel while away
   double handshake_timeout_s = 10;
   double drain_timeout_s = 5;
   uint32_t max_pending = 256;     // handshakes in flight per worker when --rate 0
   std::vector<int> server_pids;
   std::vector<int> aux_pids;      // sampled and reported apart from the servers (redis-server)
+  Target redis_info;              // --redis-info: commands Redis processed in the window
+  bool has_redis_info = false;
   bool no_perf = false;           // write syscalls from syscw, no perf tracepoint counters
   bool json = false;
   bool quiet = false;             // no progress line

@@ -44,19 +44,29 @@ struct Result {
   // Churn.
   uint64_t cycles = 0;
   uint64_t cycle_failures = 0;
+  // Positions: every Message's offset is the one after the last the
+  // subscriber saw on that channel (its Subscribed, a Gap's end).
+  uint64_t offsets_checked = 0;
+  uint64_t offset_errors = 0;      // an offset other than the next one
+  uint64_t gap_notices = 0;        // {"type":"Gap"} (a cluster's reported losses)
+  // recover: subscribers back with `since`.
+  uint64_t recovered = 0;          // recovered:true and every missed message, in order
+  uint64_t not_recovered = 0;      // recovered:false, or lost before it was done
+  uint64_t recovered_messages = 0;
   // Worker process.
   uint64_t bench_cpu_ns = 0;
   uint64_t window_ns = 0;
   std::map<uint64_t, uint64_t> close_codes;  // code seen from the server -> count
   std::map<std::string, uint64_t> errors;    // reason -> count
-  Histogram latency;      // publish -> deliver, measured window
+  Histogram latency;      // publish -> deliver, measured window (recover: reconnect -> recovered)
   Histogram handshake;    // connect() -> 101
   Histogram publish_lag;  // paced publishers: actual send - scheduled send
 
   bool correct() const {
     return lost == 0 && duplicated == 0 && reordered == 0 && misrouted == 0 && corrupt == 0 &&
            disconnected == 0 && connect_failed == 0 && handshake_failed == 0 &&
-           server_errors == 0 && cycle_failures == 0;
+           server_errors == 0 && cycle_failures == 0 && offset_errors == 0 &&
+           not_recovered == 0;
   }
 
   void merge(const Result& o) {
@@ -90,6 +100,12 @@ struct Result {
     laggard_closed += o.laggard_closed;
     cycles += o.cycles;
     cycle_failures += o.cycle_failures;
+    offsets_checked += o.offsets_checked;
+    offset_errors += o.offset_errors;
+    gap_notices += o.gap_notices;
+    recovered += o.recovered;
+    not_recovered += o.not_recovered;
+    recovered_messages += o.recovered_messages;
     bench_cpu_ns += o.bench_cpu_ns;
     window_ns = window_ns > o.window_ns ? window_ns : o.window_ns;
     for (auto& [k, v] : o.close_codes) close_codes[k] += v;
@@ -107,7 +123,8 @@ struct Result {
   X(lost) X(duplicated) X(reordered) X(misrouted) X(corrupt) X(gaps_forgotten)               \
   X(publisher_stalls)                                                                        \
   X(laggard_received) X(laggard_closed) X(cycles) X(cycle_failures) X(bench_cpu_ns)          \
-  X(window_ns)
+  X(window_ns) X(offsets_checked) X(offset_errors) X(gap_notices) X(recovered)               \
+  X(not_recovered) X(recovered_messages)
 
   void write(Writer& w) const {
 #define X(f) w.u64(f);

@@ -79,6 +79,8 @@ struct Conn {
   bool laggard = false;
   bool paused = false;         // laggard not reading
   bool counted = false;        // in the shared live-subscriber count
+  bool have_offset = false;    // subscriber: `offset` is its channel position
+  bool recovering = false;     // recover: back with `since`, not all missed messages yet
   uint8_t frag_op = 0;
   bool frag_rsv1 = false;
   uint8_t client_bits = 15;
@@ -95,6 +97,10 @@ struct Conn {
   std::string out;             // bytes not yet written
   std::string frag;            // fragmented message being assembled
   std::vector<SequenceTrack> tracks;  // subscriber: one per publisher of its channel
+  std::string epoch;           // subscriber: its channel's epoch (Subscribed)
+  uint64_t offset = 0;         // ... and the last position it saw
+  uint64_t recover_to = 0;     // recover: the position of the last missed message
+  uint64_t recover_from = 0;   // recover: the `since` offset
   std::unique_ptr<wstrace::ws::Inflater> inflater;  // when the server keeps its window
 };
 
@@ -203,6 +209,28 @@ std::string_view json_string(std::string_view doc, std::string_view key) {
   }
 }
 
+// The unsigned integer value of a top-level key ("offset":42); false when
+// it is missing or not a number.
+bool json_uint(std::string_view doc, std::string_view key, uint64_t& out) {
+  size_t pos = 0;
+  for (;;) {
+    pos = doc.find(key, pos);
+    if (pos == std::string_view::npos) return false;
+    size_t i = pos + key.size();
+    if (pos == 0 || doc[pos - 1] != '"' || i + 1 >= doc.size() || doc[i] != '"' ||
+        doc[i + 1] != ':') {
+      pos = i;
+      continue;
+    }
+    i += 2;
+    if (i >= doc.size() || doc[i] < '0' || doc[i] > '9') return false;
+    uint64_t v = 0;
+    for (; i < doc.size() && doc[i] >= '0' && doc[i] <= '9'; ++i) v = v * 10 + uint64_t(doc[i] - '0');
+    out = v;
+    return true;
+  }
+}
+
 class Worker {
  public:
   explicit Worker(const WorkerContext& ctx) : ctx_(ctx), opt_(*ctx.opt) {}
@@ -232,7 +260,11 @@ class Worker {
   bool on_handshake(Conn& c, uint64_t now);
   size_t on_frames(Conn& c, const uint8_t* p, size_t n, uint64_t now);
   void on_message(Conn& c, const uint8_t* p, size_t n, uint64_t now);
-  void on_delivery(Conn& c, std::string_view content, std::string_view channel, uint64_t now);
+  // `offset` < 0: the Message had none.
+  void on_delivery(Conn& c, std::string_view content, std::string_view channel, int64_t offset,
+                   uint64_t now);
+  void on_position(Conn& c, uint64_t offset, uint64_t now);
+  void on_subscribed(Conn& c, std::string_view doc, uint64_t now);
   void on_open(Conn& c, uint64_t now);
   // `by_us`: we sent the Close first (an expected end).
   void on_closed(Conn& c, uint16_t code, uint64_t now) { on_closed(c, code, now, c.close_sent); }
@@ -254,6 +286,7 @@ class Worker {
   void subscribe(Conn& c, uint64_t now);
   void build_message(uint32_t pub, uint64_t seq, uint64_t ts, uint32_t channel);
   void publish_tick(uint64_t now);
+  void publish_missed();
   void churn_tick(uint64_t now);
   void connect_tick(uint64_t now);
   void sweep(uint64_t now);
@@ -307,6 +340,9 @@ class Worker {
   bool publishing_ = false;
   bool pacing_ = false;          // a publisher or connect pacing needs fine wake-ups
   std::vector<uint64_t> local_delivered_;  // per publisher
+  uint64_t subscribers_here_ = 0;  // recover: subscribers are conns_[0 .. this)
+  uint64_t recover_left_ = 0;      // recover: subscribers still recovering
+  uint64_t published_acks_ = 0;    // recover: Published replies to the last message of a channel
   MessageBuffer cmd_buf_;
   bool cmd_eof_ = false;
 
@@ -551,6 +587,12 @@ void Worker::drop(Conn& c) {
   if (c.counted) {
     c.counted = false;
     ctx_.shared.subs_at(ctx_.index, c.channel).fetch_sub(1, std::memory_order_relaxed);
+  }
+  if (c.recovering) {
+    c.recovering = false;
+    --recover_left_;
+    ++r_.not_recovered;
+    r_.errors["recover: the connection ended before it had recovered"]++;
   }
   c.state = State::Closed;
   c.in.clear();
@@ -850,9 +892,38 @@ void Worker::on_message(Conn& c, const uint8_t* p, size_t n, uint64_t now) {
     }
   }
   if (type == "Message") {
-    on_delivery(c, content, channel, now);
+    // The offset follows the content (the server's layout); anywhere else
+    // it is looked up.
+    static constexpr std::string_view kOffset = ",\"offset\":";
+    int64_t offset = -1;
+    uint64_t v = 0;
+    const size_t after = content.data() != nullptr
+                             ? static_cast<size_t>(content.data() - doc.data()) + content.size() + 1
+                             : doc.size();
+    if (after < doc.size() && doc.compare(after, kOffset.size(), kOffset) == 0) {
+      size_t i = after + kOffset.size();
+      bool digits = false;
+      for (; i < doc.size() && doc[i] >= '0' && doc[i] <= '9'; ++i, digits = true) {
+        v = v * 10 + uint64_t(doc[i] - '0');
+      }
+      if (digits) offset = static_cast<int64_t>(v);
+    } else if (json_uint(doc, "offset", v)) {
+      offset = static_cast<int64_t>(v);
+    }
+    on_delivery(c, content, channel, offset, now);
+  } else if (type == "Gap") {
+    // A cluster's notice of positions this subscriber will not get: the
+    // next message follows `to`.
+    ++r_.gap_notices;
+    uint64_t to = 0;
+    if (json_uint(doc, "to", to) && c.have_offset) on_position(c, to, now);
+    std::string_view epoch = json_string(doc, "epoch");
+    if (!epoch.empty()) c.epoch.assign(epoch);
+  } else if (type == "Published") {
+    ++published_acks_;
   } else if (type == "Subscribed") {
     if (c.step == Step::Subscribing) {
+      on_subscribed(c, doc, now);
       ++r_.subscribed;
       c.step = Step::Ready;
       c.t_step = now;
@@ -889,9 +960,58 @@ void Worker::on_message(Conn& c, const uint8_t* p, size_t n, uint64_t now) {
   }
 }
 
+// The subscriber's channel position: the next message must carry the offset
+// after it.
+void Worker::on_position(Conn& c, uint64_t offset, uint64_t now) {
+  c.offset = offset;
+  c.have_offset = true;
+  if (c.recovering && c.offset >= c.recover_to) {
+    c.recovering = false;
+    --recover_left_;
+    ++r_.recovered;
+    r_.recovered_messages += c.recover_to - c.recover_from;
+    r_.latency.record(now - c.t_start);
+  }
+}
+
+void Worker::on_subscribed(Conn& c, std::string_view doc, uint64_t now) {
+  uint64_t offset = 0;
+  if (!json_uint(doc, "offset", offset)) {
+    r_.errors["Subscribed without an offset"]++;
+    return;
+  }
+  std::string_view epoch = json_string(doc, "epoch");
+  if (c.recovering) {
+    const bool recovered = doc.find("\"recovered\":true") != std::string_view::npos;
+    if (!recovered || epoch != c.epoch) {
+      c.recovering = false;
+      --recover_left_;
+      ++r_.not_recovered;
+      r_.errors[recovered ? "recover: another epoch" : "recover: recovered:false"]++;
+    } else {
+      // Every message after `since` up to `offset` follows, then live ones.
+      c.recover_to = offset;
+      on_position(c, c.offset, now);
+      return;
+    }
+  }
+  c.epoch.assign(epoch);
+  on_position(c, offset, now);
+}
+
 void Worker::on_delivery(Conn& c, std::string_view content, std::string_view channel,
-                         uint64_t now) {
+                         int64_t offset, uint64_t now) {
   ++r_.deliveries;
+  if (c.role == Role::Subscriber && !c.laggard && c.have_offset) {
+    ++r_.offsets_checked;
+    if (offset < 0 || static_cast<uint64_t>(offset) != c.offset + 1) {
+      if (r_.offset_errors++ < 3) {
+        r_.errors["offset " + std::to_string(offset) + " after " + std::to_string(c.offset)]++;
+      }
+    }
+    if (offset >= 0) on_position(c, static_cast<uint64_t>(offset), now);
+  }
+  if (opt_.scenario == Scenario::Recover) return;  // one publisher for every channel
   const bool in_window = go_ns_ != 0 && now >= window_start_ && now < window_end_;
   uint64_t pub, seq, ts;
   if (content.size() < kContentHeader || !parse_hex(content.data(), 8, pub) ||
@@ -942,7 +1062,15 @@ void Worker::on_delivery(Conn& c, std::string_view content, std::string_view cha
 void Worker::subscribe(Conn& c, uint64_t now) {
   scratch_ = "{\"type\":\"Subscribe\",\"channel\":\"";
   scratch_ += channel_names_[c.channel];
-  scratch_ += "\"}";
+  if (c.recovering) {
+    scratch_ += "\",\"since\":{\"epoch\":\"";
+    scratch_ += c.epoch;
+    scratch_ += "\",\"offset\":";
+    scratch_ += std::to_string(c.offset);
+    scratch_ += "}}";
+  } else {
+    scratch_ += "\"}";
+  }
   send_text(c, scratch_);
   c.step = Step::Subscribing;
   c.t_step = now;
@@ -985,6 +1113,27 @@ void Worker::build_message(uint32_t pub, uint64_t seq, uint64_t ts, uint32_t cha
 
 // ---------------------------------------------------------------------------
 // Scenario ticks
+
+// recover: --missed messages to every channel, round-robin; the last one of
+// each channel asks for its Published reply, so once all have come back
+// every missed message has its position (and its place in the history).
+void Worker::publish_missed() {
+  for (uint32_t idx : pubs_) {
+    Conn& c = conns_[idx];
+    if (c.state != State::Open) continue;
+    for (uint32_t m = 0; m < opt_.missed; ++m) {
+      for (uint32_t ch = 0; ch < opt_.channels; ++ch) {
+        build_message(0, c.seq++, mono_ns(), ch);
+        if (m + 1 == opt_.missed) msg_.insert(msg_.size() - 1, ",\"id\":1");
+        send_text(c, msg_);
+        ++r_.published;
+      }
+      flush(c);
+      // Keep what is queued bounded: let the socket drain.
+      while (c.fd >= 0 && c.out.size() - c.out_off > (4u << 20)) poll(mono_ns() + 10'000'000);
+    }
+  }
+}
 
 void Worker::publish_tick(uint64_t now) {
   if (!publishing_) return;
@@ -1306,6 +1455,28 @@ void Worker::plan() {
       local_delivered_.assign(P, 0);
       break;
     }
+    case Scenario::Recover: {
+      // Subscribers first (phase 3 reconnects conns_[0 .. subscribers_here_)),
+      // then worker 0's publisher, which publishes to every channel.
+      for (uint32_t i = w; i < opt_.subscribers; i += W) {
+        Conn& c = conns_.emplace_back();
+        c.role = Role::Subscriber;
+        c.id = i;
+        c.channel = i % opt_.channels;
+        c.target = opt_.spread ? (i % opt_.channels + i / opt_.channels) % T : c.channel % T;
+        c.source = i % K;
+      }
+      subscribers_here_ = conns_.size();
+      if (w == 0) {
+        Conn& c = conns_.emplace_back();
+        c.role = Role::Publisher;
+        c.target = 0;
+        c.source = opt_.subscribers % K;
+        pubs_.push_back(static_cast<uint32_t>(conns_.size() - 1));
+      }
+      connect_share_ = conns_.size();
+      break;
+    }
     case Scenario::Churn: {
       for (uint64_t s = w; s < opt_.connections; s += W) {
         Conn& c = conns_.emplace_back();
@@ -1480,6 +1651,79 @@ int Worker::run() {
         const uint64_t until = mono_ns() + 2 * kSec;
         while (mono_ns() < until) poll(until);
       }
+      break;
+    }
+    case Scenario::Recover: {
+      const uint64_t limit =
+          go_ns_ + static_cast<uint64_t>((double(conns_.size()) / 2000 + 30) * 1e9);
+      while (!all_settled() && mono_ns() < limit && !cmd_eof_) {
+        connect_tick(mono_ns());
+        poll(limit);
+      }
+      report_ready(1);
+      go_ns_ = 0;
+      while (go_ns_ == 0 && !cmd_eof_) poll(mono_ns() + kSec);
+      // The subscribers leave (a Close each, answered by the server).
+      for (uint64_t i = 0; i < subscribers_here_; ++i) {
+        Conn& c = conns_[i];
+        if (c.state == State::Open) {
+          send_close(c, 1000);
+          flush(c);
+        }
+      }
+      auto leaving = [&] {
+        for (uint64_t i = 0; i < subscribers_here_; ++i) {
+          if (conns_[i].fd >= 0) return true;
+        }
+        return false;
+      };
+      const uint64_t left_by = mono_ns() + static_cast<uint64_t>(opt_.handshake_timeout_s * 1e9);
+      while (leaving() && mono_ns() < left_by) poll(left_by);
+      for (uint64_t i = 0; i < subscribers_here_; ++i) {
+        if (conns_[i].fd >= 0) drop(conns_[i]);
+      }
+      // Meanwhile the channels go on.
+      publish_missed();
+      const uint64_t acked_by = mono_ns() + 60 * kSec;
+      while (!pubs_.empty() && published_acks_ < opt_.channels && mono_ns() < acked_by &&
+             conns_[pubs_[0]].fd >= 0) {
+        poll(acked_by);
+      }
+      if (!pubs_.empty() && published_acks_ < opt_.channels) {
+        r_.errors["recover: Published replies missing"]++;
+        ++r_.server_errors;
+      }
+      report_ready(2);
+      go_ns_ = 0;
+      while (go_ns_ == 0 && !cmd_eof_) poll(mono_ns() + kSec);
+      // The storm: every subscriber back at once, with `since`.
+      window_start_ = go_ns_;
+      for (uint64_t i = 0; i < subscribers_here_; ++i) {
+        Conn& c = conns_[i];
+        if (!c.have_offset) continue;  // never subscribed: counted already
+        c.recovering = true;
+        c.recover_from = c.offset;
+        c.recover_to = ~uint64_t{0};
+        ++recover_left_;
+      }
+      connects_started_ = connects_done_ = 0;
+      connect_share_ = subscribers_here_;
+      const uint64_t until =
+          go_ns_ + static_cast<uint64_t>((double(subscribers_here_) / 500 + 30) * 1e9);
+      while (recover_left_ > 0 && mono_ns() < until && !cmd_eof_) {
+        connect_tick(mono_ns());
+        poll(until);
+      }
+      for (uint64_t i = 0; i < subscribers_here_; ++i) {
+        Conn& c = conns_[i];
+        if (c.recovering) {
+          c.recovering = false;
+          ++r_.not_recovered;
+          r_.errors["recover: not done in time"]++;
+        }
+      }
+      recover_left_ = 0;
+      r_.window_ns = mono_ns() - window_start_;
       break;
     }
     case Scenario::Churn: {
