@@ -683,6 +683,32 @@ if hm and hm["result"]:
     w("")
 drop_unless(mark, ["recover-storm", "recover-storm-redis", "history-memory"])
 
+mark = len(out)
+# --- server API -----------------------------------------------------------------
+w("## Server API (`--api`)")
+w("")
+w("One backend connection (HTTP/1.1 keep-alive) publishing with `POST /api/v1/publish`. "
+  "*pipelined*: up to 256 requests in flight, to 100 channels of one subscriber each, as fast "
+  "as answers come; *paced*: 1000 publishes/s to one channel of 100 subscribers. *answer*: "
+  "request written → its answer read (the answer carries the message's offset); *delivery*: "
+  "request written → the message read by a WebSocket subscriber.")
+w("")
+w("| run | publishes answered/s | answer p50 / p99 | delivery p50 / p99 | deliveries/s | "
+  "server CPU per publish |")
+w("|---|---|---|---|---|---|")
+for label, name in (("api-publish", "pipelined"), ("api-latency", "paced 1000/s")):
+    x = res(label)
+    if not x:
+        continue
+    per_pub = (x["server_cpu_ns"] / max(x["published_window"], 1) / 1e3
+               if x.get("server_cpu_ns") else 0)
+    w(f"| {name}{flag(label)} | {si(x.get('api_answers_per_s'))}/s | "
+      f"{us(x.get('api_latency_p50_us'))} / {us(x.get('api_latency_p99_us'))} | "
+      f"{us(x['latency_p50_us'])} / {us(x['latency_p99_us'])} | {si(x['deliveries_per_s'])}/s | "
+      f"{per_pub:.1f} µs |")
+w("")
+drop_unless(mark, ["api-publish", "api-latency"])
+
 # --- cluster ------------------------------------------------------------------
 if chat or big or singles:
     N = args.cluster_nodes

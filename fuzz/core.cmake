@@ -12,6 +12,8 @@ wstrace_fuzz(inflater_fuzz
   SOURCES ${WSTRACE_FUZZ_DIR}/inflater_fuzz.cpp DEPS wstrace_ws)
 wstrace_fuzz(protocol_fuzz
   SOURCES ${WSTRACE_FUZZ_DIR}/protocol_fuzz.cpp DEPS wstrace_protocol)
+wstrace_fuzz(api_request_fuzz
+  SOURCES ${WSTRACE_FUZZ_DIR}/api_request_fuzz.cpp DEPS wstrace_protocol)
 wstrace_fuzz(units_fuzz
   SOURCES ${WSTRACE_FUZZ_DIR}/units_fuzz.cpp DEPS wstrace_util)
 

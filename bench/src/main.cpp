@@ -636,6 +636,13 @@ void Parent::print_table(const Result& r) const {
                 dur(r.latency.percentile(0.5)).c_str(), dur(r.latency.percentile(0.9)).c_str(),
                 dur(r.latency.percentile(0.99)).c_str(), dur(r.latency.percentile(0.999)).c_str(),
                 dur(r.latency.max()).c_str());
+    if (opt_.api) {
+      std::printf("  %-14s %" PRIu64 " publishes answered (%s/s in the window), %" PRIu64
+                  " refused; answer p50 %s  p99 %s  max %s\n",
+                  "server API", r.api_answers, si(per_sec(r.api_answers_window, window_ns_)).c_str(),
+                  r.api_failures, dur(r.api_latency.percentile(0.5)).c_str(),
+                  dur(r.api_latency.percentile(0.99)).c_str(), dur(r.api_latency.max()).c_str());
+    }
     if (r.publish_lag.count()) {
       std::printf("  %-14s p99 %s  max %s (publisher behind its schedule)\n", "publish lag",
                   dur(r.publish_lag.percentile(0.99)).c_str(), dur(r.publish_lag.max()).c_str());
@@ -806,6 +813,12 @@ void Parent::print_json(const Result& r) const {
   }
   num("latency_max_us", double(r.latency.max()) / 1e3);
   if (have_redis_) num("redis_commands_window", double(redis_window()));
+  if (opt_.api) {
+    num("api_answers_per_s", per_sec(r.api_answers_window, window_ns_));
+    num("api_latency_p50_us", double(r.api_latency.percentile(0.5)) / 1e3);
+    num("api_latency_p99_us", double(r.api_latency.percentile(0.99)) / 1e3);
+    num("api_latency_max_us", double(r.api_latency.max()) / 1e3);
+  }
   if (opt_.scenario == Scenario::Recover) {
     num("missed", opt_.missed);
     num("recovery_p50_ms", double(r.latency.percentile(0.5)) / 1e6);
@@ -983,6 +996,12 @@ int main(int argc, char** argv) {
   app.add_option("--aux-pid", opt.aux_pids,
                  "Other process to sample (RSS, CPU) and report apart from the servers, e.g. "
                  "redis-server; its CPU is not counted as other load; repeatable");
+  std::string api_target;
+  app.add_option("--api", api_target,
+                 "fanout: the publishers POST /api/v1/publish to the server API at this "
+                 "host:port (HTTP/1.1 keep-alive, up to --window requests pipelined each) "
+                 "instead of sending Messages over a WebSocket");
+  app.add_option("--api-key", opt.api_key, "fanout --api: the key (Authorization: Bearer)");
   std::string redis_info;
   app.add_option("--redis-info", redis_info,
                  "Redis host:port: report the commands it processed in the window (INFO stats "
@@ -1008,6 +1027,14 @@ int main(int argc, char** argv) {
       return 2;
     }
     opt.targets.push_back(tg);
+  }
+  if (!api_target.empty()) {
+    if (!parse_target(api_target, opt.api_target) || opt.scenario != Scenario::Fanout) {
+      std::fprintf(stderr, "wstrace-bench: --api %s: expected a loopback IPv4 host:port, with "
+                           "the fanout scenario\n", api_target.c_str());
+      return 2;
+    }
+    opt.api = true;
   }
   if (!redis_info.empty()) {
     if (!parse_target(redis_info, opt.redis_info)) {

@@ -44,6 +44,9 @@ struct Options {
   uint32_t max_pending = 256;     // handshakes in flight per worker when --rate 0
   std::vector<int> server_pids;
   std::vector<int> aux_pids;      // sampled and reported apart from the servers (redis-server)
+  Target api_target;              // --api: fanout publishers POST to the server API here
+  bool api = false;
+  std::string api_key;            // --api-key: sent as Authorization: Bearer
   Target redis_info;              // --redis-info: commands Redis processed in the window
   bool has_redis_info = false;
   bool no_perf = false;           // write syscalls from syscw, no perf tracepoint counters

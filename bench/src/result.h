@@ -53,6 +53,10 @@ struct Result {
   uint64_t recovered = 0;          // recovered:true and every missed message, in order
   uint64_t not_recovered = 0;      // recovered:false, or lost before it was done
   uint64_t recovered_messages = 0;
+  // --api: publishes answered by the server API (200 with an offset), others.
+  uint64_t api_answers = 0;
+  uint64_t api_answers_window = 0;
+  uint64_t api_failures = 0;
   // Worker process.
   uint64_t bench_cpu_ns = 0;
   uint64_t window_ns = 0;
@@ -61,12 +65,13 @@ struct Result {
   Histogram latency;      // publish -> deliver, measured window (recover: reconnect -> recovered)
   Histogram handshake;    // connect() -> 101
   Histogram publish_lag;  // paced publishers: actual send - scheduled send
+  Histogram api_latency;  // --api: request written -> its answer read
 
   bool correct() const {
     return lost == 0 && duplicated == 0 && reordered == 0 && misrouted == 0 && corrupt == 0 &&
            disconnected == 0 && connect_failed == 0 && handshake_failed == 0 &&
            server_errors == 0 && cycle_failures == 0 && offset_errors == 0 &&
-           not_recovered == 0;
+           not_recovered == 0 && api_failures == 0;
   }
 
   void merge(const Result& o) {
@@ -106,6 +111,9 @@ struct Result {
     recovered += o.recovered;
     not_recovered += o.not_recovered;
     recovered_messages += o.recovered_messages;
+    api_answers += o.api_answers;
+    api_answers_window += o.api_answers_window;
+    api_failures += o.api_failures;
     bench_cpu_ns += o.bench_cpu_ns;
     window_ns = window_ns > o.window_ns ? window_ns : o.window_ns;
     for (auto& [k, v] : o.close_codes) close_codes[k] += v;
@@ -113,6 +121,7 @@ struct Result {
     latency.merge(o.latency);
     handshake.merge(o.handshake);
     publish_lag.merge(o.publish_lag);
+    api_latency.merge(o.api_latency);
   }
 
 #define WSBENCH_RESULT_FIELDS(X)                                                              \
@@ -124,7 +133,7 @@ struct Result {
   X(publisher_stalls)                                                                        \
   X(laggard_received) X(laggard_closed) X(cycles) X(cycle_failures) X(bench_cpu_ns)          \
   X(window_ns) X(offsets_checked) X(offset_errors) X(gap_notices) X(recovered)               \
-  X(not_recovered) X(recovered_messages)
+  X(not_recovered) X(recovered_messages) X(api_answers) X(api_answers_window) X(api_failures)
 
   void write(Writer& w) const {
 #define X(f) w.u64(f);
@@ -143,6 +152,7 @@ struct Result {
     latency.write(w);
     handshake.write(w);
     publish_lag.write(w);
+    api_latency.write(w);
   }
   bool read(Reader& r) {
 #define X(f) f = r.u64();
@@ -158,7 +168,8 @@ struct Result {
       std::string k = r.str();
       errors[k] += r.u64();
     }
-    return latency.read(r) && handshake.read(r) && publish_lag.read(r) && r.ok();
+    return latency.read(r) && handshake.read(r) && publish_lag.read(r) && api_latency.read(r) &&
+           r.ok();
   }
 };
 

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <new>
 #include <string>
@@ -81,6 +82,7 @@ struct Conn {
   bool counted = false;        // in the shared live-subscriber count
   bool have_offset = false;    // subscriber: `offset` is its channel position
   bool recovering = false;     // recover: back with `since`, not all missed messages yet
+  bool api = false;            // a publisher speaking the server API (HTTP), not WebSocket
   uint8_t frag_op = 0;
   bool frag_rsv1 = false;
   uint8_t client_bits = 15;
@@ -101,6 +103,7 @@ struct Conn {
   uint64_t offset = 0;         // ... and the last position it saw
   uint64_t recover_to = 0;     // recover: the position of the last missed message
   uint64_t recover_from = 0;   // recover: the `since` offset
+  std::deque<uint64_t> api_sent;  // --api: send times of the requests not answered yet
   std::unique_ptr<wstrace::ws::Inflater> inflater;  // when the server keeps its window
 };
 
@@ -287,6 +290,9 @@ class Worker {
   void build_message(uint32_t pub, uint64_t seq, uint64_t ts, uint32_t channel);
   void publish_tick(uint64_t now);
   void publish_missed();
+  // --api: the answers to the pipelined publishes; returns the bytes used.
+  size_t on_api_answers(Conn& c, const uint8_t* p, size_t n, uint64_t now);
+  void send_api_publish(Conn& c);
   void churn_tick(uint64_t now);
   void connect_tick(uint64_t now);
   void sweep(uint64_t now);
@@ -398,7 +404,7 @@ bool Worker::start_connect(Conn& c, uint64_t now) {
       return false;
     }
   }
-  const sockaddr_in& dst = opt_.targets[c.target].addr;
+  const sockaddr_in& dst = c.api ? opt_.api_target.addr : opt_.targets[c.target].addr;
   if (::connect(fd, reinterpret_cast<const sockaddr*>(&dst), sizeof dst) != 0 &&
       errno != EINPROGRESS) {
     r_.errors[std::string("connect: ") + std::strerror(errno)]++;
@@ -444,7 +450,7 @@ void Worker::on_connected(Conn& c, uint64_t now) {
     fail(c, nullptr, true);
     return;
   }
-  if (tls_ctx_ != nullptr) {
+  if (tls_ctx_ != nullptr && !c.api) {
     c.ssl = SSL_new(tls_ctx_);
     if (c.ssl == nullptr || SSL_set_fd(c.ssl, c.fd) != 1) {
       fail(c, "tls: cannot create a session", true);
@@ -454,6 +460,17 @@ void Worker::on_connected(Conn& c, uint64_t now) {
     SSL_set_connect_state(c.ssl);
     c.state = State::TlsHandshake;
     tls_step(c, now);
+    return;
+  }
+  if (c.api) {
+    // HTTP/1.1 keep-alive: nothing to upgrade.
+    c.state = State::Open;
+    ++open_;
+    ++r_.connected;
+    ++connects_done_;
+    set_events(c, kIn);
+    c.out_armed = false;
+    on_open(c, now);
     return;
   }
   send_upgrade(c, now);
@@ -683,7 +700,7 @@ void Worker::on_readable(Conn& c, uint64_t now) {
     total = have;
   }
   if (c.state != State::Open) return;
-  used = on_frames(c, rbuf_.data(), total, now);
+  used = c.api ? on_api_answers(c, rbuf_.data(), total, now) : on_frames(c, rbuf_.data(), total, now);
   if (c.fd < 0) return;
   c.in.assign(reinterpret_cast<const char*>(rbuf_.data() + used), total - used);
   if (c.in.empty() && c.in.capacity() > 4096) c.in.shrink_to_fit();
@@ -1112,6 +1129,52 @@ void Worker::build_message(uint32_t pub, uint64_t seq, uint64_t ts, uint32_t cha
 }
 
 // ---------------------------------------------------------------------------
+// The server API publisher (--api)
+
+void Worker::send_api_publish(Conn& c) {
+  // msg_ is {"type":"Message","channel":..,"content":..}: the API ignores "type".
+  scratch_ = "POST /api/v1/publish HTTP/1.1\r\nHost: wstrace\r\nContent-Type: application/json\r\n";
+  if (!opt_.api_key.empty()) scratch_ += "Authorization: Bearer " + opt_.api_key + "\r\n";
+  scratch_ += "Content-Length: " + std::to_string(msg_.size()) + "\r\n\r\n";
+  c.out += scratch_;
+  c.out += msg_;
+  c.api_sent.push_back(mono_ns());
+}
+
+size_t Worker::on_api_answers(Conn& c, const uint8_t* p, size_t n, uint64_t now) {
+  const std::string_view all(reinterpret_cast<const char*>(p), n);
+  size_t at = 0;
+  while (at < n) {
+    const size_t end = all.find("\r\n\r\n", at);
+    if (end == std::string_view::npos) break;
+    const std::string_view head = all.substr(at, end + 2 - at);
+    const std::string_view cl = header_value(head, "Content-Length");
+    const size_t len = static_cast<size_t>(std::strtoull(std::string(cl).c_str(), nullptr, 10));
+    if (n < end + 4 + len) break;
+    const std::string_view body = all.substr(end + 4, len);
+    const bool ok = head.compare(0, 12, "HTTP/1.1 200") == 0 &&
+                    body.find("\"offset\":") != std::string_view::npos;
+    if (ok) {
+      ++r_.api_answers;
+      if (go_ns_ != 0 && now >= window_start_ && now < window_end_) ++r_.api_answers_window;
+    } else {
+      ++r_.api_failures;
+      r_.errors["api: " + std::string(head.substr(0, head.find("\r\n"))) + " " +
+                std::string(body.substr(0, 120))]++;
+    }
+    if (!c.api_sent.empty()) {
+      const uint64_t sent = c.api_sent.front();
+      c.api_sent.pop_front();
+      if (go_ns_ != 0 && now >= window_start_ && now < window_end_) {
+        r_.api_latency.record(now > sent ? now - sent : 0);
+      }
+    }
+    at = end + 4 + len;
+  }
+  return at;
+}
+
+// ---------------------------------------------------------------------------
 // Scenario ticks
 
 // recover: --missed messages to every channel, round-robin; the last one of
@@ -1171,6 +1234,8 @@ void Worker::publish_tick(uint64_t now) {
       }
       const uint64_t in_flight = c.seq > acked ? c.seq - acked : 0;
       budget = in_flight < opt_.window ? opt_.window - in_flight : 0;
+      // The server API's answers count too: at most --window unanswered.
+      if (c.api) budget = std::min<uint64_t>(budget, opt_.window - std::min<uint64_t>(opt_.window, c.api_sent.size()));
     }
     for (uint64_t k = 0; k < budget; ++k) {
       if (opt_.rate > 0) {
@@ -1179,7 +1244,11 @@ void Worker::publish_tick(uint64_t now) {
         r_.publish_lag.record(now > intended ? now - intended : 0);
       }
       build_message(c.id, c.seq, now, c.channel);
-      send_text(c, msg_);
+      if (c.api) {
+        send_api_publish(c);
+      } else {
+        send_text(c, msg_);
+      }
       ++c.seq;
       ++r_.published;
       if (now >= window_start_) ++r_.published_window;
@@ -1443,6 +1512,7 @@ void Worker::plan() {
       for (uint32_t j = w; j < P; j += W) {
         Conn& c = conns_.emplace_back();
         c.role = Role::Publisher;
+        c.api = opt_.api;
         c.id = j;
         c.channel = j % C;
         c.target = opt_.spread ? spread_target(j) : c.channel % T;

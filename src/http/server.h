@@ -1,12 +1,18 @@
-// A small HTTP/1.1 server on its own event-loop thread, for the admin API:
-// GET requests, keep-alive, bounded request size, one handler for all paths.
-// Not for the data plane.
+// A small HTTP/1.1 server on its own event-loop thread: keep-alive,
+// pipelining (answers go out in request order, however late each is ready),
+// request bodies by Content-Length up to a limit, bounded connections and
+// requests in flight. The admin API answers GETs at once; the server API
+// answers POSTs later, from the threads that did the work (a Responder).
+// Not for the WebSocket data plane.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "http/request.h"
@@ -23,11 +29,50 @@ struct Response {
   std::string extra_headers;  // each line ends with CRLF
 };
 
+class Server;
+
+// Completes one request, from any thread, exactly once (a Responder dropped
+// unanswered answers 500 so that the pipeline behind it moves on).
+class Responder {
+ public:
+  Responder() = default;
+  Responder(Responder&& o) noexcept { *this = std::move(o); }
+  Responder& operator=(Responder&& o) noexcept;
+  Responder(const Responder&) = delete;
+  Responder& operator=(const Responder&) = delete;
+  ~Responder();
+
+  void send(Response r);
+  bool valid() const { return server_ != nullptr; }
+
+ private:
+  friend class Server;
+  Responder(Server* s, uint64_t conn, uint64_t seq) : server_(s), conn_(conn), seq_(seq) {}
+  Server* server_ = nullptr;
+  uint64_t conn_ = 0;
+  uint64_t seq_ = 0;
+};
+
 class Server {
  public:
   using Handler = std::function<Response(const Request&)>;
+  // `body` (and the request's views) are valid only during the call.
+  using AsyncHandler =
+      std::function<void(const Request& req, std::string_view body, Responder done)>;
+
+  struct Options {
+    bool allow_post = false;      // else GET and HEAD only (405 for the rest)
+    size_t max_body = 0;          // Content-Length above this: 413
+    size_t max_head = 16 * 1024;  // request head above this: 431
+    size_t max_connections = 256;
+    size_t max_in_flight = 1024;  // per connection: past it, reading pauses
+    // The server's own refusals (400, 405, 413, 431, 501) as
+    // {"error":{"code":..,"message":..}} instead of plain text.
+    bool json_errors = false;
+  };
 
   explicit Server(Handler handler);
+  Server(AsyncHandler handler, Options options);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -36,17 +81,25 @@ class Server {
   bool start(const net::Address& addr, std::string* error);
   void stop();
   uint16_t port() const { return port_; }
+  net::EventLoop& loop() { return loop_; }
 
  private:
+  friend class Responder;
   class Conn;
   void on_accept(int fd);
   void close_conn(Conn* c);
+  // On the loop thread: the answer to request `seq` of connection `conn`.
+  void complete(uint64_t conn, uint64_t seq, Response r);
 
-  Handler handler_;
+  AsyncHandler handler_;
+  Options options_;
   net::EventLoop loop_;
   std::unique_ptr<net::Listener> listener_;
   std::vector<std::unique_ptr<Conn>> conns_;
+  std::unordered_map<uint64_t, Conn*> by_id_;
+  uint64_t next_conn_id_ = 1;
   std::thread thread_;
+  std::atomic<std::thread::id> loop_thread_{};  // answers made there are sent at once
   uint16_t port_ = 0;
 };
 

@@ -123,6 +123,21 @@ const std::vector<Option>& options() {
        [](Config& c, const std::string& v, std::string& why) {
          return set_address(c.admin, v, why, true);
        }},
+      {"api", "ADDR", "off",
+       "Server API listener for backends (HTTP/1.1 JSON: publish, broadcast, disconnect, "
+       "subscribe, history, channels, info), or 'off'. Off loopback it needs --api-key.",
+       [](Config& c, const std::string& v, std::string& why) {
+         return set_address(c.api, v, why, true);
+       }},
+      {"api-key", "TEXT", "",
+       "Secret every server API request must present as 'Authorization: Bearer KEY'. "
+       "Required when --api is not on a loopback address.",
+       [](Config& c, const std::string& v, std::string&) { return c.api_key = v, true; }, true},
+      {"api-max-body", "SIZE", "1MiB",
+       "Largest server API request body; larger is answered 413.",
+       [](Config& c, const std::string& v, std::string& why) {
+         return set_size(c.api_max_body, v, why);
+       }},
       {"threads", "N", "0",
        "Event-loop threads; connections are spread over them. 0 = one per CPU core.",
        [](Config& c, const std::string& v, std::string& why) {
@@ -632,6 +647,17 @@ bool resolve(Cli& cli, Config& out, std::string& error) {
   if (c.max_backpressure < 1024) {
     error = "--max-backpressure must be at least 1KiB";
     return false;
+  }
+  if (c.api_enabled() && c.api_key.empty()) {
+    std::string ignored;
+    auto a = net::Address::parse(c.api, &ignored);
+    const std::string host = a ? a->host() : std::string();
+    if (host.rfind("127.", 0) != 0 && host != "::1") {
+      error = "--api " + c.api +
+              " is not on loopback: set --api-key (backends then send 'Authorization: Bearer "
+              "KEY'), or listen on 127.0.0.1";
+      return false;
+    }
   }
   if (c.tls_cert.empty() != c.tls_key.empty()) {
     error = c.tls_cert.empty() ? "--tls-key needs --tls-cert (the certificate it belongs to)"

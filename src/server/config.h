@@ -19,6 +19,9 @@ struct Config {
   std::string listen = "0.0.0.0:8080";
   bool reuse_port = false;               // share --listen with other --reuse-port processes
   std::string admin = "127.0.0.1:9464";  // "off": no admin listener
+  std::string api = "off";               // the server API listener, or "off"
+  std::string api_key;                   // Authorization: Bearer KEY on every API request
+  uint64_t api_max_body = 1 << 20;       // largest API request body
   unsigned threads = 0;                  // 0: one per core
   std::string redis;                     // empty: standalone
   std::string redis_prefix = "wstrace";  // Redis channel = <prefix>:<channel>
@@ -61,6 +64,7 @@ struct Config {
   std::vector<stream::ChannelRule> channel_rules;  // [[channel]] tables of the file
 
   bool admin_enabled() const { return admin != "off" && !admin.empty(); }
+  bool api_enabled() const { return api != "off" && !api.empty(); }
 
   // Where it came from (for SIGHUP): the command line after argv[0], the
   // file read, and the value text of every option that was set.

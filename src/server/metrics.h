@@ -110,6 +110,19 @@ inline std::vector<telemetry::LabelSet> one_label(const char* key,
   return out;
 }
 
+// websocket.api.requests{method, outcome}: method-major, 4 outcomes each
+// (index = method * 4 + outcome), methods in protocol::ApiMethod's order.
+inline std::vector<telemetry::LabelSet> api_request_series() {
+  std::vector<telemetry::LabelSet> out;
+  for (const char* m : {"publish", "broadcast", "disconnect", "subscribe", "unsubscribe",
+                        "history", "channels", "info"}) {
+    for (const char* o : {"ok", "client_error", "unauthorized", "server_error"}) {
+      out.push_back({{"method", m}, {"outcome", o}});
+    }
+  }
+  return out;
+}
+
 inline std::vector<double> latency_bounds() {
   return {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
           0.025,   0.05,   0.1,     0.25,   0.5,   1,      2.5,    5,    10};
@@ -175,7 +188,12 @@ inline std::vector<double> latency_bounds() {
   M(Counter, recovered_messages, "websocket.recovery.messages",                                   \
     "Messages delivered from history to recovering subscribers", "{message}")                     \
   M(Counter, gaps, "websocket.gaps", "Gap notices sent: positions a subscriber was told it lost",  \
-    "{message}")
+    "{message}")                                                                                  \
+  M(Counter, api_requests, "websocket.api.requests",                                              \
+    "Server API requests (--api), by method and outcome", "{request}", api_request_series())      \
+  M(Histogram, api_duration, "websocket.api.request.duration",                                    \
+    "From a server API request read to its answer (a publish: once it has its offset)", "s",      \
+    latency_bounds())
 
 WSTRACE_METRICS_STRUCT(ServerMetrics, WSTRACE_SERVER_METRICS);
 

@@ -71,6 +71,10 @@ struct Node {
   // the asking worker). Null in-process.
   std::function<void(stream::Request&&)> cluster_request;
   bool clustered() const { return static_cast<bool>(cluster_request); }
+  // With --api: where a backend's publish result and History reply go
+  // (called on worker threads).
+  std::function<void(std::vector<stream::PublishResult>&&)> api_published;
+  std::function<void(stream::Reply&&)> api_reply;
   // The channel rules at start (workers and the bridge get new ones posted).
   std::shared_ptr<const stream::Rules> rules = std::make_shared<stream::Rules>();
 };

@@ -277,6 +277,22 @@ bool Server::start() {
     workers_.push_back(std::make_unique<Worker>(node, i, fds[i]));
     node.workers.push_back(workers_.back().get());
   }
+  if (cfg_.api_enabled()) {
+    auto api_addr = net::Address::parse(cfg_.api, &error);
+    api_ = std::make_unique<Api>(node, cfg_);
+    if (!api_addr || !api_->start(*api_addr, &error)) {
+      if (error.find(strerror(EADDRINUSE)) != std::string::npos) {
+        WS_LOG(Error, "cannot listen: another process already listens on the --api port",
+               {"api", cfg_.api},
+               {"fix", "stop that process, or choose another --api address (port 0 picks a "
+                       "free one)"});
+      } else {
+        WS_LOG(Error, "cannot listen on --api", {"api", cfg_.api}, {"error", error});
+      }
+      api_.reset();
+      return false;
+    }
+  }
   node.telemetry->start();
   if (bridge_) bridge_->start(node.registry().shard(telemetry::kMaxShards - 1));
   for (auto& w : workers_) w->start();
@@ -288,7 +304,10 @@ bool Server::start() {
          {"admin", admin_ ? cfg_.admin.substr(0, cfg_.admin.rfind(':')) + ":" +
                                 std::to_string(admin_->port())
                           : std::string("off")},
-         {"port", port_}, {"admin_port", admin_port()}, {"threads", threads},
+         {"api", api_ ? cfg_.api.substr(0, cfg_.api.rfind(':')) + ":" + std::to_string(api_->port())
+                      : std::string("off")},
+         {"port", port_}, {"admin_port", admin_port()}, {"api_port", api_port()},
+         {"threads", threads},
          {"reuse_port", cfg_.reuse_port},
          {"node_id", cfg_.node_id}, {"version", WSTRACE_VERSION});
   // A message larger than --max-backpressure is delivered only onto an empty
@@ -341,6 +360,7 @@ void Server::shutdown() {
   for (auto& w : workers_) w->stop();
   for (auto& w : workers_) w->join();
   if (bridge_) bridge_->stop();
+  if (api_) api_->stop();
   if (admin_) admin_->stop();
   node.telemetry->shutdown(deadline);
   WS_LOG(Info, "stopped", {"seconds", static_cast<double>(mono_ns() - start) / 1e9});
@@ -371,6 +391,11 @@ void Server::reload(const Config& fresh) {
   cfg_.log_level = fresh.log_level;
   cfg_.log_format = fresh.log_format;
   log::configure(cfg_.log_level, cfg_.log_format);
+  if (api_ && fresh.api_key != cfg_.api_key) {
+    // Requests read the key atomically: from now on the new one.
+    api_->set_key(fresh.api_key);
+    cfg_.api_key = fresh.api_key;
+  }
   if (!fresh.tls_cert.empty() && node_->tls.load() == nullptr) {
     // Turning TLS on changes what the port speaks: a restart does it.
     applied.erase(std::remove_if(applied.begin(), applied.end(),

@@ -8,6 +8,7 @@
 
 #include "cluster/bridge.h"
 #include "http/server.h"
+#include "server/api.h"
 #include "server/channel_metrics.h"
 #include "server/config.h"
 #include "server/node.h"
@@ -33,6 +34,7 @@ class Server {
 
   uint16_t port() const { return port_; }
   uint16_t admin_port() const { return admin_ ? admin_->port() : 0; }
+  uint16_t api_port() const { return api_ ? api_->port() : 0; }
   Node& node() { return *node_; }
   const Config& config() const { return cfg_; }
 
@@ -61,6 +63,7 @@ class Server {
   std::unique_ptr<Node> node_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<http::Server> admin_;
+  std::unique_ptr<Api> api_;
   std::unique_ptr<cluster::Bridge> bridge_;
   std::unique_ptr<ChannelMetrics> channel_metrics_;
   uint16_t port_ = 0;

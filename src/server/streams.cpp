@@ -84,6 +84,15 @@ void Worker::complete_stream_request(stream::Reply& reply) {
   // Everything the sequencer sent before this reply is delivered first: the
   // reply's position is right after it.
   deliver_incoming();
+  if (is_api(reply.request.connection_id)) {
+    if (node_.api_reply) {
+      node_.api_reply(std::move(reply));
+    } else {
+      for (pubsub::Publication* p : reply.pubs) p->unref();
+    }
+    reply.pubs.clear();
+    return;
+  }
   Connection* c = tracked(reply.request.connection_id);
   if (c != nullptr) {
     untrack(*c);
@@ -190,11 +199,16 @@ void Worker::post_publish_results(std::vector<stream::PublishResult> results) {
 }
 
 void Worker::on_publish_results(std::vector<stream::PublishResult>& results) {
+  std::vector<stream::PublishResult> api_results;  // for the server API, in one task
   for (auto& r : results) {
     if (!r.ok) {
       node_.metrics.messages_dropped.add(shard_, 1, static_cast<uint32_t>(DropReason::Unavailable));
     }
     if (!r.has_id) continue;  // nobody waits for an answer
+    if (is_api(r.connection_id)) {
+      api_results.push_back(std::move(r));
+      continue;
+    }
     Connection* c = tracked(r.connection_id);
     if (c == nullptr) continue;  // gone
     untrack(*c);
@@ -211,6 +225,7 @@ void Worker::on_publish_results(std::vector<stream::PublishResult>& results) {
                  r.has_id ? r.id.id : protocol::Id{});
     }
   }
+  if (!api_results.empty() && node_.api_published) node_.api_published(std::move(api_results));
 }
 
 void Worker::apply_rules(std::shared_ptr<const stream::Rules> rules) {

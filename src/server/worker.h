@@ -117,6 +117,24 @@ class Worker {
   // The worker that sequences `channel` in-process.
   static unsigned owner_of(std::string_view channel, size_t workers);
 
+  // --- the server API (api_worker.cpp), on this worker's thread ---
+  // The connection id of a server API request: this bit and the request's
+  // token (client connection ids never reach it).
+  static constexpr uint64_t kApiConnection = uint64_t{1} << 63;
+  static bool is_api(uint64_t connection_id) { return (connection_id & kApiConnection) != 0; }
+  // A backend's publication; its result goes to Node::api_published.
+  void api_publish(std::string_view channel, std::string_view content, const TraceContext& parent,
+                   uint64_t token);
+  // History for the API (r.connection_id = kApiConnection | token); the
+  // reply goes to Node::api_reply.
+  void api_stream_request(stream::Request r);
+  // Close 'code' to this worker's open connections of `user` (or the one
+  // with `connection_id`); how many.
+  uint32_t api_disconnect(std::string_view user, uint64_t connection_id, uint16_t code,
+                          std::string_view reason);
+  // Subscribes (or unsubscribes) this worker's connections of `user`; how many.
+  uint32_t api_subscribe(std::string_view user, std::string_view channel, bool subscribe);
+
  private:
   friend struct FrameHandler;
 

@@ -180,6 +180,7 @@ class WstraceServer:
             raise ServerError("wstrace did not start:\n" + self.stderr_text())
         self.port = int(line["port"])
         self.admin_port = int(line["admin_port"])
+        self.api_port = int(line.get("api_port", 0))  # with --api
         return self
 
     def _read_stderr(self):
