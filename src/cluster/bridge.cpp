@@ -195,6 +195,7 @@ void Bridge::on_ready(Link& link) {
     }
     resyncing_ = true;
     resync_awaiting_ = 0;
+    subscribe_control();  // before the channels: their confirmations count it
   } else {
     ping_sent_ns_ = 0;
     load_scripts();  // before any publication on this connection
@@ -385,7 +386,8 @@ void Bridge::reconcile_subscriptions() {
                        reply->element[2]->len);
     } else if ((k == "subscribe" || k == "unsubscribe") &&
                reply->element[2]->type == REDIS_REPLY_INTEGER) {
-      self->redis_subs_.store(static_cast<size_t>(reply->element[2]->integer));
+      const auto n = static_cast<size_t>(reply->element[2]->integer);
+      self->redis_subs_.store(n >= self->control_subs_ ? n - self->control_subs_ : 0);
       if (reply->element[1]->type == REDIS_REPLY_STRING) {
         self->on_subscription_reply(
             std::string_view(reply->element[1]->str, reply->element[1]->len), k == "subscribe");

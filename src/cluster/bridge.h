@@ -115,6 +115,20 @@ class Bridge {
   // Any thread: new channel rules (SIGHUP).
   void set_rules(std::shared_ptr<const stream::Rules> rules);
 
+  // The control plane (control.cpp): requests every node acts on (the
+  // server API's disconnect, subscribe, info, ...) and their answers, over
+  // two Redis channels of their own: <prefix>__control, which every node
+  // subscribes to, and <prefix>__reply:<node id>, this node's answers.
+  // Called on the bridge thread: a control request (from any node, this one
+  // included), and an answer addressed to this node.
+  using ControlHandler = std::function<void(std::string payload)>;
+  void set_control_handlers(ControlHandler on_request, ControlHandler on_reply);
+  // Any thread: PUBLISHes a control request; `done(receivers)` on the bridge
+  // thread with how many nodes got it (-1: the link is down).
+  void control_request(std::string payload, std::function<void(long)> done);
+  // Any thread: answers the node `to`.
+  void control_reply(const std::string& to, std::string payload);
+
   bool link_up() const { return link_up_.load(std::memory_order_relaxed); }
   size_t redis_subscriptions() const { return redis_subs_.load(std::memory_order_relaxed); }
 
@@ -137,6 +151,7 @@ class Bridge {
   void on_message(const char* channel, size_t channel_len, const char* payload, size_t len);
   void on_publish_reply(const void* reply, bool error);
   void on_subscription_reply(std::string_view channel, bool subscribe);
+  void subscribe_control();
 
   // Streams (stream_sync.cpp).
   void load_scripts();
@@ -204,6 +219,9 @@ class Bridge {
   uint64_t ping_sent_ns_ = 0;     // health check PING in flight since (0: none)
   uint64_t last_drop_log_ns_ = 0;
   bool stopping_ = false;
+  ControlHandler on_control_;
+  ControlHandler on_control_reply_;
+  size_t control_subs_ = 0;  // the control channels among Redis' subscription count
 };
 
 }  // namespace wstrace::cluster

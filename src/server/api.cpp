@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -18,6 +19,8 @@ namespace wstrace::server {
 namespace {
 
 constexpr std::string_view kPrefix = "/api/v1/";
+// How long the asking node waits for the other nodes' answers.
+constexpr uint64_t kClusterAnswerTimeoutNs = 2'000'000'000ull;
 
 void json_str(std::string& out, std::string_view s) {
   Buffer b;
@@ -57,9 +60,10 @@ struct Api::Pending {
   size_t left = 0;
 };
 
-Api::Api(Node& node, const Config& cfg)
+Api::Api(Node& node, const Config& cfg, ClusterControl* control)
     : node_(node),
       cfg_(cfg),
+      control_(control),
       http_([this](const http::Request& req, std::string_view body,
                    http::Responder done) { handle(req, body, std::move(done)); },
             http::Server::Options{true, cfg.api_max_body, 16 * 1024, 1024, 4096, true}),
@@ -155,27 +159,12 @@ void Api::handle(const http::Request& req, std::string_view body, http::Responde
     case protocol::ApiMethod::History:
       history(std::move(p), r);
       return;
-    case protocol::ApiMethod::Info: {
-      std::string out = "{\"node_id\":";
-      json_str(out, cfg_.node_id);
-      out += ",\"version\":";
-      json_str(out, WSTRACE_VERSION);
-      const int64_t conns = node_.websockets.load(std::memory_order_relaxed);
-      const double uptime = static_cast<double>(unix_ns() - node_.started_unix_ns) / 1e9;
-      out += ",\"uptime_seconds\":" + std::to_string(static_cast<uint64_t>(uptime)) +
-             ",\"threads\":" + std::to_string(node_.workers.size()) +
-             ",\"connections\":" + std::to_string(conns < 0 ? 0 : conns) +
-             ",\"clustered\":" + (node_.clustered() ? "true" : "false") + ",\"nodes\":[{\"node_id\":";
-      json_str(out, cfg_.node_id);
-      out += ",\"connections\":" + std::to_string(conns < 0 ? 0 : conns) + "}]}";
-      finish(*p, 200, std::move(out));
-      return;
-    }
+    case protocol::ApiMethod::Info:
     case protocol::ApiMethod::Channels:
     case protocol::ApiMethod::Disconnect:
     case protocol::ApiMethod::Subscribe:
     case protocol::ApiMethod::Unsubscribe:
-      on_workers(std::move(p), r);
+      on_nodes(std::move(p), r, body);
       return;
   }
 }
@@ -305,76 +294,92 @@ void Api::on_reply(stream::Reply&& reply) {
   });
 }
 
-// Channels, disconnect, subscribe, unsubscribe: every worker does its part
-// on its own thread; the last to answer completes the request.
-void Api::on_workers(std::unique_ptr<Pending> p, const protocol::ApiRequest& r) {
-  struct State {
-    std::atomic<size_t> left{0};
-    std::atomic<uint64_t> count{0};
-    std::mutex mu;
-    std::vector<std::pair<std::string, size_t>> channels;
-    std::shared_ptr<Pending> pending;
-    protocol::ApiRequest request;
-  };
-  auto st = std::make_shared<State>();
-  st->left = node_.workers.size();
-  st->pending = std::shared_ptr<Pending>(std::move(p));
-  st->request = r;
-  for (Worker* w : node_.workers) {
-    w->loop().post([this, st, w] {
-      const protocol::ApiRequest& q = st->request;
-      switch (q.method) {
-        case protocol::ApiMethod::Channels: {
-          std::vector<std::pair<std::string, size_t>> mine;
-          w->collect_channels(mine);
-          std::lock_guard lock(st->mu);
-          st->channels.insert(st->channels.end(), mine.begin(), mine.end());
-          break;
-        }
-        case protocol::ApiMethod::Disconnect:
-          st->count += w->api_disconnect(q.user, q.connection_id, q.code, q.reason);
-          break;
-        case protocol::ApiMethod::Subscribe:
-        case protocol::ApiMethod::Unsubscribe:
-          st->count += w->api_subscribe(q.user, q.channel,
-                                        q.method == protocol::ApiMethod::Subscribe);
-          break;
-        default:
-          break;
-      }
-      if (--st->left != 0) return;
-      http_.loop().post([this, st] {
-        Pending& pend = *st->pending;
-        std::string out;
-        switch (st->request.method) {
-          case protocol::ApiMethod::Channels: {
-            std::map<std::string, size_t> merged;
-            for (auto& [name, n] : st->channels) merged[name] += n;
-            out = "{\"channels\":[";
-            bool first = true;
-            for (auto& [name, n] : merged) {
-              out += first ? "{\"channel\":" : ",{\"channel\":";
-              first = false;
-              json_str(out, name);
-              out += ",\"subscribers\":" + std::to_string(n) + "}";
-            }
-            out += "]}";
-            break;
-          }
-          case protocol::ApiMethod::Disconnect:
-            out = "{\"disconnected\":" + std::to_string(st->count.load()) + "}";
-            break;
-          case protocol::ApiMethod::Subscribe:
-            out = "{\"subscribed\":" + std::to_string(st->count.load()) + "}";
-            break;
-          default:
-            out = "{\"unsubscribed\":" + std::to_string(st->count.load()) + "}";
-            break;
-        }
-        finish(pend, 200, std::move(out));
-      });
+// Channels, info, disconnect, subscribe, unsubscribe: every worker of this
+// node does its part, and with --redis every node of the cluster does (the
+// control plane); the answers are merged here.
+void Api::on_nodes(std::unique_ptr<Pending> p, const protocol::ApiRequest& r,
+                   std::string_view body) {
+  std::shared_ptr<Pending> shared(std::move(p));
+  auto answer = [this, shared](std::vector<NodeAnswer>&& answers, long missing) {
+    http_.loop().post([this, shared, answers = std::move(answers), missing]() mutable {
+      answer_nodes(*shared, answers, missing);
     });
+  };
+  if (control_ == nullptr) {
+    run_on_node(node_, r, [answer](NodeAnswer&& a) mutable {
+      std::vector<NodeAnswer> one;
+      one.push_back(std::move(a));
+      answer(std::move(one), 0);
+    });
+    return;
   }
+  const uint64_t id = control_->request(r.method, body, std::move(answer));
+  // Nodes that do not answer within the bound are named as missing.
+  ClusterControl* control = control_;
+  http_.loop().add_timer(kClusterAnswerTimeoutNs, 0, [control, id] { control->expire(id); });
+}
+
+void Api::answer_nodes(Pending& p, std::vector<NodeAnswer>& answers, long missing) {
+  if (missing < 0) {
+    fail(p, 503, "unavailable",
+         "the cluster link is down (Redis unreachable): no node could be asked; try again later");
+    return;
+  }
+  std::sort(answers.begin(), answers.end(),
+            [](const NodeAnswer& a, const NodeAnswer& b) { return a.node_id < b.node_id; });
+  uint64_t count = 0, connections = 0;
+  std::map<std::string, uint64_t> channels;
+  for (const NodeAnswer& a : answers) {
+    count += a.count;
+    connections += a.connections;
+    for (const auto& [name, n] : a.channels) channels[name] += n;
+  }
+  std::string out;
+  switch (p.method) {
+    case protocol::ApiMethod::Channels: {
+      out = "{\"channels\":[";
+      bool first = true;
+      for (auto& [name, n] : channels) {
+        out += first ? "{\"channel\":" : ",{\"channel\":";
+        first = false;
+        json_str(out, name);
+        out += ",\"subscribers\":" + std::to_string(n) + "}";
+      }
+      out += "]";
+      break;
+    }
+    case protocol::ApiMethod::Info: {
+      out = "{\"node_id\":";
+      json_str(out, cfg_.node_id);
+      out += ",\"version\":";
+      json_str(out, WSTRACE_VERSION);
+      const double uptime = static_cast<double>(unix_ns() - node_.started_unix_ns) / 1e9;
+      out += ",\"uptime_seconds\":" + std::to_string(static_cast<uint64_t>(uptime)) +
+             ",\"threads\":" + std::to_string(node_.workers.size()) +
+             ",\"connections\":" + std::to_string(connections) +
+             ",\"clustered\":" + (node_.clustered() ? "true" : "false") + ",\"nodes\":[";
+      for (size_t i = 0; i < answers.size(); ++i) {
+        out += i ? ",{\"node_id\":" : "{\"node_id\":";
+        json_str(out, answers[i].node_id);
+        out += ",\"connections\":" + std::to_string(answers[i].connections) + "}";
+      }
+      out += "]";
+      break;
+    }
+    case protocol::ApiMethod::Disconnect:
+      out = "{\"disconnected\":" + std::to_string(count);
+      break;
+    case protocol::ApiMethod::Subscribe:
+      out = "{\"subscribed\":" + std::to_string(count);
+      break;
+    default:
+      out = "{\"unsubscribed\":" + std::to_string(count);
+      break;
+  }
+  if (p.method != protocol::ApiMethod::Info) out += ",\"nodes\":" + std::to_string(answers.size());
+  if (missing > 0) out += ",\"missing_nodes\":" + std::to_string(missing);
+  out += "}";
+  finish(p, 200, std::move(out));
 }
 
 // ---------------------------------------------------------------------------

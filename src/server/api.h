@@ -15,6 +15,7 @@
 
 #include "http/server.h"
 #include "protocol/api.h"
+#include "server/control.h"
 #include "server/node.h"
 #include "telemetry/tracer.h"
 
@@ -22,7 +23,8 @@ namespace wstrace::server {
 
 class Api {
  public:
-  Api(Node& node, const Config& cfg);
+  // `control`: the cluster's control plane (null standalone).
+  Api(Node& node, const Config& cfg, ClusterControl* control);
   ~Api();
   Api(const Api&) = delete;
   Api& operator=(const Api&) = delete;
@@ -50,7 +52,8 @@ class Api {
   // Per method; `p` holds the responder and the request's span.
   void publish(std::unique_ptr<Pending> p, const protocol::ApiRequest& r);
   void history(std::unique_ptr<Pending> p, const protocol::ApiRequest& r);
-  void on_workers(std::unique_ptr<Pending> p, const protocol::ApiRequest& r);
+  void on_nodes(std::unique_ptr<Pending> p, const protocol::ApiRequest& r, std::string_view body);
+  void answer_nodes(Pending& p, std::vector<NodeAnswer>& answers, long missing);
   // A History reply from a worker (any thread; posted to the API thread).
   void on_reply(stream::Reply&& r);
   // On the API thread.
@@ -62,6 +65,7 @@ class Api {
 
   Node& node_;
   const Config& cfg_;
+  ClusterControl* control_;
   http::Server http_;
   telemetry::Tracer& tracer_;
   telemetry::Shard* shard_ = nullptr;

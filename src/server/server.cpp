@@ -162,6 +162,10 @@ bool Server::start() {
       bridge->publish(batch);
     };
     node.cluster_up = [bridge] { return bridge->link_up(); };
+    // Every node acts on the server API's cluster-wide requests, with or
+    // without an API listener of its own.
+    control_ = std::make_unique<ClusterControl>(node, *bridge_);
+    control_->attach();
   }
 
   {
@@ -279,7 +283,7 @@ bool Server::start() {
   }
   if (cfg_.api_enabled()) {
     auto api_addr = net::Address::parse(cfg_.api, &error);
-    api_ = std::make_unique<Api>(node, cfg_);
+    api_ = std::make_unique<Api>(node, cfg_, control_.get());
     if (!api_addr || !api_->start(*api_addr, &error)) {
       if (error.find(strerror(EADDRINUSE)) != std::string::npos) {
         WS_LOG(Error, "cannot listen: another process already listens on the --api port",
@@ -361,6 +365,10 @@ void Server::shutdown() {
   for (auto& w : workers_) w->join();
   if (bridge_) bridge_->stop();
   if (api_) api_->stop();
+  // No thread runs now; what the workers' loops still hold (drained when
+  // they are destroyed, after the API) must not call into it.
+  node.api_published = nullptr;
+  node.api_reply = nullptr;
   if (admin_) admin_->stop();
   node.telemetry->shutdown(deadline);
   WS_LOG(Info, "stopped", {"seconds", static_cast<double>(mono_ns() - start) / 1e9});

@@ -63,6 +63,7 @@ class Server {
   std::unique_ptr<Node> node_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<http::Server> admin_;
+  std::unique_ptr<ClusterControl> control_;
   std::unique_ptr<Api> api_;
   std::unique_ptr<cluster::Bridge> bridge_;
   std::unique_ptr<ChannelMetrics> channel_metrics_;

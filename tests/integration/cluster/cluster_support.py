@@ -207,8 +207,10 @@ class RedisServer:
     def channels(self):
         """The wstrace channels Redis has at least one subscriber for (a
         Redis channel under the prefix not of the form PREFIX{C} shows as
-        "?<name>")."""
-        return {wstrace_channel(c) for c in self.command("PUBSUB", "CHANNELS", PREFIX + "*")}
+        "?<name>"; the control plane's PREFIX__control and PREFIX__reply:<node>
+        are left out)."""
+        return {wstrace_channel(c) for c in self.command("PUBSUB", "CHANNELS", PREFIX + "*")
+                if not c.startswith(PREFIX + "__")}  # the control plane's own channels
 
     def numsub(self, *channels):
         """{channel: number of Redis subscribers (one per interested node)}."""

@@ -154,7 +154,7 @@ class Api(AsyncTestCase):
             bob = await ws_connect(srv.url(f"/ws?token={make_token(secret, sub='bob')}"))
             status, r = await asyncio.to_thread(api, srv, "subscribe",
                                                 {"user": "alice", "channel": "inbox:alice"})
-            self.assertEqual((status, r), (200, {"subscribed": 3}))
+            self.assertEqual((status, r), (200, {"subscribed": 3, "nodes": 1}))
             for ws in alice:
                 s = await recv_json(ws)
                 self.assertEqual((s["type"], s["channel"]), ("Subscribed", "inbox:alice"))
@@ -164,20 +164,20 @@ class Api(AsyncTestCase):
                 self.assertEqual((await recv_json(ws))["content"], "hi")
             status, r = await asyncio.to_thread(api, srv, "unsubscribe",
                                                 {"user": "alice", "channel": "inbox:alice"})
-            self.assertEqual((status, r), (200, {"unsubscribed": 3}))
+            self.assertEqual((status, r), (200, {"unsubscribed": 3, "nodes": 1}))
             for ws in alice:
                 self.assertEqual((await recv_json(ws))["type"], "Unsubscribed")
             status, r = await asyncio.to_thread(api, srv, "disconnect",
                                                 {"user": "alice", "code": 4000,
                                                  "reason": "bye"})
-            self.assertEqual((status, r), (200, {"disconnected": 3}))
+            self.assertEqual((status, r), (200, {"disconnected": 3, "nodes": 1}))
             for ws in alice:
                 await ws.wait_closed()
                 self.assertEqual((ws.close_code, ws.close_reason), (4000, "bye"))
             # Bob is untouched.
             self.assertEqual((await request(bob, {"type": "Ping"}))["type"], "Pong")
             status, r = await asyncio.to_thread(api, srv, "disconnect", {"user": "nobody"})
-            self.assertEqual((status, r), (200, {"disconnected": 0}))
+            self.assertEqual((status, r), (200, {"disconnected": 0, "nodes": 1}))
             await bob.close()
 
     def test_refusals_are_clear(self):

@@ -1,0 +1,130 @@
+"""The server API across three nodes behind one real redis-server: a
+publish through node A's API reaches the subscribers of B and C at the
+offset it answered; disconnect, subscribe and unsubscribe reach a user's
+connections on every node (control plane over Redis), info lists every node
+with its connections and channels merges them; a node killed with SIGKILL
+is reported missing instead of hanging the answer; Redis down: 503.
+"""
+
+import asyncio
+import http.client
+import json
+import time
+import unittest
+
+import jwt
+
+from cluster_support import RedisServer, node, recv_json, wait_link, wait_until, ws_connect
+from wstrace_harness import AsyncTestCase, subscribe
+
+SECRET = "cluster-api-secret"
+
+
+def token(user):
+    return jwt.encode({"sub": user, "exp": int(time.time()) + 600}, SECRET, algorithm="HS256")
+
+
+def api(srv, method, body=None, http_method="POST"):
+    conn = http.client.HTTPConnection("127.0.0.1", srv.api_port, timeout=20)
+    try:
+        conn.request(http_method, f"/api/v1/{method}",
+                     body=None if body is None else json.dumps(body),
+                     headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        return r.status, json.loads(r.read().decode())
+    finally:
+        conn.close()
+
+
+class ClusterApi(AsyncTestCase):
+
+    def start_cluster(self, n=3):
+        redis = RedisServer()
+        redis.start()
+        self.addCleanup(redis.__exit__)
+        nodes = []
+        for i in range(n):
+            srv = node(redis.url, f"n{i + 1}", "--api", "127.0.0.1:0", "--auth-secret", SECRET)
+            srv.start()
+            self.addCleanup(srv.stop)
+            nodes.append(srv)
+        for srv in nodes:
+            wait_link(srv)
+        return redis, nodes
+
+    async def user(self, srv, name):
+        return await ws_connect(srv.url(f"/ws?token={token(name)}"))
+
+    async def test_publish_on_one_node_reaches_the_others(self):
+        redis, (a, b, c) = self.start_cluster()
+        sb, sc = await self.user(b, "x"), await self.user(c, "y")
+        pb, pc = await subscribe(sb, "news"), await subscribe(sc, "news")
+        for i in range(10):
+            status, r = await asyncio.to_thread(api, a, "publish",
+                                                {"channel": "news", "content": f"m{i}"})
+            self.assertEqual(status, 200, r)
+            self.assertEqual(r["epoch"], pb["epoch"])
+            for ws in (sb, sc):
+                m = await recv_json(ws)
+                self.assertEqual((m["content"], m["offset"]), (f"m{i}", r["offset"]))
+        self.assertEqual(pb["epoch"], pc["epoch"])
+        await sb.close()
+        await sc.close()
+
+    async def test_user_actions_reach_every_node(self):
+        redis, nodes = self.start_cluster()
+        a, b, c = nodes
+        alice = [await self.user(a, "alice"), await self.user(b, "alice")]
+        bob = await self.user(c, "bob")
+        status, info = await asyncio.to_thread(api, c, "info", http_method="GET")
+        self.assertEqual(status, 200, info)
+        self.assertEqual([n["node_id"] for n in info["nodes"]], ["n1", "n2", "n3"])
+        self.assertEqual(info["connections"], 3)
+        status, r = await asyncio.to_thread(api, c, "subscribe",
+                                            {"user": "alice", "channel": "inbox.alice"})
+        self.assertEqual((status, r), (200, {"subscribed": 2, "nodes": 3}))
+        for ws in alice:
+            self.assertEqual((await recv_json(ws))["type"], "Subscribed")
+        status, r = await asyncio.to_thread(api, b, "channels")
+        self.assertIn({"channel": "inbox.alice", "subscribers": 2}, r["channels"])
+        status, r = await asyncio.to_thread(api, a, "publish",
+                                            {"channel": "inbox.alice", "content": "hello"})
+        for ws in alice:
+            self.assertEqual((await recv_json(ws))["content"], "hello")
+        status, r = await asyncio.to_thread(api, a, "unsubscribe",
+                                            {"user": "alice", "channel": "inbox.alice"})
+        self.assertEqual((status, r), (200, {"unsubscribed": 2, "nodes": 3}))
+        for ws in alice:
+            self.assertEqual((await recv_json(ws))["type"], "Unsubscribed")
+        status, r = await asyncio.to_thread(api, c, "disconnect",
+                                            {"user": "alice", "code": 4003, "reason": "banned"})
+        self.assertEqual((status, r), (200, {"disconnected": 2, "nodes": 3}))
+        for ws in alice:
+            await ws.wait_closed()
+            self.assertEqual((ws.close_code, ws.close_reason), (4003, "banned"))
+        self.assertEqual((await asyncio.wait_for(self._ping(bob), 10)), "Pong")
+        await bob.close()
+
+    async def test_a_dead_node_is_missing_not_waited_for(self):
+        redis, (a, b, c) = self.start_cluster()
+        c.kill()  # SIGKILL: its Redis connections go, the others do not know yet
+        wait_until(lambda: len(redis.command("PUBSUB", "NUMSUB", "wstrace:__control")) == 2 and
+                   int(redis.command("PUBSUB", "NUMSUB", "wstrace:__control")[1]) == 2,
+                   what="Redis dropped the killed node's subscriptions")
+        status, r = await asyncio.to_thread(api, a, "disconnect", {"user": "nobody"})
+        self.assertEqual((status, r), (200, {"disconnected": 0, "nodes": 2}))
+        # Redis gone: nothing can be asked.
+        redis.kill9()
+        wait_link(a, up=False)
+        status, r = await asyncio.to_thread(api, a, "info")
+        self.assertEqual((status, r["error"]["code"]), (503, "unavailable"))
+        status, r = await asyncio.to_thread(api, a, "publish", {"channel": "x", "content": "y"})
+        self.assertEqual((status, r["error"]["code"]), (503, "unavailable"))
+
+    async def _ping(self, ws):
+        await ws.send('{"type":"Ping"}')
+        return (await recv_json(ws))["type"]
+
+
+if __name__ == "__main__":
+    unittest.main()
