@@ -172,6 +172,63 @@ class ClusterTraceTest(AsyncTestCase):
                       if sp["traceId"] == unsampled_id]
             self.assertEqual(leaked, [], "spans exported for a trace the client did not sample")
 
+    async def test_a_backend_trace_goes_on_through_the_api_to_every_node(self):
+        # A backend's request with a traceparent, on n1's server API: its
+        # server span, the broadcast under it, the fan-out on all three nodes.
+        import http.client
+        import json
+        with OtlpReceiver() as rx, RedisServer() as redis:
+            env = {"OTEL_EXPORTER_OTLP_ENDPOINT": rx.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100",
+                   "OTEL_METRIC_EXPORT_INTERVAL": "3600000"}
+            nodes = [node(redis.url, f"n{i + 1}", "--api", "127.0.0.1:0", env=env).start()
+                     for i in range(3)]
+            clients = []
+            try:
+                for srv in nodes:
+                    wait_link(srv)
+                for srv in nodes:
+                    clients += await connect_many(srv.url(), 1)
+                await asyncio.gather(*(subscribe_all(ws, [CH]) for ws in clients))
+                wait_redis_matches(redis, [(srv, {CH}) for srv in nodes])
+                trace_id, backend_span = os.urandom(16).hex(), os.urandom(8).hex()
+
+                def post():
+                    conn = http.client.HTTPConnection("127.0.0.1", nodes[0].api_port, timeout=20)
+                    conn.request("POST", "/api/v1/publish",
+                                 body=json.dumps({"channel": CH, "content": "from-backend"}),
+                                 headers={"traceparent": f"00-{trace_id}-{backend_span}-01"})
+                    r = conn.getresponse()
+                    return r.status, json.loads(r.read())
+
+                status, r = await asyncio.to_thread(post)
+                self.assertEqual(status, 200, r)
+                await asyncio.gather(*(read_until(ws, {(CH, "from-backend")}, "subscriber")
+                                       for ws in clients))
+
+                def complete():
+                    sp = [(res, x) for res, x in rx.spans() if x["traceId"] == trace_id]
+                    names = [x["name"] for _, x in sp]
+                    return sp if names.count("websocket.fanout") >= 3 and \
+                        "websocket.broadcast" in names and "POST /api/v1/publish" in names else None
+
+                spans = wait_until(complete, IO_TIMEOUT, what="API, broadcast and 3 fanout spans")
+                by = {}
+                for res, x in spans:
+                    by.setdefault(x["name"], []).append((res, x))
+                (sres, server), = by["POST /api/v1/publish"]
+                self.assertEqual((sres.get("service.instance.id"), server["kind"]), ("n1", 2))
+                self.assertEqual(server.get("parentSpanId"), backend_span)
+                (_, bspan), = by["websocket.broadcast"]
+                self.assertEqual(bspan.get("parentSpanId"), server["spanId"])
+                self.assertEqual(sorted(res.get("service.instance.id") for res, _ in
+                                        by["websocket.fanout"]), ["n1", "n2", "n3"])
+                for _, f in by["websocket.fanout"]:
+                    self.assertEqual(f.get("parentSpanId"), bspan["spanId"])
+            finally:
+                await close_all(clients)
+                for srv in nodes:
+                    srv.stop()
+
 
 if __name__ == "__main__":
     unittest.main()
