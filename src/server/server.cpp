@@ -658,10 +658,17 @@ std::string Server::connections_json(const http::Request& req) {
   if (auto v = http::query_param(req.query, "limit")) limit = std::strtoull(v->c_str(), nullptr, 10);
   if (auto v = http::query_param(req.query, "offset")) offset = std::strtoull(v->c_str(), nullptr, 10);
   limit = std::clamp<size_t>(limit, 1, 1000);
+  // Filters: ?user=U (the token's sub), ?channel=C (subscribed to C),
+  // ?thread=N (the worker's index).
+  Worker::ConnFilter filter;
+  if (auto v = http::query_param(req.query, "user")) filter.user = *v;
+  if (auto v = http::query_param(req.query, "channel")) filter.channel = *v;
+  long thread = -1;
+  if (auto v = http::query_param(req.query, "thread")) thread = std::strtol(v->c_str(), nullptr, 10);
   std::vector<Worker::ConnInfo> all;
-  auto parts = gather<std::vector<Worker::ConnInfo>>([](Worker& w) {
+  auto parts = gather<std::vector<Worker::ConnInfo>>([filter, thread](Worker& w) {
     std::vector<Worker::ConnInfo> mine;
-    w.collect_connections(mine);
+    if (thread < 0 || static_cast<unsigned>(thread) == w.index()) w.collect_connections(mine, filter);
     return mine;
   });
   for (auto& part : parts.results) {

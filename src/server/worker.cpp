@@ -329,10 +329,15 @@ void Worker::stop() {
   });
 }
 
-void Worker::collect_connections(std::vector<ConnInfo>& out) const {
+void Worker::collect_connections(std::vector<ConnInfo>& out, const ConnFilter& filter) const {
   static constexpr const char* kStates[] = {"handshake", "open", "closing", "draining", "dead"};
   pool_.for_each([&](const Connection* c) {
     if (c->state == ConnState::Dead) return;
+    if (!filter.user.empty() && (c->extra == nullptr || c->extra->user_id != filter.user)) return;
+    if (!filter.channel.empty() &&
+        registry_.membership(*c, filter.channel) == nullptr) {
+      return;
+    }
     ConnInfo info;
     info.id = c->id;
     info.peer = c->peer.to_string();

@@ -95,8 +95,14 @@ class Worker {
     unsigned thread;       // the worker's index
     uint32_t write_calls;  // send/sendmsg calls made for the connection
   };
+  // /api/connections filters: a user, a channel the connection is
+  // subscribed to (empty: any).
+  struct ConnFilter {
+    std::string user;
+    std::string channel;
+  };
   // Runs on the worker thread (post it there).
-  void collect_connections(std::vector<ConnInfo>& out) const;
+  void collect_connections(std::vector<ConnInfo>& out, const ConnFilter& filter = {}) const;
   void collect_channels(std::vector<std::pair<std::string, size_t>>& out) const;
   // Adds this worker's per-channel counts (with --channel-metrics).
   void channel_sample(ChannelMetrics::Sample& out) const;

@@ -174,6 +174,18 @@ class Api(AsyncTestCase):
             for ws in alice:
                 await ws.wait_closed()
                 self.assertEqual((ws.close_code, ws.close_reason), (4000, "bye"))
+            # The admin API finds a user's connections, and a channel's.
+            rows = json.loads(srv.admin_get("/api/connections?user=bob")[1])
+            self.assertEqual(rows["total"], 1)
+            self.assertEqual(rows["connections"][0]["user_id"], "bob")
+            await asyncio.to_thread(api, srv, "subscribe", {"user": "bob", "channel": "b.only"})
+            await recv_json(bob)  # Subscribed
+            rows = json.loads(srv.admin_get("/api/connections?channel=b.only")[1])
+            self.assertEqual([r["user_id"] for r in rows["connections"]], ["bob"])
+            t = rows["connections"][0]["thread"]
+            self.assertEqual(json.loads(srv.admin_get(f"/api/connections?thread={t}")[1])["total"],
+                             sum(1 for c in json.loads(srv.admin_get("/api/connections")[1])
+                                 ["connections"] if c["thread"] == t))
             # Bob is untouched.
             self.assertEqual((await request(bob, {"type": "Ping"}))["type"], "Pong")
             status, r = await asyncio.to_thread(api, srv, "disconnect", {"user": "nobody"})
