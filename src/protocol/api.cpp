@@ -8,7 +8,8 @@ namespace wstrace::protocol {
 namespace {
 
 constexpr std::string_view kNames[] = {"publish",     "broadcast", "disconnect", "subscribe",
-                                       "unsubscribe", "history",   "channels",   "info"};
+                                       "unsubscribe", "history",   "channels",   "info",
+                                       "presence"};
 static_assert(sizeof kNames / sizeof kNames[0] == kApiMethodCount);
 
 bool fail(ApiError& err, std::string_view code, std::string message, int status = 400) {
@@ -79,7 +80,7 @@ bool parse_api_request(ApiMethod method, std::string_view body, const ApiLimits&
     } else if (key == "content") {
       if (!get_string(v, key, out.content, err)) return false;
       has_content = true;
-    } else if (key == "channels") {
+    } else if (key == "channels" && method == ApiMethod::Broadcast) {
       simdjson::dom::array arr;
       if (v.get_array().get(arr) != simdjson::SUCCESS) {
         return fail(err, "invalid_json", "field 'channels' must be an array of strings");
@@ -173,6 +174,7 @@ bool parse_api_request(ApiMethod method, std::string_view body, const ApiLimits&
       if (!check_channel(out.channel, "channel", err)) return false;
       break;
     case ApiMethod::History:
+    case ApiMethod::Presence:
       if (!need(has_channel, "channel")) return false;
       if (!check_channel(out.channel, "channel", err)) return false;
       break;

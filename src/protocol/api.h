@@ -19,15 +19,16 @@ enum class ApiMethod : uint8_t {
   History,
   Channels,
   Info,
+  Presence,
 };
-constexpr int kApiMethodCount = 8;
+constexpr int kApiMethodCount = 9;
 std::string_view api_method_name(ApiMethod m);
 // "publish" -> Publish; false for anything else.
 bool api_method_from_path(std::string_view name, ApiMethod& out);
 
 struct ApiRequest {
   ApiMethod method = ApiMethod::Info;
-  std::string channel;                // publish, subscribe, unsubscribe, history
+  std::string channel;                // publish, subscribe, unsubscribe, history, presence
   std::vector<std::string> channels;  // broadcast
   std::string content;                // publish, broadcast (unescaped)
   std::string user;                   // disconnect, subscribe, unsubscribe

@@ -10,8 +10,8 @@
 namespace wstrace::protocol {
 namespace {
 
-constexpr std::string_view kTypeNames[] = {"Ping", "Subscribe", "Unsubscribe", "Message",
-                                           "History", "Refresh"};
+constexpr std::string_view kTypeNames[] = {"Ping",    "Subscribe", "Unsubscribe", "Message",
+                                           "History", "Refresh",   "Presence"};
 
 constexpr std::string_view kErrorNames[] = {
 #define WSTRACE_X(e, name) name,
@@ -105,6 +105,7 @@ void append_id(Buffer& out, const Id& id) {
 }  // namespace
 
 std::string_view type_name(Type t) { return kTypeNames[static_cast<int>(t)]; }
+void append_id_field(Buffer& out, const Id& id) { append_id(out, id); }
 std::string_view error_code_name(ErrorCode c) { return kErrorNames[static_cast<int>(c)]; }
 
 bool valid_channel(std::string_view name) {
@@ -243,11 +244,13 @@ bool Parser::parse(const uint8_t* data, size_t len, ClientMessage& out, ParseErr
     out.type = Type::Message;
   } else if (type == "History") {
     out.type = Type::History;
+  } else if (type == "Presence") {
+    out.type = Type::Presence;
   } else {
     err.code = ErrorCode::UnknownType;
     err.message =
-        "unknown message type (expected Ping, Subscribe, Unsubscribe, Message, History or "
-        "Refresh)";
+        "unknown message type (expected Ping, Subscribe, Unsubscribe, Message, History, "
+        "Presence or Refresh)";
     return false;
   }
   if (!has_channel) {

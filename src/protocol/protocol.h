@@ -11,8 +11,8 @@
 
 namespace wstrace::protocol {
 
-enum class Type : uint8_t { Ping, Subscribe, Unsubscribe, Message, History, Refresh };
-constexpr int kTypeCount = 6;
+enum class Type : uint8_t { Ping, Subscribe, Unsubscribe, Message, History, Refresh, Presence };
+constexpr int kTypeCount = 7;
 std::string_view type_name(Type t);
 
 // X(enumerator, wire name)
@@ -28,14 +28,15 @@ std::string_view type_name(Type t);
   X(RateLimited, "rate_limited")                     \
   X(Unauthorized, "unauthorized")                    \
   X(Unavailable, "unavailable")                      \
-  X(Forbidden, "forbidden")
+  X(Forbidden, "forbidden")                          \
+  X(NotEnabled, "not_enabled")
 
 enum class ErrorCode : uint8_t {
 #define WSTRACE_X(e, name) e,
   WSTRACE_ERROR_CODES(WSTRACE_X)
 #undef WSTRACE_X
 };
-constexpr int kErrorCodeCount = 12;
+constexpr int kErrorCodeCount = 13;
 std::string_view error_code_name(ErrorCode c);
 
 // The optional "id" of a client message, echoed verbatim in the direct reply.
@@ -57,7 +58,7 @@ struct Since {
 
 struct ClientMessage {
   Type type = Type::Ping;
-  std::string_view channel;      // Subscribe, Unsubscribe, Message, History
+  std::string_view channel;      // Subscribe, Unsubscribe, Message, History, Presence
   std::string_view content;      // Message (unescaped)
   std::string_view traceparent;  // optional, not yet validated
   std::string_view token;        // Refresh: the new JWT
@@ -115,6 +116,9 @@ class Parser {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// Appends ,"id":<id> (nothing when the id is absent), as every reply echoes it.
+void append_id_field(Buffer& out, const Id& id);
 
 // Encoders: append the JSON payload (no frame header).
 void encode_pong(Buffer& out, const Id& id);

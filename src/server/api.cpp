@@ -157,6 +157,7 @@ void Api::handle(const http::Request& req, std::string_view body, http::Responde
       publish(std::move(p), r);
       return;
     case protocol::ApiMethod::History:
+    case protocol::ApiMethod::Presence:
       history(std::move(p), r);
       return;
     case protocol::ApiMethod::Info:
@@ -238,7 +239,8 @@ void Api::published(stream::PublishResult& r) {
 void Api::history(std::unique_ptr<Pending> p, const protocol::ApiRequest& r) {
   const uint64_t token = next_token_++;
   stream::Request req;
-  req.kind = stream::Request::Kind::History;
+  req.kind = p->method == protocol::ApiMethod::Presence ? stream::Request::Kind::Presence
+                                                       : stream::Request::Kind::History;
   req.connection_id = Worker::kApiConnection | token;
   req.channel = r.channel;
   req.has_since = r.has_since;
@@ -267,7 +269,20 @@ void Api::on_reply(stream::Reply&& reply) {
       PendingRef ref = std::move(it->second);
       pending_.erase(it);
       Pending& p = *ref.pending;
-      if (!r.ok) {
+      if (r.request.kind == stream::Request::Kind::Presence) {
+        if (!r.enabled) {
+          fail(p, 400, "not_enabled",
+               node_.clustered()
+                   ? "presence is kept on one node only: not available with --redis yet"
+                   : "presence is not enabled for this channel (a channel rule with presence = "
+                     "true)");
+        } else {
+          std::string out = "{\"channel\":";
+          json_str(out, p.channel);
+          out += "," + r.presence + "}";
+          finish(p, 200, std::move(out));
+        }
+      } else if (!r.ok) {
         fail(p, 503, "unavailable",
              "the channel's history cannot be read while the cluster link is down; ask again "
              "later");

@@ -75,7 +75,7 @@ bool Worker::handle_message(Connection& c, const protocol::ClientMessage& m,
     }
   }
   if (m.type == protocol::Type::Subscribe || m.type == protocol::Type::History ||
-      m.type == protocol::Type::Message) {
+      m.type == protocol::Type::Message || m.type == protocol::Type::Presence) {
     protocol::ErrorCode code{};
     std::string_view why;
     if (!allowed(c, m.channel, m.type == protocol::Type::Message, code, why)) {
@@ -96,6 +96,8 @@ bool Worker::handle_message(Connection& c, const protocol::ClientMessage& m,
       return unsubscribe(c, m, error);
     case protocol::Type::History:
       return history(c, m, error);
+    case protocol::Type::Presence:
+      return presence(c, m, error);
     case protocol::Type::Refresh:
       return refresh(c, m, error);
     case protocol::Type::Message:

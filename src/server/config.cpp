@@ -648,6 +648,14 @@ bool resolve(Cli& cli, Config& out, std::string& error) {
     error = "--max-backpressure must be at least 1KiB";
     return false;
   }
+  for (const auto& r : c.channel_rules) {
+    if (!c.redis.empty() && r.tracks_members()) {
+      error = "channel rule " + std::to_string(r.index) + " ('" + r.match +
+              "'): presence and join_leave are not supported yet with --redis (they work on "
+              "one node); remove them or run without --redis";
+      return false;
+    }
+  }
   if (c.api_enabled() && c.api_key.empty()) {
     std::string ignored;
     auto a = net::Address::parse(c.api, &ignored);

@@ -25,12 +25,12 @@ enum class ConnOutcome : uint32_t {
 
 // websocket.messages.received{type}
 enum class InType : uint32_t {
-  Ping, Subscribe, Unsubscribe, Message, History, Refresh, Invalid, Binary, Echo, Count
+  Ping, Subscribe, Unsubscribe, Message, History, Refresh, Presence, Invalid, Binary, Echo, Count
 };
 // websocket.messages.sent{type}
 enum class OutType : uint32_t {
   Pong, Subscribed, Unsubscribed, Message, Error, Echo, History, Published, Gap, Refresh,
-  Refreshed, Count
+  Refreshed, Presence, Join, Leave, Count
 };
 // websocket.errors{error.type}
 enum class ErrorKind : uint32_t {
@@ -115,7 +115,7 @@ inline std::vector<telemetry::LabelSet> one_label(const char* key,
 inline std::vector<telemetry::LabelSet> api_request_series() {
   std::vector<telemetry::LabelSet> out;
   for (const char* m : {"publish", "broadcast", "disconnect", "subscribe", "unsubscribe",
-                        "history", "channels", "info"}) {
+                        "history", "channels", "info", "presence"}) {
     for (const char* o : {"ok", "client_error", "unauthorized", "server_error"}) {
       out.push_back({{"method", m}, {"outcome", o}});
     }
@@ -140,10 +140,11 @@ inline std::vector<double> latency_bounds() {
   M(Counter, messages_received, "websocket.messages.received", "Messages received from clients",  \
     "{message}",                                                                                  \
     one_label("type", {"Ping", "Subscribe", "Unsubscribe", "Message", "History", "Refresh",      \
-                       "invalid", "binary", "echo"}))                                             \
+                       "Presence", "invalid", "binary", "echo"}))                                 \
   M(Counter, messages_sent, "websocket.messages.sent", "Messages sent to clients", "{message}",    \
     one_label("type", {"Pong", "Subscribed", "Unsubscribed", "Message", "Error", "echo",          \
-                       "History", "Published", "Gap", "Refresh", "Refreshed"}))                   \
+                       "History", "Published", "Gap", "Refresh", "Refreshed", "Presence",         \
+                       "Join", "Leave"}))                                                         \
   M(Counter, bytes_received, "websocket.bytes.received", "Bytes read from client sockets", "By")  \
   M(Counter, bytes_sent, "websocket.bytes.sent", "Bytes of frames sent to clients", "By")         \
   M(Counter, channel_subscriptions, "websocket.channel.subscriptions",                            \

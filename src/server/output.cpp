@@ -71,7 +71,8 @@ void Worker::send_reply(Connection& c, OutType type) {
   static constexpr std::string_view kNames[] = {"Pong",  "Subscribed", "Unsubscribed",
                                                 "Message", "Error", "echo",
                                                 "History", "Published", "Gap",
-                                                "Refresh", "Refreshed"};
+                                                "Refresh", "Refreshed", "Presence",
+                                                "Join", "Leave"};
   if (handle_.sampled()) trace_send(*this, c, handle_, kNames[static_cast<int>(type)], reply_.size());
   send_frame(c, pubsub::Frame::make(ws::Opcode::Text, reply_.data(), reply_.size()), type);
 }

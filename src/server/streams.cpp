@@ -102,7 +102,9 @@ void Worker::complete_stream_request(stream::Reply& reply) {
       // answer came at once (owner here) or later from another thread.
       const telemetry::SpanStart handling = handle_;
       if (reply.request.parent.valid()) handle_ = to_span_start(reply.request.parent);
-      if (reply.request.kind == stream::Request::Kind::History) {
+      if (reply.request.kind == stream::Request::Kind::Presence) {
+        presence_done(*c, reply);
+      } else if (reply.request.kind == stream::Request::Kind::History) {
         history_done(*c, reply);
       } else {
         subscribe_done(*c, reply);
@@ -126,6 +128,11 @@ void Worker::post_stream_request(stream::Request request) {
 }
 
 void Worker::serve_stream_request(stream::Request& request, stream::Reply& reply) {
+  if (request.kind == stream::Request::Kind::Presence) {
+    serve_presence(request, reply);
+    reply.request = std::move(request);
+    return;
+  }
   const uint64_t now = unix_ns();
   stream::Stream& s = streams_.get(request.channel, now);
   reply.epoch = s.epoch();
@@ -139,6 +146,8 @@ void Worker::serve_stream_request(stream::Request& request, stream::Reply& reply
       reply.pubs = std::move(r.pubs);
       break;
     }
+    case stream::Request::Kind::Presence:
+      break;  // answered above
     case stream::Request::Kind::History: {
       const std::string_view epoch(request.epoch);
       stream::Range r = streams_.read(s, request.has_since ? &epoch : nullptr, request.since,

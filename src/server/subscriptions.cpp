@@ -43,6 +43,7 @@ bool Worker::subscribe(Connection& c, const protocol::ClientMessage& m,
   }
   node_.metrics.channel_subscriptions.add(shard_, 1);
   node_.metrics.subscriptions_active.add(shard_, 1);
+  if (member_rule_possible()) presence_changed(c, m.channel, true);
   pubsub::Channel* ch = registry_.find(m.channel);
   if (!m.since.present && ch->positioned()) {
     // The channel is live on this thread: join at its position.
@@ -83,6 +84,7 @@ void Worker::subscribe_done(Connection& c, stream::Reply& reply) {
     if (member->pending != 0) {
       registry_.unsubscribe(c, req.channel);
       node_.metrics.subscriptions_active.add(shard_, -1);
+      if (member_rule_possible()) presence_changed(c, req.channel, false);
     }
     send_error(c, protocol::ErrorCode::Unavailable,
                "the channel's position is unknown while the cluster link is down; subscribe "
@@ -121,6 +123,7 @@ bool Worker::unsubscribe(Connection& c, const protocol::ClientMessage& m,
   reply_.clear();
   protocol::encode_unsubscribed(reply_, m.channel, m.id);
   send_reply(c, OutType::Unsubscribed);
+  if (member_rule_possible()) presence_changed(c, m.channel, false);
   return false;
 }
 

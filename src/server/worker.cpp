@@ -133,6 +133,9 @@ Worker* Worker::current() { return t_worker; }
 Connection* Worker::alloc_connection(int fd) { return pool_.create(fd); }
 
 void Worker::free_connection(Connection* c) {
+  if (member_rule_possible()) {
+    c->for_each_subscription([&](const std::string& ch) { presence_changed(*c, ch, false); });
+  }
   registry_.unsubscribe_all(*c);
   pool_.destroy(c);
 }

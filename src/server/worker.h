@@ -123,6 +123,21 @@ class Worker {
   // The worker that sequences `channel` in-process.
   static unsigned owner_of(std::string_view channel, size_t workers);
 
+  // --- presence and Join/Leave (presence.cpp) ---
+  struct PresenceChange {
+    std::string channel;
+    uint64_t connection_id = 0;
+    std::string user;
+    bool joined = false;
+    bool presence = false;    // the rule keeps the member list
+    bool join_leave = false;  // the rule sends Join/Leave
+  };
+  // On the channel's owner: a member came or went.
+  void apply_presence(const PresenceChange& p);
+  // On any worker: the Join/Leave frame to this worker's subscribers of
+  // `channel` but the connection it is about (takes over one reference of `f`).
+  void deliver_event(std::string_view channel, pubsub::Frame* f, OutType type, uint64_t subject);
+
   // --- the server API (api_worker.cpp), on this worker's thread ---
   // The connection id of a server API request: this bit and the request's
   // token (client connection ids never reach it).
@@ -180,6 +195,16 @@ class Worker {
   // Subscriptions (subscriptions.cpp).
   bool subscribe(Connection& c, const protocol::ClientMessage& m, protocol::ErrorCode& error);
   bool unsubscribe(Connection& c, const protocol::ClientMessage& m, protocol::ErrorCode& error);
+  bool presence(Connection& c, const protocol::ClientMessage& m, protocol::ErrorCode& error);
+  void presence_done(Connection& c, const stream::Reply& reply);
+  // The rule of `channel` when it has presence or join_leave, else null
+  // (null at once while no rule has either).
+  const stream::ChannelRule* member_rule(std::string_view channel) const;
+  bool member_rule_possible() const { return rules_ && rules_->any_presence(); }
+  // One of this worker's connections joined or left `channel`: tells the owner.
+  void presence_changed(const Connection& c, std::string_view channel, bool joined);
+  // On the owner: the Presence reply's members (count, users, clients).
+  void serve_presence(const stream::Request& request, stream::Reply& reply);
   void subscribe_done(Connection& c, stream::Reply& reply);
   // History (history.cpp).
   bool history(Connection& c, const protocol::ClientMessage& m, protocol::ErrorCode& error);
@@ -275,6 +300,8 @@ class Worker {
   pubsub::Registry registry_;
   std::shared_ptr<const stream::Rules> rules_;
   stream::StreamTable streams_;  // the channels this worker owns (in-process mode)
+  // Presence of the channels this worker owns: channel -> connection id -> user.
+  std::unordered_map<std::string, std::unordered_map<uint64_t, std::string>> presence_;
   Buffer seal_buf_;
   protocol::Parser parser_;
   pubsub::DeflaterSet deflaters_;

@@ -21,6 +21,7 @@ struct Request {
     Position,  // Subscribe without "since": the channel's epoch and offset
     Recover,   // Subscribe with "since": also every message after it
     History,   // History: up to `limit` kept messages
+    Presence,  // Presence: who is subscribed (the owner's count and list)
   };
   Kind kind = Kind::Position;
   unsigned worker = 0;          // the asking worker: it gets the reply
@@ -42,6 +43,8 @@ struct Reply {
   std::string epoch;
   uint64_t offset = 0;          // the stream's position the reply stands at
   bool recovered = false;       // Recover: every message after `since` is in `pubs`
+  bool enabled = true;          // Presence: false when no rule gives the channel presence
+  std::string presence;         // Presence: "count":N,"users":U,"clients":[...] (JSON members)
   std::vector<pubsub::Publication*> pubs;  // one reference each, for the asker
 };
 

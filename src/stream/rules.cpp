@@ -124,6 +124,13 @@ bool Rules::any_history() const {
   return false;
 }
 
+bool Rules::any_presence() const {
+  for (const auto& r : rules_) {
+    if (r.tracks_members()) return true;
+  }
+  return false;
+}
+
 bool build_rules(const std::vector<RawRule>& raw, std::vector<ChannelRule>& out,
                  std::string& error) {
   std::vector<ChannelRule> rules;
@@ -184,12 +191,19 @@ bool build_rules(const std::vector<RawRule>& raw, std::vector<ChannelRule>& out,
                   "\"claim\", \"api\"";
           return false;
         }
-      } else if (key == "presence" || key == "join_leave" || key == "propagate") {
+      } else if (key == "presence" || key == "join_leave") {
+        if (v.kind != RawValue::Kind::Boolean) {
+          error = where(index, key, &v) + ": '" + v.text + "' is not true or false";
+          return false;
+        }
+        (key == "presence" ? rule.presence : rule.join_leave) = v.text == "true";
+      } else if (key == "propagate") {
         error = where(index, key, &v) + " is not supported yet by this version of wstrace";
         return false;
       } else {
         error = where(index, key, &v) +
-                " is not a channel rule key (match, history_size, history_ttl, subscribe, publish)";
+                " is not a channel rule key (match, history_size, history_ttl, subscribe, publish, "
+                "presence, join_leave)";
         return false;
       }
     }

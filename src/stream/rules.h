@@ -31,8 +31,11 @@ struct ChannelRule {
   uint64_t history_ttl_ns = 0;    // how long each is kept; 0 = until trimmed by size
   Access subscribe = Access::Default;  // Subscribe and History: anyone|authenticated|claim
   Access publish = Access::Default;    // Message: anyone|authenticated|subscribers|claim|api
+  bool presence = false;          // Presence requests: who is subscribed
+  bool join_leave = false;        // subscribers get Join and Leave
   size_t index = 0;               // 1-based position among the rules
   bool has_history() const { return history_size > 0; }
+  bool tracks_members() const { return presence || join_leave; }
 };
 
 // '*' matches any run of characters (':' and '/' included), '?' exactly one.
@@ -51,8 +54,9 @@ class Rules {
   const ChannelRule* find(std::string_view channel, const std::string_view* user = nullptr) const;
   const std::vector<ChannelRule>& all() const { return rules_; }
   bool empty() const { return rules_.empty(); }
-  // Whether any rule keeps history.
+  // Whether any rule keeps history; whether any has presence or join_leave.
   bool any_history() const;
+  bool any_presence() const;
 
  private:
   std::vector<ChannelRule> rules_;

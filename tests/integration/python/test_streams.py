@@ -282,7 +282,7 @@ class Rules(AsyncTestCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn("channel rule 2", r.stderr)
         self.assertIn("'history_size'", r.stderr)
-        path = config(self, '[[channel]]\nmatch = "a"\njoin_leave = true\n')
+        path = config(self, '[[channel]]\nmatch = "a"\npropagate = true\n')
         r = subprocess.run([wstrace_bin(), "--config", path], capture_output=True, text=True,
                            timeout=20)
         self.assertEqual(r.returncode, 2)

@@ -115,6 +115,10 @@ TEST(ApiRequest, OtherMethods) {
   EXPECT_EQ(p.req.epoch, "e1");
   EXPECT_EQ(p.req.since, 9u);
   EXPECT_EQ(p.req.limit, 3u);
+  // "channels" belongs to broadcast: elsewhere it is ignored like any other field.
+  p = parse(ApiMethod::Info, R"({"channels":["'a"]})");
+  ASSERT_TRUE(p.ok);
+  EXPECT_TRUE(p.req.channels.empty());
   EXPECT_TRUE(parse(ApiMethod::Info, "").ok);
   EXPECT_TRUE(parse(ApiMethod::Channels, "{}").ok);
   EXPECT_FALSE(parse(ApiMethod::Info, "1").ok);

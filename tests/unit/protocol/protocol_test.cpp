@@ -299,13 +299,14 @@ TEST(ProtocolNames, TypesAndErrorCodes) {
   EXPECT_EQ(type_name(Type::Unsubscribe), "Unsubscribe");
   EXPECT_EQ(type_name(Type::Message), "Message");
   EXPECT_EQ(type_name(Type::History), "History");
+  EXPECT_EQ(type_name(Type::Presence), "Presence");
   // The documented codes, in this order (docs/PROTOCOL.md).
   const char* want[] = {"invalid_json",          "unknown_type",   "missing_field",
                         "invalid_channel",       "message_too_large",
                         "too_many_subscriptions", "not_subscribed", "unsupported_frame",
                         "rate_limited",          "unauthorized",   "unavailable",
-                        "forbidden"};
-  ASSERT_EQ(kErrorCodeCount, 12);
+                        "forbidden",             "not_enabled"};
+  ASSERT_EQ(kErrorCodeCount, 13);
   for (int i = 0; i < kErrorCodeCount; ++i) {
     EXPECT_EQ(error_code_name(static_cast<ErrorCode>(i)), want[i]);
   }

@@ -398,9 +398,17 @@ TEST_F(ConfigTest, ABadChannelRuleNamesItsIndexAndKey) {
   std::string path = toml("[[channel]]\nmatch = \"a\"\n[[channel]]\nmatch = \"b\"\nhistory_size = -3\n");
   EXPECT_EQ(load({"--config", path}), 2);
   EXPECT_NE(err_.find("channel rule 2 (line 5): 'history_size'"), std::string::npos) << err_;
-  path = toml("[[channel]]\nmatch = \"a\"\npresence = true\n");
+  path = toml("[[channel]]\nmatch = \"a\"\npropagate = true\n");
   EXPECT_EQ(load({"--config", path}), 2);
-  EXPECT_NE(err_.find("'presence' is not supported yet"), std::string::npos) << err_;
+  EXPECT_NE(err_.find("'propagate' is not supported yet"), std::string::npos) << err_;
+  // Presence works on one node; with --redis it is refused, naming the rule.
+  path = toml("[[channel]]\nmatch = \"a\"\n[[channel]]\nmatch = \"room:*\"\npresence = true\n");
+  EXPECT_EQ(load({"--config", path}), -1) << err_;
+  EXPECT_EQ(load({"--config", path, "--redis", "redis://127.0.0.1:6379"}), 2);
+  EXPECT_NE(err_.find("channel rule 2 ('room:*'): presence and join_leave are not supported yet "
+                      "with --redis"),
+            std::string::npos)
+      << err_;
   path = toml("channel = \"room:*\"\n");
   EXPECT_EQ(load({"--config", path}), 2);
   EXPECT_NE(err_.find("[[channel]] tables"), std::string::npos) << err_;

@@ -92,10 +92,22 @@ TEST(Rules, EveryBadValueNamesTheRuleAndTheKey) {
 }
 
 TEST(Rules, KeysOfFeaturesNotBuiltYetAreRefused) {
-  for (const char* key : {"presence", "join_leave", "propagate"}) {
-    expect_refused({{{"match", str("a")}, {key, RawValue{RawValue::Kind::Boolean, "true", 3}}}},
-                   std::string("channel rule 1 (line 3): '") + key + "' is not supported yet");
-  }
+  expect_refused({{{"match", str("a")}, {"propagate", RawValue{RawValue::Kind::Boolean, "true", 3}}}},
+                 "channel rule 1 (line 3): 'propagate' is not supported yet");
+}
+
+TEST(Rules, PresenceAndJoinLeaveAreBooleans) {
+  expect_refused({{{"match", str("a")}, {"presence", str("yes")}}}, "'presence': 'yes' is not true or false");
+  expect_refused({{{"match", str("a")}, {"join_leave", num("1")}}}, "'join_leave': '1' is not true or false");
+  std::vector<RawRule> raw{{{"match", str("room:*")},
+                            {"presence", RawValue{RawValue::Kind::Boolean, "true", 1}},
+                            {"join_leave", RawValue{RawValue::Kind::Boolean, "false", 2}}}};
+  std::vector<ChannelRule> rules;
+  std::string error;
+  ASSERT_TRUE(build_rules(raw, rules, error)) << error;
+  EXPECT_TRUE(rules[0].presence);
+  EXPECT_FALSE(rules[0].join_leave);
+  EXPECT_TRUE(Rules(rules).any_presence());
 }
 
 TEST(Glob, SubIsTheUserExactly) {
