@@ -65,6 +65,8 @@ void Bridge::start(telemetry::Shard& shard) {
   thread_ = std::thread([this] {
     connect(*sub_);
     connect(*pub_);
+    const uint64_t every = std::max<uint64_t>(opts_.presence_ttl_ns / 3, 100'000'000ull);
+    presence_timer_ = loop_.add_timer(every, every, [this] { refresh_presence(); });
     loop_.run();
   });
 }
@@ -199,6 +201,7 @@ void Bridge::on_ready(Link& link) {
   } else {
     ping_sent_ns_ = 0;
     load_scripts();  // before any publication on this connection
+    refresh_presence();  // Redis may have lost them (a restart) or expired them
   }
   update_link_state();
 }
@@ -419,6 +422,10 @@ void Bridge::on_message(const char* channel, size_t channel_len, const char* pay
   auto msg = decode_pubsub(std::string_view(payload, len));
   if (!msg || !protocol::valid_channel(name)) {
     drop(1, kMalformed);
+    return;
+  }
+  if (msg->kind == PubsubMessage::Kind::Join || msg->kind == PubsubMessage::Kind::Leave) {
+    on_member_event(name, *msg);
     return;
   }
   if (msg->kind == PubsubMessage::Kind::Marker) {

@@ -40,6 +40,8 @@ struct redisAsyncContext;
 
 namespace wstrace::cluster {
 
+struct PubsubMessage;
+
 #define WSTRACE_CLUSTER_METRICS(M)                                                               \
   M(Counter, published, "websocket.pubsub.published",                                           \
     "Publications sent to the cluster (PUBLISH)", "{message}")                                   \
@@ -82,6 +84,8 @@ struct BridgeOptions {
   uint64_t backoff_max_ns = 5'000'000'000ull;
   uint64_t health_timeout_ns = 3'000'000'000ull;  // no PING reply for this long: reconnect
   uint64_t stream_ttl_ns = 3600'000'000'000ull;   // a channel's position and history keys
+  // A node's presence entries outlive it this long (it refreshes them every third).
+  uint64_t presence_ttl_ns = 30'000'000'000ull;
   std::shared_ptr<const stream::Rules> rules = std::make_shared<stream::Rules>();
 };
 
@@ -129,6 +133,20 @@ class Bridge {
   // Any thread: answers the node `to`.
   void control_reply(const std::string& to, std::string payload);
 
+  // Presence and Join/Leave across the cluster (presence.cpp): each node
+  // keeps its members in a Redis sorted set per channel (score: when the
+  // entry expires, refreshed while the node lives) and PUBLISHes Join and
+  // Leave on the channel. Any thread: one of this node's connections joined
+  // or left a channel whose rule has presence and/or join_leave.
+  void presence_update(std::string channel, uint64_t connection, std::string user, bool joined,
+                       bool presence, bool join_leave);
+  // Called on the bridge thread with a Join/Leave frame for the channel's
+  // local subscribers; `subject`: the connection it is about when it is on
+  // this node (it does not get it), else 0.
+  using MemberEvent =
+      std::function<void(const std::string& channel, std::string frame, bool join, uint64_t subject)>;
+  void set_member_events(MemberEvent on_event) { on_member_event_ = std::move(on_event); }
+
   bool link_up() const { return link_up_.load(std::memory_order_relaxed); }
   size_t redis_subscriptions() const { return redis_subs_.load(std::memory_order_relaxed); }
 
@@ -152,6 +170,9 @@ class Bridge {
   void on_publish_reply(const void* reply, bool error);
   void on_subscription_reply(std::string_view channel, bool subscribe);
   void subscribe_control();
+  void read_presence(stream::Request r);
+  void refresh_presence();
+  void on_member_event(std::string_view channel, const PubsubMessage& m);
 
   // Streams (stream_sync.cpp).
   void load_scripts();
@@ -219,6 +240,10 @@ class Bridge {
   uint64_t ping_sent_ns_ = 0;     // health check PING in flight since (0: none)
   uint64_t last_drop_log_ns_ = 0;
   bool stopping_ = false;
+  MemberEvent on_member_event_;
+  // This node's members per channel with presence: connection -> user.
+  std::unordered_map<std::string, std::unordered_map<uint64_t, std::string>> members_;
+  net::EventLoop::TimerId presence_timer_ = 0;
   ControlHandler on_control_;
   ControlHandler on_control_reply_;
   size_t control_subs_ = 0;  // the control channels among Redis' subscription count

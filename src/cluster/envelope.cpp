@@ -57,7 +57,7 @@ std::optional<PubsubMessage> decode_pubsub(std::string_view b) {
     m.envelope = b.substr(c2 + 1);
     return m;
   }
-  if (b[0] == 'M') {
+  if (b[0] == 'M' || b[0] == 'J' || b[0] == 'L') {
     const size_t c = b.find(':', 1);
     if (c != 17) return std::nullopt;
     uint64_t node = 0;
@@ -73,12 +73,39 @@ std::optional<PubsubMessage> decode_pubsub(std::string_view b) {
       }
       node = (node << 4) | d;
     }
-    m.kind = PubsubMessage::Kind::Marker;
     m.node = node;
-    if (!parse_u64(b.substr(18), m.read)) return std::nullopt;
+    if (b[0] == 'M') {
+      m.kind = PubsubMessage::Kind::Marker;
+      if (!parse_u64(b.substr(18), m.read)) return std::nullopt;
+      return m;
+    }
+    m.kind = b[0] == 'J' ? PubsubMessage::Kind::Join : PubsubMessage::Kind::Leave;
+    const size_t c2 = b.find(':', 18);
+    if (c2 == std::string_view::npos || !parse_u64(b.substr(18, c2 - 18), m.connection) ||
+        m.connection == 0) {
+      return std::nullopt;
+    }
+    const std::string_view rest = b.substr(c2 + 1);
+    const size_t sep = rest.find('\x1f');
+    if (sep == std::string_view::npos || sep == 0) return std::nullopt;
+    m.node_id = rest.substr(0, sep);
+    m.user = rest.substr(sep + 1);
     return m;
   }
   return std::nullopt;
+}
+
+std::string encode_member_event(bool join, uint64_t node, uint64_t connection,
+                                std::string_view node_id, std::string_view user) {
+  std::string out = encode_marker(node, 0);
+  out[0] = join ? 'J' : 'L';
+  out.resize(18);
+  out += std::to_string(connection);
+  out.push_back(':');
+  out.append(node_id);
+  out.push_back('\x1f');
+  out.append(user);
+  return out;
 }
 
 std::string encode_marker(uint64_t node, uint64_t read) {

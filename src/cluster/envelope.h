@@ -34,17 +34,24 @@ std::optional<Envelope> decode_envelope(std::string_view bytes);
 //   'M' <node, 16 hex> ':' <read id>          a marker: a node's read of the
 //       channel's stream, published by the read itself, so everything
 //       published before the read arrives before it and nothing after.
+//   'J' or 'L' <node, 16 hex> ':' <connection id> ':' <node id> '\x1f' <user>
+//       a Join or Leave (channel rule join_leave): not part of the stream.
 struct PubsubMessage {
-  enum class Kind : uint8_t { Publication, Marker };
+  enum class Kind : uint8_t { Publication, Marker, Join, Leave };
   Kind kind = Kind::Publication;
   std::string_view epoch;     // Publication: 1-64 of [0-9A-Za-z]
   uint64_t offset = 0;        // Publication: >= 1
   std::string_view envelope;  // Publication
-  uint64_t node = 0;          // Marker
+  uint64_t node = 0;          // Marker, Join, Leave: the node's hash
   uint64_t read = 0;          // Marker
+  uint64_t connection = 0;    // Join, Leave
+  std::string_view node_id;   // Join, Leave
+  std::string_view user;      // Join, Leave
 };
 std::optional<PubsubMessage> decode_pubsub(std::string_view bytes);
 std::string encode_marker(uint64_t node, uint64_t read);
+std::string encode_member_event(bool join, uint64_t node, uint64_t connection,
+                                std::string_view node_id, std::string_view user);
 // A history entry's id "<offset>-0": the offset, or nullopt.
 std::optional<uint64_t> parse_entry_id(std::string_view id);
 bool valid_epoch(std::string_view epoch);

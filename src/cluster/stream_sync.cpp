@@ -299,6 +299,10 @@ void Bridge::post_reply(stream::Reply&& reply) {
 }
 
 void Bridge::on_request(stream::Request& r) {
+  if (r.kind == stream::Request::Kind::Presence) {
+    read_presence(std::move(r));
+    return;
+  }
   if (r.kind == stream::Request::Kind::History) {
     read_history(std::move(r));
     return;

@@ -269,23 +269,20 @@ void Api::on_reply(stream::Reply&& reply) {
       PendingRef ref = std::move(it->second);
       pending_.erase(it);
       Pending& p = *ref.pending;
-      if (r.request.kind == stream::Request::Kind::Presence) {
+      if (!r.ok) {
+        fail(p, 503, "unavailable",
+             "the channel's history and presence cannot be read while the cluster link is down; "
+             "ask again later");
+      } else if (r.request.kind == stream::Request::Kind::Presence) {
         if (!r.enabled) {
           fail(p, 400, "not_enabled",
-               node_.clustered()
-                   ? "presence is kept on one node only: not available with --redis yet"
-                   : "presence is not enabled for this channel (a channel rule with presence = "
-                     "true)");
+               "presence is not enabled for this channel (a channel rule with presence = true)");
         } else {
           std::string out = "{\"channel\":";
           json_str(out, p.channel);
           out += "," + r.presence + "}";
           finish(p, 200, std::move(out));
         }
-      } else if (!r.ok) {
-        fail(p, 503, "unavailable",
-             "the channel's history cannot be read while the cluster link is down; ask again "
-             "later");
       } else {
         std::string out = "{\"channel\":";
         json_str(out, p.channel);

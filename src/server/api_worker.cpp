@@ -26,14 +26,6 @@ void Worker::api_publish(std::string_view channel, std::string_view content,
 
 void Worker::api_stream_request(stream::Request r) {
   r.worker = index_;
-  if (r.kind == stream::Request::Kind::Presence && node_.clustered()) {
-    // Presence is kept on one node only (channel rules refuse it with --redis).
-    stream::Reply reply;
-    reply.enabled = false;
-    reply.request = std::move(r);
-    complete_stream_request(reply);
-    return;
-  }
   if (node_.clustered()) {
     node_.cluster_request(std::move(r));
     return;

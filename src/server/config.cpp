@@ -367,6 +367,18 @@ const std::vector<Option>& options() {
        [](Config& c, const std::string& v, std::string& why) {
          return set_size(c.history_memory, v, why);
        }},
+      {"presence-ttl", "DURATION", "30s",
+       "With --redis: how long a node's presence entries (channel rule presence) outlive it. A "
+       "node refreshes its own every third of this; a node that dies without a word vanishes "
+       "from Presence answers this much later at most.",
+       [](Config& c, const std::string& v, std::string& why) {
+         if (!set_duration(c.presence_ttl_ns, v, why)) return false;
+         if (c.presence_ttl_ns < 1'000'000'000ull) {
+           why = "must be at least 1s";
+           return false;
+         }
+         return true;
+       }},
       {"stream-ttl", "DURATION", "1h",
        "How long a channel's position (epoch and offset) is kept after its last use when it has "
        "no subscriber and no history left. A client recovering after that learns it lost its "
@@ -647,14 +659,6 @@ bool resolve(Cli& cli, Config& out, std::string& error) {
   if (c.max_backpressure < 1024) {
     error = "--max-backpressure must be at least 1KiB";
     return false;
-  }
-  for (const auto& r : c.channel_rules) {
-    if (!c.redis.empty() && r.tracks_members()) {
-      error = "channel rule " + std::to_string(r.index) + " ('" + r.match +
-              "'): presence and join_leave are not supported yet with --redis (they work on "
-              "one node); remove them or run without --redis";
-      return false;
-    }
   }
   if (c.api_enabled() && c.api_key.empty()) {
     std::string ignored;

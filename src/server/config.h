@@ -61,6 +61,7 @@ struct Config {
   uint32_t channel_metrics = 0;   // top-N channels labelled in metrics; 0: off
   uint64_t history_memory = 64ull << 20;        // in-process history, node-wide
   uint64_t stream_ttl_ns = 3600'000'000'000ull;  // idle positions kept this long
+  uint64_t presence_ttl_ns = 30'000'000'000ull;  // with --redis: a dead node's members expire
   std::vector<stream::ChannelRule> channel_rules;  // [[channel]] tables of the file
 
   bool admin_enabled() const { return admin != "off" && !admin.empty(); }

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "auth/keys.h"
@@ -29,6 +30,17 @@ class Worker;
 // each own one), or null on threads that do not record.
 telemetry::Shard* thread_shard();
 void set_thread_shard(telemetry::Shard* shard);
+
+// A connection joined or left a channel whose rule has presence and/or
+// join_leave (presence.cpp).
+struct PresenceChange {
+  std::string channel;
+  uint64_t connection_id = 0;
+  std::string user;
+  bool joined = false;
+  bool presence = false;    // the rule keeps the member list
+  bool join_leave = false;  // the rule sends Join/Leave
+};
 
 struct Node {
   explicit Node(const Config& c) : cfg(c) {}
@@ -71,6 +83,8 @@ struct Node {
   // the asking worker). Null in-process.
   std::function<void(stream::Request&&)> cluster_request;
   bool clustered() const { return static_cast<bool>(cluster_request); }
+  // With --redis: a member came or went (the bridge writes it to Redis).
+  std::function<void(PresenceChange&&)> cluster_presence;
   // With --api: where a backend's publish result and History reply go
   // (called on worker threads).
   std::function<void(std::vector<stream::PublishResult>&&)> api_published;

@@ -38,6 +38,12 @@ void Worker::presence_changed(const Connection& c, std::string_view channel, boo
   p.joined = joined;
   p.presence = rule->presence;
   p.join_leave = rule->join_leave;
+  if (node_.cluster_presence) {
+    // In a cluster Redis keeps every node's members, and Join/Leave go
+    // through the channel's Redis channel to every node.
+    node_.cluster_presence(std::move(p));
+    return;
+  }
   const unsigned owner = owner_of(channel, node_.workers.size());
   if (owner == index_) {
     apply_presence(p);
@@ -138,6 +144,18 @@ bool Worker::presence(Connection& c, const protocol::ClientMessage& m, protocol:
 }
 
 void Worker::presence_done(Connection& c, const stream::Reply& reply) {
+  if (!reply.ok) {
+    send_error(c, protocol::ErrorCode::Unavailable,
+               "presence cannot be read while the cluster link is down; ask again later",
+               reply.request.id.id);
+    return;
+  }
+  if (!reply.enabled) {
+    send_error(c, protocol::ErrorCode::NotEnabled,
+               "presence is not enabled for this channel (a channel rule with presence = true)",
+               reply.request.id.id);
+    return;
+  }
   reply_.clear();
   append_text(reply_, "{\"type\":\"Presence\",\"channel\":");
   protocol::append_json_string(reply_, reply.request.channel);

@@ -136,6 +136,7 @@ bool Server::start() {
     bopts.prefix = cfg_.redis_prefix + ":";
     bopts.node_hash = node.node_hash;
     bopts.stream_ttl_ns = cfg_.stream_ttl_ns;
+    bopts.presence_ttl_ns = cfg_.presence_ttl_ns;
     bopts.rules = node.rules;
     bridge_ = std::make_unique<cluster::Bridge>(
         bopts, node.registry(),
@@ -162,6 +163,21 @@ bool Server::start() {
       bridge->publish(batch);
     };
     node.cluster_up = [bridge] { return bridge->link_up(); };
+    node.cluster_presence = [bridge](PresenceChange&& p) {
+      bridge->presence_update(std::move(p.channel), p.connection_id, std::move(p.user), p.joined,
+                              p.presence, p.join_leave);
+    };
+    bridge->set_member_events([&node](const std::string& channel, std::string frame, bool join,
+                                      uint64_t subject) {
+      // Built once, sent by every worker to its subscribers of the channel.
+      pubsub::Frame* f = pubsub::Frame::make(ws::Opcode::Text, frame);
+      const OutType type = join ? OutType::Join : OutType::Leave;
+      for (Worker* w : node.workers) {
+        f->ref();
+        w->loop().post([w, channel, f, type, subject] { w->deliver_event(channel, f, type, subject); });
+      }
+      f->unref();
+    });
     // Every node acts on the server API's cluster-wide requests, with or
     // without an API listener of its own.
     control_ = std::make_unique<ClusterControl>(node, *bridge_);

@@ -124,14 +124,6 @@ class Worker {
   static unsigned owner_of(std::string_view channel, size_t workers);
 
   // --- presence and Join/Leave (presence.cpp) ---
-  struct PresenceChange {
-    std::string channel;
-    uint64_t connection_id = 0;
-    std::string user;
-    bool joined = false;
-    bool presence = false;    // the rule keeps the member list
-    bool join_leave = false;  // the rule sends Join/Leave
-  };
   // On the channel's owner: a member came or went.
   void apply_presence(const PresenceChange& p);
   // On any worker: the Join/Leave frame to this worker's subscribers of
