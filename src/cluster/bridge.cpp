@@ -448,7 +448,8 @@ void Bridge::on_message(const char* channel, size_t channel_len, const char* pay
   metrics_.received.add(*shard_);
   pubsub::Publication* p = pubsub::Publication::make(name, env->content, env->published_unix_ns,
                                                      env->trace, env->origin_node);
-  p->seal(msg->epoch, msg->offset, scratch_);
+  const stream::ChannelRule* rule = rule_for(name);
+  p->seal(msg->epoch, msg->offset, scratch_, rule != nullptr && rule->propagate);
   on_stream_message(it->first, *it->second, p);
 }
 

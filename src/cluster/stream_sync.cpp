@@ -483,7 +483,8 @@ pubsub::Publication* Bridge::entry_publication(const std::string& channel, std::
   if (!env) return nullptr;
   pubsub::Publication* p = pubsub::Publication::make(channel, env->content, env->published_unix_ns,
                                                      env->trace, env->origin_node);
-  p->seal(epoch, offset, scratch_);
+  const stream::ChannelRule* rule = rule_for(channel);
+  p->seal(epoch, offset, scratch_, rule != nullptr && rule->propagate);
   return p;
 }
 

@@ -320,13 +320,18 @@ void encode_error(Buffer& out, ErrorCode code, std::string_view message, const I
 }
 
 void encode_message(Buffer& out, std::string_view channel, std::string_view content,
-                    uint64_t offset) {
+                    uint64_t offset, std::string_view traceparent) {
   append_literal(out, "{\"type\":\"Message\",\"channel\":");
   append_json_string(out, channel);
   append_literal(out, ",\"content\":");
   append_json_string(out, content);
   append_literal(out, ",\"offset\":");
   append_uint(out, offset);
+  if (!traceparent.empty()) {
+    append_literal(out, ",\"traceparent\":\"");
+    append_literal(out, traceparent);
+    out.push_back('"');
+  }
   out.push_back('}');
 }
 

@@ -133,8 +133,9 @@ void encode_refreshed(Buffer& out, int64_t expires_unix_s, const Id& id);
 void encode_error(Buffer& out, ErrorCode code, std::string_view message, const Id& id);
 // {"type":"Message","channel":C,"content":S,"offset":N}: the offset last, so
 // the channel and content keep their place for clients that read them fast.
+// With a `traceparent` (channel rule propagate): ,"traceparent":"..." last.
 void encode_message(Buffer& out, std::string_view channel, std::string_view content,
-                    uint64_t offset);
+                    uint64_t offset, std::string_view traceparent = {});
 void encode_published(Buffer& out, std::string_view channel, const Id& id,
                       std::string_view epoch, uint64_t offset);
 // Positions [from, to] of `epoch` will not be delivered ("reset": the

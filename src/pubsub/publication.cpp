@@ -23,11 +23,17 @@ Publication* Publication::make(std::string_view channel, std::string_view conten
   return p;
 }
 
-void Publication::seal(std::string_view epoch, uint64_t offset, Buffer& scratch) {
+void Publication::seal(std::string_view epoch, uint64_t offset, Buffer& scratch, bool propagate) {
   epoch_.assign(epoch);
   offset_ = offset;
   scratch.clear();
-  protocol::encode_message(scratch, channel_, content_, offset);
+  char tp[55];
+  std::string_view traceparent;
+  if (propagate && trace_.valid()) {
+    format_traceparent(trace_, tp);
+    traceparent = std::string_view(tp, sizeof tp);
+  }
+  protocol::encode_message(scratch, channel_, content_, offset, traceparent);
   plain_ = Frame::make(ws::Opcode::Text, scratch.data(), scratch.size(), false,
                        published_unix_ns_);
 }

@@ -49,7 +49,9 @@ class Publication {
                            uint64_t origin_node);
   // Gives it its position and builds the frame
   // {"type":"Message","channel":C,"content":S,"offset":N}.
-  void seal(std::string_view epoch, uint64_t offset, Buffer& scratch);
+  // `propagate` (channel rule): the frame also carries the publication's
+  // trace context as "traceparent", when it has one.
+  void seal(std::string_view epoch, uint64_t offset, Buffer& scratch, bool propagate = false);
   bool sealed() const { return plain_ != nullptr; }
 
   // A gap notice instead of a message: positions [from, to] of `epoch` that

@@ -191,19 +191,17 @@ bool build_rules(const std::vector<RawRule>& raw, std::vector<ChannelRule>& out,
                   "\"claim\", \"api\"";
           return false;
         }
-      } else if (key == "presence" || key == "join_leave") {
+      } else if (key == "presence" || key == "join_leave" || key == "propagate") {
         if (v.kind != RawValue::Kind::Boolean) {
           error = where(index, key, &v) + ": '" + v.text + "' is not true or false";
           return false;
         }
-        (key == "presence" ? rule.presence : rule.join_leave) = v.text == "true";
-      } else if (key == "propagate") {
-        error = where(index, key, &v) + " is not supported yet by this version of wstrace";
-        return false;
+        (key == "presence" ? rule.presence : key == "join_leave" ? rule.join_leave : rule.propagate) =
+            v.text == "true";
       } else {
         error = where(index, key, &v) +
                 " is not a channel rule key (match, history_size, history_ttl, subscribe, publish, "
-                "presence, join_leave)";
+                "presence, join_leave, propagate)";
         return false;
       }
     }

@@ -33,6 +33,7 @@ struct ChannelRule {
   Access publish = Access::Default;    // Message: anyone|authenticated|subscribers|claim|api
   bool presence = false;          // Presence requests: who is subscribed
   bool join_leave = false;        // subscribers get Join and Leave
+  bool propagate = false;         // delivered Messages carry the publication's traceparent
   size_t index = 0;               // 1-based position among the rules
   bool has_history() const { return history_size > 0; }
   bool tracks_members() const { return presence || join_leave; }

@@ -94,7 +94,7 @@ void StreamTable::enforce_budget() {
 uint64_t StreamTable::append(Stream& s, pubsub::Publication* p, uint64_t now_ns) {
   refresh_rule(s);
   const uint64_t offset = ++s.offset_;
-  p->seal(s.epoch_, offset, scratch_);
+  p->seal(s.epoch_, offset, scratch_, s.rule_ != nullptr && s.rule_->propagate);
   s.last_used_ns_ = now_ns;
   if (s.rule_ != nullptr && s.rule_->has_history()) {
     p->ref();

@@ -20,4 +20,25 @@ struct TraceContext {
   bool sampled() const { return (flags & 1) != 0; }
 };
 
+// W3C traceparent "00-<trace id>-<span id>-<flags>": 55 characters.
+inline void format_traceparent(const TraceContext& t, char out[55]) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  size_t n = 0;
+  out[n++] = '0';
+  out[n++] = '0';
+  out[n++] = '-';
+  for (uint8_t b : t.trace_id) {
+    out[n++] = kHex[b >> 4];
+    out[n++] = kHex[b & 15];
+  }
+  out[n++] = '-';
+  for (uint8_t b : t.span_id) {
+    out[n++] = kHex[b >> 4];
+    out[n++] = kHex[b & 15];
+  }
+  out[n++] = '-';
+  out[n++] = kHex[t.flags >> 4];
+  out[n++] = kHex[t.flags & 15];
+}
+
 }  // namespace wstrace

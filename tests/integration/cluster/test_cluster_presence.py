@@ -18,7 +18,7 @@ from cluster_support import RedisServer, node, recv_json, wait_link, wait_until,
 from wstrace_harness import AsyncTestCase, request, subscribe
 
 SECRET = "cluster-presence"
-RULES = '[[channel]]\nmatch = "room:*"\npresence = true\njoin_leave = true\n'
+RULES = '[[channel]]\nmatch = "room:*"\npresence = true\njoin_leave = true\npropagate = true\n'
 
 
 def token(user):
@@ -72,6 +72,12 @@ class ClusterPresence(AsyncTestCase):
                          [("n1", "watcher"), ("n2", "bob"), ("n3", "carol"), ("n3", "carol")])
         status, p = await asyncio.to_thread(self.api_presence, b, "room:1")
         self.assertEqual((status, p["count"]), (200, 4))
+        # propagate: a Message from n3 reaches n1 with the publication's trace context.
+        trace = "0af7651916cd43dd8448eb211c80319c"
+        await joined[1].send(json.dumps({"type": "Message", "channel": "room:1", "content": "t",
+                                         "traceparent": f"00-{trace}-b7ad6b7169203331-01"}))
+        m = await recv_json(watcher, what="the traced message from n3")
+        self.assertEqual((m["type"], m["traceparent"].split("-")[1]), ("Message", trace))
         # A Leave crosses nodes too.
         await request(joined[0], {"type": "Unsubscribe", "channel": "room:1"})
         lv = await recv_json(watcher, what="bob's Leave")

@@ -129,6 +129,36 @@ class OneOrder(AsyncTestCase):
             await pub.close()
 
 
+class Propagate(AsyncTestCase):
+    """propagate = true: delivered Messages carry the publication's trace
+    context (its websocket.broadcast span) as "traceparent", in the trace the
+    publisher's own traceparent started; other channels' frames do not."""
+
+    async def test_messages_carry_the_publications_traceparent(self):
+        path = config(self, '[[channel]]\nmatch = "traced:*"\npropagate = true\n')
+        with WstraceServer("--config", path, "--trace-buffer", "1000") as srv:
+            sub, pub = await ws_connect(srv.url()), await ws_connect(srv.url())
+            for ch in ("traced:1", "plain"):
+                await subscribe(sub, ch)
+            trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+            for ch in ("traced:1", "plain"):
+                await pub.send(json.dumps({"type": "Message", "channel": ch, "content": "x",
+                                           "traceparent": f"00-{trace}-00f067aa0ba902b7-01"}))
+                m = await recv_json(sub)
+                self.assertEqual(m["channel"], ch)
+                if ch == "plain":
+                    self.assertNotIn("traceparent", m)
+                    continue
+                version, tid, span, flags = m["traceparent"].split("-")
+                self.assertEqual((version, tid, flags), ("00", trace, "01"))
+                spans = json.loads(srv.admin_get("/api/traces?limit=1000")[1])["spans"]
+                broadcast = [s for s in spans if s["name"] == "websocket.broadcast"
+                             and s["trace_id"] == trace]
+                self.assertEqual([s["span_id"] for s in broadcast], [span])
+            await sub.close()
+            await pub.close()
+
+
 class Recovery(AsyncTestCase):
 
     async def test_reconnect_with_since_gets_every_missed_message_then_live(self):
@@ -282,11 +312,11 @@ class Rules(AsyncTestCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn("channel rule 2", r.stderr)
         self.assertIn("'history_size'", r.stderr)
-        path = config(self, '[[channel]]\nmatch = "a"\npropagate = true\n')
+        path = config(self, '[[channel]]\nmatch = "a"\ncolour = "red"\n')
         r = subprocess.run([wstrace_bin(), "--config", path], capture_output=True, text=True,
                            timeout=20)
         self.assertEqual(r.returncode, 2)
-        self.assertIn("not supported yet", r.stderr)
+        self.assertIn("'colour' is not a channel rule key", r.stderr)
 
     async def test_sighup_applies_new_rules(self):
         path = config(self, '[[channel]]\nmatch = "room:*"\nhistory_size = 5\n')

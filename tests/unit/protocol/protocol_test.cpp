@@ -368,6 +368,11 @@ TEST(Encoders, ExactBytes) {
   encode_message(b, "news", "line1\nline2\t\"q\" \\ \x01", 12);
   EXPECT_EQ(b.view(),
             R"({"type":"Message","channel":"news","content":"line1\nline2\t\"q\" \\ \u0001","offset":12})");
+  b.clear();
+  encode_message(b, "t", "x", 3, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  EXPECT_EQ(b.view(),
+            R"({"type":"Message","channel":"t","content":"x","offset":3,)"
+            R"("traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"})");
 }
 
 TEST(Encoders, RoundTripThroughSimdjson) {

@@ -398,9 +398,9 @@ TEST_F(ConfigTest, ABadChannelRuleNamesItsIndexAndKey) {
   std::string path = toml("[[channel]]\nmatch = \"a\"\n[[channel]]\nmatch = \"b\"\nhistory_size = -3\n");
   EXPECT_EQ(load({"--config", path}), 2);
   EXPECT_NE(err_.find("channel rule 2 (line 5): 'history_size'"), std::string::npos) << err_;
-  path = toml("[[channel]]\nmatch = \"a\"\npropagate = true\n");
+  path = toml("[[channel]]\nmatch = \"a\"\ncolour = 1\n");
   EXPECT_EQ(load({"--config", path}), 2);
-  EXPECT_NE(err_.find("'propagate' is not supported yet"), std::string::npos) << err_;
+  EXPECT_NE(err_.find("'colour' is not a channel rule key"), std::string::npos) << err_;
   path = toml("[[channel]]\nmatch = \"a\"\n[[channel]]\nmatch = \"room:*\"\npresence = true\n");
   EXPECT_EQ(load({"--config", path}), -1) << err_;
   EXPECT_EQ(load({"--config", path, "--presence-ttl", "500ms"}), 2);

@@ -91,9 +91,16 @@ TEST(Rules, EveryBadValueNamesTheRuleAndTheKey) {
                  "'colour' is not a channel rule key");
 }
 
-TEST(Rules, KeysOfFeaturesNotBuiltYetAreRefused) {
-  expect_refused({{{"match", str("a")}, {"propagate", RawValue{RawValue::Kind::Boolean, "true", 3}}}},
-                 "channel rule 1 (line 3): 'propagate' is not supported yet");
+TEST(Rules, PropagateIsABoolean) {
+  expect_refused({{{"match", str("a")}, {"propagate", str("on", 3)}}},
+                 "channel rule 1 (line 3): 'propagate': 'on' is not true or false");
+  std::vector<ChannelRule> rules;
+  std::string error;
+  ASSERT_TRUE(build_rules({{{"match", str("a")},
+                            {"propagate", RawValue{RawValue::Kind::Boolean, "true", 1}}}},
+                          rules, error))
+      << error;
+  EXPECT_TRUE(rules[0].propagate);
 }
 
 TEST(Rules, PresenceAndJoinLeaveAreBooleans) {
