@@ -8,6 +8,7 @@
 #include <string>
 
 #include "fuzz_check.h"
+#include "protocol/json_writer.h"
 #include "protocol/protocol.h"
 #include "util/buffer.h"
 
@@ -73,6 +74,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       FUZZ_CHECK(!m.token.empty());
       encode_refreshed(reply, 1700000000, m.id);
       break;
+    case Type::Presence: {
+      // As the worker answers it (server/presence.cpp).
+      FUZZ_CHECK(valid_channel(m.channel));
+      static constexpr std::string_view kHead = "{\"type\":\"Presence\",\"channel\":";
+      static constexpr std::string_view kBody = ",\"count\":1,\"users\":1,\"clients\":[]";
+      reply.append(kHead.data(), kHead.size());
+      append_json_string(reply, m.channel);
+      reply.append(kBody.data(), kBody.size());
+      append_id_field(reply, m.id);
+      reply.append("}", 1);
+      break;
+    }
   }
   check_json(reply);
   return 0;
