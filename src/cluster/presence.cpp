@@ -12,12 +12,11 @@
 #include <simdjson.h>
 
 #include <algorithm>
-#include <set>
 
 #include "cluster/bridge.h"
 #include "cluster/bridge_link.h"
 #include "cluster/envelope.h"
-#include "protocol/json_writer.h"
+#include "protocol/protocol.h"
 #include "util/clock.h"
 
 namespace wstrace::cluster {
@@ -33,8 +32,6 @@ std::string member_key(const std::string& node_id, uint64_t connection, const st
   m += user;
   return m;
 }
-
-void append(Buffer& b, std::string_view s) { b.append(s.data(), s.size()); }
 
 }  // namespace
 
@@ -131,40 +128,20 @@ void Bridge::read_presence(stream::Request r) {
       c->first->post_reply(std::move(out));
       return;
     }
-    struct Client {
-      std::string_view node, user;
-      uint64_t id;
-    };
-    std::vector<Client> clients;
-    std::set<std::string_view> users;
+    std::vector<protocol::PresenceClient> clients;
     for (size_t i = 0; i < reply->elements; ++i) {
       const redisReply* e = reply->element[i];
       if (e->type != REDIS_REPLY_STRING) continue;
       const std::string_view m(e->str, e->len);
       const size_t a = m.find('\x1f');
       const size_t b = a == std::string_view::npos ? a : m.find('\x1f', a + 1);
-      if (b == std::string_view::npos) continue;
-      const std::string_view user = m.substr(b + 1);
-      if (!simdjson::validate_utf8(m.data(), m.size())) continue;  // not ours
-      clients.push_back({m.substr(0, a), user,
-                         std::strtoull(std::string(m.substr(a + 1, b - a - 1)).c_str(), nullptr, 10)});
-      if (!user.empty()) users.insert(user);
+      if (b == std::string_view::npos || !simdjson::validate_utf8(m.data(), m.size())) continue;
+      clients.push_back({m.substr(0, a),
+                         std::strtoull(std::string(m.substr(a + 1, b - a - 1)).c_str(), nullptr, 10),
+                         m.substr(b + 1)});
     }
-    std::sort(clients.begin(), clients.end(), [](const Client& x, const Client& y) {
-      return std::tie(x.node, x.id) < std::tie(y.node, y.id);
-    });
     Buffer b;
-    append(b, "\"count\":" + std::to_string(clients.size()) +
-                  ",\"users\":" + std::to_string(users.size()) + ",\"clients\":[");
-    for (size_t i = 0; i < clients.size() && i < kListMax; ++i) {
-      append(b, i ? ",{\"connection_id\":" : "{\"connection_id\":");
-      append(b, std::to_string(clients[i].id) + ",\"user\":");
-      protocol::append_json_string(b, clients[i].user);
-      append(b, ",\"node\":");
-      protocol::append_json_string(b, clients[i].node);
-      append(b, "}");
-    }
-    append(b, "]");
+    protocol::encode_presence_members(b, clients, kListMax);
     out.presence.assign(reinterpret_cast<const char*>(b.data()), b.size());
     c->first->post_reply(std::move(out));
   };
@@ -181,13 +158,7 @@ void Bridge::on_member_event(std::string_view channel, const PubsubMessage& m) {
   }
   const bool join = m.kind == PubsubMessage::Kind::Join;
   Buffer b;
-  append(b, join ? "{\"type\":\"Join\",\"channel\":" : "{\"type\":\"Leave\",\"channel\":");
-  protocol::append_json_string(b, channel);
-  append(b, ",\"user\":");
-  protocol::append_json_string(b, m.user);
-  append(b, ",\"connection_id\":" + std::to_string(m.connection) + ",\"node\":");
-  protocol::append_json_string(b, m.node_id);
-  append(b, "}");
+  protocol::encode_member_event(b, join, channel, m.user, m.connection, m.node_id);
   on_member_event_(std::string(channel),
                    std::string(reinterpret_cast<const char*>(b.data()), b.size()), join,
                    m.node == opts_.node_hash ? m.connection : 0);

@@ -1,5 +1,8 @@
 #include "protocol/protocol.h"
 
+#include <algorithm>
+#include <tuple>
+
 #include <simdjson.h>
 
 #include <charconv>
@@ -317,6 +320,51 @@ void encode_error(Buffer& out, ErrorCode code, std::string_view message, const I
   append_json_string(out, message);
   append_id(out, id);
   out.push_back('}');
+}
+
+void encode_member_event(Buffer& out, bool join, std::string_view channel, std::string_view user,
+                         uint64_t connection_id, std::string_view node) {
+  append_literal(out, join ? "{\"type\":\"Join\",\"channel\":" : "{\"type\":\"Leave\",\"channel\":");
+  append_json_string(out, channel);
+  append_literal(out, ",\"user\":");
+  append_json_string(out, user);
+  append_literal(out, ",\"connection_id\":");
+  append_uint(out, connection_id);
+  if (!node.empty()) {
+    append_literal(out, ",\"node\":");
+    append_json_string(out, node);
+  }
+  out.push_back('}');
+}
+
+void encode_presence_members(Buffer& out, std::vector<PresenceClient>& clients, size_t list_max) {
+  std::sort(clients.begin(), clients.end(), [](const PresenceClient& a, const PresenceClient& b) {
+    return std::tie(a.node, a.connection_id) < std::tie(b.node, b.connection_id);
+  });
+  std::vector<std::string_view> users;
+  for (const PresenceClient& c : clients) {
+    if (!c.user.empty()) users.push_back(c.user);
+  }
+  std::sort(users.begin(), users.end());
+  const size_t distinct =
+      static_cast<size_t>(std::unique(users.begin(), users.end()) - users.begin());
+  append_literal(out, "\"count\":");
+  append_uint(out, clients.size());
+  append_literal(out, ",\"users\":");
+  append_uint(out, distinct);
+  append_literal(out, ",\"clients\":[");
+  for (size_t i = 0; i < clients.size() && i < list_max; ++i) {
+    append_literal(out, i ? ",{\"connection_id\":" : "{\"connection_id\":");
+    append_uint(out, clients[i].connection_id);
+    append_literal(out, ",\"user\":");
+    append_json_string(out, clients[i].user);
+    if (!clients[i].node.empty()) {
+      append_literal(out, ",\"node\":");
+      append_json_string(out, clients[i].node);
+    }
+    out.push_back('}');
+  }
+  out.push_back(']');
 }
 
 void encode_message(Buffer& out, std::string_view channel, std::string_view content,

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string_view>
+#include <vector>
 
 #include "util/buffer.h"
 
@@ -119,6 +120,20 @@ class Parser {
 
 // Appends ,"id":<id> (nothing when the id is absent), as every reply echoes it.
 void append_id_field(Buffer& out, const Id& id);
+
+// Presence (docs/PRESENCE.md). A Join or Leave notice:
+// {"type":"Join"|"Leave","channel":C,"user":U,"connection_id":N} (+ "node" in a cluster).
+void encode_member_event(Buffer& out, bool join, std::string_view channel, std::string_view user,
+                         uint64_t connection_id, std::string_view node = {});
+// The members of a Presence answer, as JSON object members:
+// "count":N,"users":U,"clients":[{"connection_id":..,"user":..(,"node":..)},...].
+// Sorts `clients` (by node, then id); lists at most `list_max`; the counts are exact.
+struct PresenceClient {
+  std::string_view node;  // empty: standalone
+  uint64_t connection_id = 0;
+  std::string_view user;
+};
+void encode_presence_members(Buffer& out, std::vector<PresenceClient>& clients, size_t list_max);
 
 // Encoders: append the JSON payload (no frame header).
 void encode_pong(Buffer& out, const Id& id);

@@ -7,7 +7,6 @@
 // join_leave the owner sends {"type":"Join"|"Leave",...} to the channel's
 // subscribers on every worker. Channels whose rule has neither key cost
 // nothing: the rules are looked up only while some rule has one.
-#include <algorithm>
 
 #include "protocol/json_writer.h"
 #include "server/worker.h"
@@ -65,11 +64,7 @@ void Worker::apply_presence(const PresenceChange& p) {
   }
   if (!p.join_leave) return;
   Buffer b;
-  append_text(b, p.joined ? "{\"type\":\"Join\",\"channel\":" : "{\"type\":\"Leave\",\"channel\":");
-  protocol::append_json_string(b, p.channel);
-  append_text(b, ",\"user\":");
-  protocol::append_json_string(b, p.user);
-  append_text(b, ",\"connection_id\":" + std::to_string(p.connection_id) + "}");
+  protocol::encode_member_event(b, p.joined, p.channel, p.user, p.connection_id);
   pubsub::Frame* f = pubsub::Frame::make(ws::Opcode::Text, b.data(), b.size());
   const OutType type = p.joined ? OutType::Join : OutType::Leave;
   for (Worker* w : node_.workers) {
@@ -105,28 +100,12 @@ void Worker::serve_presence(const stream::Request& request, stream::Reply& reply
     reply.enabled = false;
     return;
   }
-  std::vector<std::pair<uint64_t, const std::string*>> clients;
-  size_t users = 0;
+  std::vector<protocol::PresenceClient> clients;
   if (auto it = presence_.find(request.channel); it != presence_.end()) {
-    std::vector<std::string_view> names;
-    for (const auto& [id, user] : it->second) {
-      clients.emplace_back(id, &user);
-      if (!user.empty()) names.push_back(user);
-    }
-    std::sort(names.begin(), names.end());
-    users = static_cast<size_t>(std::unique(names.begin(), names.end()) - names.begin());
+    for (const auto& [id, user] : it->second) clients.push_back({{}, id, user});
   }
-  std::sort(clients.begin(), clients.end());
   Buffer b;
-  append_text(b, "\"count\":" + std::to_string(clients.size()) +
-                     ",\"users\":" + std::to_string(users) + ",\"clients\":[");
-  for (size_t i = 0; i < clients.size() && i < kPresenceListMax; ++i) {
-    append_text(b, i ? ",{\"connection_id\":" : "{\"connection_id\":");
-    append_text(b, std::to_string(clients[i].first) + ",\"user\":");
-    protocol::append_json_string(b, *clients[i].second);
-    append_text(b, "}");
-  }
-  append_text(b, "]");
+  protocol::encode_presence_members(b, clients, kPresenceListMax);
   reply.presence.assign(reinterpret_cast<const char*>(b.data()), b.size());
 }
 

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <thread>
 
+#include "util/trace_context.h"
+
 namespace wstrace::telemetry {
 
 namespace {
@@ -202,16 +204,11 @@ std::optional<SpanContext> parse_traceparent(std::string_view header) noexcept {
 }
 
 void format_traceparent(const SpanContext& ctx, char out[55]) {
-  out[0] = '0';
-  out[1] = '0';
-  out[2] = '-';
-  ctx.trace_id.to_hex(out + 3);
-  out[35] = '-';
-  ctx.span_id.to_hex(out + 36);
-  out[52] = '-';
-  uint8_t f = ctx.trace_flags & kFlagSampled;
-  out[53] = kHex[f >> 4];
-  out[54] = kHex[f & 0xf];
+  TraceContext t;
+  std::memcpy(t.trace_id, ctx.trace_id.bytes.data(), sizeof t.trace_id);
+  std::memcpy(t.span_id, ctx.span_id.bytes.data(), sizeof t.span_id);
+  t.flags = ctx.trace_flags & kFlagSampled;
+  wstrace::format_traceparent(t, out);
 }
 
 std::string format_traceparent(const SpanContext& ctx) {

@@ -5,7 +5,6 @@ sent) vanishes from the answers within --presence-ttl; Redis restarted
 empty: the living nodes write their members again."""
 
 import asyncio
-import http.client
 import json
 import os
 import tempfile
@@ -15,7 +14,7 @@ import unittest
 import jwt
 
 from cluster_support import RedisServer, node, recv_json, wait_link, wait_until, ws_connect
-from wstrace_harness import AsyncTestCase, request, subscribe
+from wstrace_harness import AsyncTestCase, api_call, request, subscribe
 
 SECRET = "cluster-presence"
 RULES = '[[channel]]\nmatch = "room:*"\npresence = true\njoin_leave = true\npropagate = true\n'
@@ -43,13 +42,7 @@ class ClusterPresence(AsyncTestCase):
         return nodes
 
     def api_presence(self, srv, channel):
-        conn = http.client.HTTPConnection("127.0.0.1", srv.api_port, timeout=20)
-        try:
-            conn.request("POST", "/api/v1/presence", body=json.dumps({"channel": channel}))
-            r = conn.getresponse()
-            return r.status, json.loads(r.read())
-        finally:
-            conn.close()
+        return api_call(srv, "presence", {"channel": channel})
 
     async def test_presence_spans_the_nodes_and_forgets_a_dead_one(self):
         redis = RedisServer()

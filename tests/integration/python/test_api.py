@@ -6,7 +6,6 @@ JSON and oversized bodies get clear 4xx answers; every request is counted
 and continues the caller's traceparent."""
 
 import asyncio
-import http.client
 import json
 import os
 import shutil
@@ -18,8 +17,8 @@ import unittest
 
 import jwt
 
-from wstrace_harness import (AsyncTestCase, WstraceServer, recv_json, request, subscribe,
-                             wait_until, ws_connect)
+from wstrace_harness import (AsyncTestCase, WstraceServer, api_call, recv_json, request,
+                             subscribe, wait_until, ws_connect)
 
 KEY = "test-api-key-0123456789"
 
@@ -28,21 +27,8 @@ def make_token(secret, sub):
     return jwt.encode({"sub": sub, "exp": int(time.time()) + 600}, secret, algorithm="HS256")
 
 
-def api(srv, method, body=None, key=KEY, headers=None, http_method="POST"):
-    """(status, parsed JSON body) of one request on a fresh connection."""
-    conn = http.client.HTTPConnection("127.0.0.1", srv.api_port, timeout=20)
-    try:
-        h = {"Content-Type": "application/json"}
-        if key is not None:
-            h["Authorization"] = f"Bearer {key}"
-        h.update(headers or {})
-        data = body if isinstance(body, (bytes, str)) or body is None else json.dumps(body)
-        conn.request(http_method, f"/api/v1/{method}", body=data, headers=h)
-        r = conn.getresponse()
-        text = r.read().decode()
-        return r.status, json.loads(text) if text.strip() else None
-    finally:
-        conn.close()
+def api(srv, method, body=None, key=KEY, **kw):
+    return api_call(srv, method, body, key=key, **kw)
 
 
 class Api(AsyncTestCase):

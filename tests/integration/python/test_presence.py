@@ -6,16 +6,14 @@ rule answered not_enabled, and nothing pushed for channels without
 join_leave."""
 
 import asyncio
-import http.client
-import json
 import os
 import tempfile
 import time
 
 import jwt
 
-from wstrace_harness import (AsyncTestCase, WstraceServer, recv_json, request, subscribe,
-                             wait_until, ws_connect)
+from wstrace_harness import (AsyncTestCase, WstraceServer, api_call, recv_json, request,
+                             subscribe, wait_until, ws_connect)
 
 SECRET = "presence-secret"
 RULES = ('[[channel]]\nmatch = "room:*"\npresence = true\njoin_leave = true\n'
@@ -39,13 +37,7 @@ class Presence(AsyncTestCase):
         return await ws_connect(srv.url(f"/ws?token={token(user)}"))
 
     def api_presence(self, srv, channel):
-        conn = http.client.HTTPConnection("127.0.0.1", srv.api_port, timeout=20)
-        try:
-            conn.request("POST", "/api/v1/presence", body=json.dumps({"channel": channel}))
-            r = conn.getresponse()
-            return r.status, json.loads(r.read())
-        finally:
-            conn.close()
+        return api_call(srv, "presence", {"channel": channel})
 
     async def test_counts_list_join_and_leave(self):
         with self.server() as srv:

@@ -402,6 +402,26 @@ class Metrics:
         return None
 
 
+def api_call(srv, method, body=None, key=None, headers=None, http_method="POST",
+             timeout=IO_TIMEOUT):
+    """(status, parsed JSON answer) of one server API request (--api) on a
+    fresh connection: POST /api/v1/<method> with `body` (a dict is sent as
+    JSON, str/bytes as they are) and `key` as Authorization: Bearer."""
+    conn = http.client.HTTPConnection("127.0.0.1", srv.api_port, timeout=timeout)
+    try:
+        h = {"Content-Type": "application/json"}
+        if key is not None:
+            h["Authorization"] = f"Bearer {key}"
+        h.update(headers or {})
+        data = body if isinstance(body, (bytes, str)) or body is None else json.dumps(body)
+        conn.request(http_method, f"/api/v1/{method}", body=data, headers=h)
+        r = conn.getresponse()
+        text = r.read().decode()
+        return r.status, json.loads(text) if text.strip() else None
+    finally:
+        conn.close()
+
+
 def wait_until(fn, timeout=IO_TIMEOUT, interval=0.02, what="condition"):
     """Polls fn() until it returns something truthy; returns that. Raises
     WaitTimeout (an AssertionError) at the deadline. A bounded poll, not a
