@@ -247,6 +247,8 @@ class Worker {
   void report_final();
   void poll(uint64_t deadline_ns);
   bool all_settled() const;
+  void connect_all();
+  void wait_go();
   void close_all(uint64_t grace_ns);
 
   // Connections.
@@ -1568,6 +1570,22 @@ void Worker::plan() {
   }
 }
 
+// Opens every connection of this worker (and subscribes the subscribers),
+// bounded by N/2000 + 30 s.
+void Worker::connect_all() {
+  const uint64_t limit = go_ns_ + static_cast<uint64_t>((double(conns_.size()) / 2000 + 30) * 1e9);
+  while (!all_settled() && mono_ns() < limit && !cmd_eof_) {
+    connect_tick(mono_ns());
+    poll(limit);
+  }
+}
+
+// Waits for the parent's next Go.
+void Worker::wait_go() {
+  go_ns_ = 0;
+  while (go_ns_ == 0 && !cmd_eof_) poll(mono_ns() + kSec);
+}
+
 bool Worker::all_settled() const {
   return connects_done_ >= connect_share_ &&
          std::all_of(conns_.begin(), conns_.end(), [](const Conn& c) {
@@ -1637,15 +1655,9 @@ int Worker::run() {
     }
     case Scenario::Fanout: {
       // Connect and subscribe everyone, then report ready and wait for Go #2.
-      const uint64_t limit =
-          go_ns_ + static_cast<uint64_t>((double(conns_.size()) / 2000 + 30) * 1e9);
-      while (!all_settled() && mono_ns() < limit && !cmd_eof_) {
-        connect_tick(mono_ns());
-        poll(limit);
-      }
+      connect_all();
       report_ready(1);
-      go_ns_ = 0;
-      while (go_ns_ == 0) poll(mono_ns() + kSec);
+      wait_go();
       window_start_ = go_ns_ + static_cast<uint64_t>(opt_.warmup_s * 1e9);
       window_end_ = window_start_ + static_cast<uint64_t>(opt_.duration_s * 1e9);
       r_.window_ns = window_end_ - window_start_;
@@ -1724,15 +1736,9 @@ int Worker::run() {
       break;
     }
     case Scenario::Recover: {
-      const uint64_t limit =
-          go_ns_ + static_cast<uint64_t>((double(conns_.size()) / 2000 + 30) * 1e9);
-      while (!all_settled() && mono_ns() < limit && !cmd_eof_) {
-        connect_tick(mono_ns());
-        poll(limit);
-      }
+      connect_all();
       report_ready(1);
-      go_ns_ = 0;
-      while (go_ns_ == 0 && !cmd_eof_) poll(mono_ns() + kSec);
+      wait_go();
       // The subscribers leave (a Close each, answered by the server).
       for (uint64_t i = 0; i < subscribers_here_; ++i) {
         Conn& c = conns_[i];
@@ -1764,8 +1770,7 @@ int Worker::run() {
         ++r_.server_errors;
       }
       report_ready(2);
-      go_ns_ = 0;
-      while (go_ns_ == 0 && !cmd_eof_) poll(mono_ns() + kSec);
+      wait_go();
       // The storm: every subscriber back at once, with `since`.
       window_start_ = go_ns_;
       for (uint64_t i = 0; i < subscribers_here_; ++i) {
