@@ -34,7 +34,7 @@ fi
 # Packages installed for the tests must not run as services: the tests start
 # their own redis-server/prometheus on free ports.
 if [[ "${1:-}" == "--test" ]]; then
-  for d in tests/integration/node tests/integration/otlp bench/peers/node-ws; do
+  for d in clients/js examples/chat tests/integration/node tests/integration/otlp bench/peers/node-ws; do
     # Again when the lock file changed since the last install.
     if [[ -f "$d/package-lock.json" && ( ! -d "$d/node_modules" ||
           "$d/package-lock.json" -nt "$d/node_modules/.package-lock.json" ) ]]; then
@@ -42,4 +42,7 @@ if [[ "${1:-}" == "--test" ]]; then
       (cd "$d" && npm ci --no-audit --no-fund --loglevel=error)
     fi
   done
+  # The JavaScript SDK the Node, browser and chat tests load (tsc + a minified bundle).
+  echo "setup: building clients/js" >&2
+  (cd clients/js && npm run --silent build >/dev/null)
 fi

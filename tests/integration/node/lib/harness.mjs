@@ -75,7 +75,8 @@ export class WstraceServer {
         delete env[k];
       }
     }
-    const argv = ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--log-format', 'json',
+    const listen = this.args.includes('--listen') ? [] : ['--listen', '127.0.0.1:0'];
+    const argv = [...listen, '--admin', '127.0.0.1:0', '--log-format', 'json',
       '--threads', String(this.threads), ...this.args];
     // setpriv execs the server in place (same pid) with a parent-death
     // signal, so a killed test run leaves no server behind.
@@ -104,6 +105,7 @@ export class WstraceServer {
     const j = await withTimeout(listening, START_TIMEOUT, 'wstrace to start');
     this.port = j.port;
     this.adminPort = j.admin_port;
+    this.apiPort = j.api_port;
     return this;
   }
 
@@ -142,6 +144,28 @@ export class WstraceServer {
       });
       req.setTimeout(IO_TIMEOUT, () => req.destroy(new Error(`GET ${path} timed out`)));
       req.on('error', reject);
+    });
+  }
+
+  // POST /api/v1/<method> on the server API (--api); resolves with the parsed answer.
+  api(method, body = {}) {
+    return new Promise((resolve, reject) => {
+      const data = JSON.stringify(body);
+      const req = http.request({
+        host: '127.0.0.1', port: this.apiPort, path: `/api/v1/${method}`, method: 'POST', agent: false,
+        headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) },
+      }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c) => { text += c; });
+        res.on('end', () => {
+          if (res.statusCode !== 200) reject(new Error(`api ${method}: ${res.statusCode} ${text}`));
+          else resolve(JSON.parse(text));
+        });
+      });
+      req.setTimeout(IO_TIMEOUT, () => req.destroy(new Error(`api ${method} timed out`)));
+      req.on('error', reject);
+      req.end(data);
     });
   }
 
