@@ -45,4 +45,5 @@ if [[ "${1:-}" == "--test" ]]; then
   # The JavaScript SDK the Node, browser and chat tests load (tsc + a minified bundle).
   echo "setup: building clients/js" >&2
   (cd clients/js && npm run --silent build >/dev/null)
+  (cd examples/chat && npm run --silent build)
 fi

@@ -189,7 +189,10 @@ class ApiTraces(unittest.TestCase):
                 e.read_close()
             with RawClient(srv.port) as r:
                 r.handshake(path="/nowhere", expect=404)
-            # 503: two connections held at --max-connections 2.
+            # 503: two connections held at --max-connections 2 (once the
+            # server has counted the ones above as gone: a client may see
+            # its close before the server's other thread released the slot).
+            srv.wait_stats(lambda s: s["connections"]["active"] == 0, what="earlier ones closed")
             with RawClient(srv.port) as h1, RawClient(srv.port) as h2:
                 h1.handshake(path=f"/ws?token={token}")
                 h2.handshake(path=f"/ws?token={token}")
