@@ -6,6 +6,7 @@
 // event names exactly the positions lost.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -171,6 +172,47 @@ test('when the history cannot reach back, the gap event names exactly the positi
   } finally {
     sub.close();
     pub.close();
+    assert.equal(await srv.stop(), 0);
+  }
+});
+
+// --- tokens ----------------------------------------------------------------
+
+function hs256(claims, secret) {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`;
+  return `${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`;
+}
+
+test("the server's Refresh is answered with getToken's token and the connection stays", async () => {
+  const secret = 'sdk-secret';
+  const srv = await startServer(['--config', RULES, '--auth-secret', secret, '--auth-refresh-before', '3s',
+    '--auth-leeway', '0s']);
+  const now = () => Math.floor(Date.now() / 1000);
+  const issued = [];
+  // The first token expires in 4 s: the server asks for a new one after about 1 s.
+  const getToken = async () => {
+    const t = hs256({ sub: 'ann', exp: now() + (issued.length ? 600 : 4) }, secret);
+    issued.push(t);
+    return t;
+  };
+  const client = new Client(srv.url(), { ...sdkOptions, getToken });
+  try {
+    const rec = recorder();
+    const s = client.subscribe('feed:tok', rec.handler);
+    await withTimeout(s.ready, IO_TIMEOUT, 'Subscribed with the first token');
+    const refreshed = await withTimeout(new Promise((r) => client.once('refreshed', r)), IO_TIMEOUT, 'Refreshed');
+    assert.ok(refreshed > now() + 500, `the new expiry (${refreshed}) is the second token's`);
+    assert.equal(issued.length, 2);
+    // Past the first token's expiry the same connection still works.
+    await until(() => now() > JSON.parse(Buffer.from(issued[0].split('.')[1], 'base64url')).exp, 'the first token to expire',
+      (fn) => { const t = setInterval(fn, 100); return () => clearInterval(t); });
+    assert.equal((await client.publish('feed:tok', 'msg-1')).offset, 1);
+    await rec.count(1);
+    assert.equal(client.connects, 1, 'no reconnect');
+    assert.equal(client.state, 'connected');
+  } finally {
+    client.close();
     assert.equal(await srv.stop(), 0);
   }
 });
