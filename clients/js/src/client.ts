@@ -82,6 +82,8 @@ interface Pending {
 }
 
 const OPEN = 1;
+/** Subscribe errors that pass: retried on the same connection instead of ending the subscription. */
+const TRANSIENT = new Set(['unavailable', 'rate_limited']);
 /** A connection that lived this long resets the backoff. */
 const STABLE_MS = 5000;
 
@@ -383,6 +385,18 @@ export class Client extends Emitter<ClientEvents> {
     this.send(sub._subscribeFrame(id));
   }
 
+  /** A node that cannot reach Redis, or a rate limit: try the same subscription again soon. */
+  private retrySubscribe(sub: Subscription, e: WstraceError): void {
+    this.emit('error', e);
+    const ws = this.ws;
+    const delay = 500 + Math.round((this.opts.random ?? Math.random)() * 1000);
+    setTimeout(() => {
+      if (this.ws === ws && this.isOpen() && sub.state === 'subscribing' && this.subs.get(sub.channel) === sub) {
+        this.sendSubscribe(sub);
+      }
+    }, delay);
+  }
+
   private leave(sub: Subscription): Promise<void> {
     this.forget(sub);
     if (!this.isOpen()) return Promise.resolve();
@@ -438,8 +452,13 @@ export class Client extends Emitter<ClientEvents> {
     const sub = this.subIds.get(id);
     if (sub) {
       this.subIds.delete(id);
-      if (m.type === 'Error') sub._refused(new WstraceError(String(m.code), String(m.message ?? m.code)));
-      else if (m.type === 'Subscribed') sub._subscribed(m);
+      if (m.type === 'Subscribed') {
+        sub._subscribed(m);
+      } else if (m.type === 'Error') {
+        const e = new WstraceError(String(m.code), String(m.message ?? m.code));
+        if (TRANSIENT.has(e.code)) this.retrySubscribe(sub, e);
+        else sub._refused(e);
+      }
       return;
     }
     const p = this.pending.get(id);

@@ -295,3 +295,18 @@ test('a delivered message exposes its trace context', async () => {
   assert.equal(got[1].traceparent, undefined);
   client.close();
 });
+
+test('a subscription refused for a passing reason (unavailable) is tried again, not ended', async () => {
+  const { client, ws } = await connected();
+  const sub = client.subscribe('c', () => {});
+  const reported = nextEvent(client, 'error');
+  const f = await ws.nextSent((x) => x.type === 'Subscribe');
+  f.answered = true;
+  ws.push({ type: 'Error', code: 'unavailable', message: 'redis down', id: f.id });
+  assert.equal((await reported).code, 'unavailable');
+  assert.equal(sub.state, 'subscribing');
+  const again = await ws.nextSent((x) => x.type === 'Subscribe' && x.id !== f.id, 3000);
+  ws.push({ type: 'Subscribed', channel: 'c', epoch: 'E', offset: 0, id: again.id });
+  assert.equal((await sub.ready).epoch, 'E');
+  client.close();
+});
