@@ -47,3 +47,16 @@ c.close();
   execFileSync(process.execPath, [tsc, '--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution',
     'nodenext', '--target', 'es2020', '--lib', 'es2020,dom', 'consumer.ts'], { cwd: app, encoding: 'utf8' });
 });
+
+test("the README's bundle size is the build's (to 0.2 KB)", async () => {
+  const { readFileSync } = await import('node:fs');
+  const { gzipSync } = await import('node:zlib');
+  const readme = readFileSync(join(pkgDir, 'README.md'), 'utf8');
+  const m = /\*\*([\d.]+) KB minified, ([\d.]+) KB gzipped\*\*/.exec(readme);
+  assert.ok(m, 'the README states the size');
+  const bundle = readFileSync(join(pkgDir, 'dist/wstrace-client.min.js'));
+  const kb = (n) => n / 1000;
+  assert.ok(Math.abs(kb(bundle.length) - Number(m[1])) <= 0.2, `minified: ${bundle.length} bytes, README says ${m[1]} KB`);
+  const gz = gzipSync(bundle, { level: 9 }).length;
+  assert.ok(Math.abs(kb(gz) - Number(m[2])) <= 0.2, `gzipped: ${gz} bytes, README says ${m[2]} KB`);
+});
