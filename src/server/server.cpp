@@ -317,6 +317,11 @@ bool Server::start() {
   if (bridge_) bridge_->start(node.registry().shard(telemetry::kMaxShards - 1));
   for (auto& w : workers_) w->start();
 
+  if (admin_) {
+    // One sample per second of the node for /api/samples (the dashboard).
+    sampler_ = std::make_unique<Sampler>([this] { return reading(); }, samples_);
+    sampler_->start();
+  }
   started_ = true;
   std::string where = addr->host() + ":" + std::to_string(port_);
   WS_LOG(Info, "wstrace listening",
@@ -377,6 +382,7 @@ void Server::shutdown() {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+  if (sampler_) sampler_->stop();
   for (auto& w : workers_) w->stop();
   for (auto& w : workers_) w->join();
   if (bridge_) bridge_->stop();
@@ -546,6 +552,16 @@ std::vector<std::pair<unsigned, double>> Server::stalled_workers() const {
     }
   }
   return out;
+}
+
+Reading Server::reading() {
+  Reading r;
+  r.unix_ms = static_cast<int64_t>(unix_ns() / 1'000'000ull);
+  read_metrics(node_->registry().collect(), r);
+  r.connections = node_->websockets.load();
+  for (auto& w : workers_) r.sockets_per_thread.push_back(w->socket_count());
+  if (bridge_) r.cluster_link = bridge_->link_up() ? 1 : 0;
+  return r;
 }
 
 std::string Server::stats_json() {
@@ -835,6 +851,12 @@ http::Response Server::handle_admin(const http::Request& req) {
   if (path == "/api/stats") return {200, kJson, stats_json(), {}};
   if (path == "/api/connections") return {200, kJson, connections_json(req), {}};
   if (path == "/api/channels") return {200, kJson, channels_json(), {}};
+  if (path == "/api/samples") {
+    int64_t since = 0;
+    if (auto v = http::query_param(req.query, "since")) since = std::strtoll(v->c_str(), nullptr, 10);
+    return {200, kJson, samples_json(samples_.since(since), sampler_ ? sampler_->interval_ms() : 1000,
+                                     samples_.capacity()), {}};
+  }
   if (path == "/api/traces") {
     size_t limit = 100;
     if (auto v = http::query_param(req.query, "limit")) limit = std::strtoull(v->c_str(), nullptr, 10);

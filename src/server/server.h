@@ -12,6 +12,7 @@
 #include "server/channel_metrics.h"
 #include "server/config.h"
 #include "server/node.h"
+#include "server/samples.h"
 #include "server/worker.h"
 
 namespace wstrace::server {
@@ -41,6 +42,8 @@ class Server {
  private:
   http::Response handle_admin(const http::Request& req);
   std::string stats_json();
+  // The node's cumulative metrics and gauges now, for the sampler.
+  Reading reading();
   std::string connections_json(const http::Request& req);
   std::string channels_json();
   // Runs fn(worker) on every worker's thread and collects the answers that
@@ -67,6 +70,8 @@ class Server {
   std::unique_ptr<Api> api_;
   std::unique_ptr<cluster::Bridge> bridge_;
   std::unique_ptr<ChannelMetrics> channel_metrics_;
+  SampleRing samples_;
+  std::unique_ptr<Sampler> sampler_;
   uint16_t port_ = 0;
   bool started_ = false;
   bool stopped_ = false;
