@@ -99,13 +99,30 @@ class Server::Conn final : public net::IoHandler {
     } else {
       slot.bytes = make_response(r.status, r.content_type, r.body, r.extra_headers, slot.keep_alive);
     }
+    if (!r.stream_topic.empty() && !slot.head) {
+      slot.bytes = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n"
+                   "Connection: close\r\nX-Accel-Buffering: no\r\n" + r.extra_headers + "\r\n" + r.body;
+      slot.stream_topic = std::move(r.stream_topic);
+    }
     bool moved = false;
     while (!slots_.empty() && slots_.front().ready) {
       out_ += slots_.front().bytes;
+      if (!slots_.front().stream_topic.empty()) {
+        // From here the connection is this stream: nothing after it is answered.
+        topic_ = std::move(slots_.front().stream_topic);
+        s_.streams_.fetch_add(1, std::memory_order_relaxed);
+        stop_reading_ = true;
+        slots_.clear();
+        break;
+      }
       if (!slots_.front().keep_alive) close_after_flush_ = true;
       slots_.pop_front();
       ++base_;
       moved = true;
+    }
+    if (!topic_.empty()) {
+      flush();
+      return;
     }
     if (!moved) return;
     flush();
@@ -117,6 +134,19 @@ class Server::Conn final : public net::IoHandler {
     }
   }
 
+  // A stream's new events (on the loop thread).
+  void stream(const std::string& topic, const std::string& events) {
+    if (closed_ || topic_ != topic) return;
+    if (out_.size() > kMaxStreamBacklog) {
+      s_.close_conn(this);
+      return;
+    }
+    out_ += events;
+    flush();
+  }
+
+  bool streaming() const { return !topic_.empty(); }
+
   bool closed_ = false;
 
  private:
@@ -125,9 +155,14 @@ class Server::Conn final : public net::IoHandler {
     bool keep_alive = true;
     bool head = false;
     std::string bytes;
+    std::string stream_topic;
   };
 
   void read() {
+    if (streaming()) {
+      drain_stream_input();
+      return;
+    }
     if (paused_ || stop_reading_) return;
     for (;;) {
       const size_t have = in_.size();
@@ -230,6 +265,19 @@ class Server::Conn final : public net::IoHandler {
     complete(base_ + slots_.size() - 1, refusal(s_.options_.json_errors, status, code, text));
   }
 
+  // A stream's client sends nothing more that matters: read to see it leave.
+  void drain_stream_input() {
+    char buf[4096];
+    for (;;) {
+      ssize_t n = ::read(fd_, buf, sizeof buf);
+      if (n > 0) continue;
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) return;
+      s_.close_conn(this);
+      return;
+    }
+  }
+
   void flush() {
     while (!out_.empty()) {
       ssize_t n = ::send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL);
@@ -255,6 +303,7 @@ class Server::Conn final : public net::IoHandler {
   bool close_after_flush_ = false;
   bool stop_reading_ = false;  // a Connection: close request or a refusal was read
   bool paused_ = false;        // max_in_flight answers outstanding
+  std::string topic_;          // a Server-Sent Events stream's topic
 };
 
 // ---------------------------------------------------------------------------
@@ -325,8 +374,18 @@ void Server::on_accept(int fd) {
 void Server::close_conn(Conn* c) {
   if (c->closed_) return;
   c->closed_ = true;
+  if (c->streaming()) streams_.fetch_sub(1, std::memory_order_relaxed);
   by_id_.erase(c->id());
   loop_.remove(c->fd());
+}
+
+void Server::publish(std::string topic, std::string events) {
+  if (streams() == 0) return;
+  loop_.post([this, topic = std::move(topic), events = std::move(events)] {
+    for (auto& c : conns_) {
+      if (c->streaming()) c->stream(topic, events);
+    }
+  });
 }
 
 void Server::complete(uint64_t conn, uint64_t seq, Response r) {

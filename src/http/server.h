@@ -27,6 +27,10 @@ struct Response {
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;
   std::string extra_headers;  // each line ends with CRLF
+  // Non-empty: a Server-Sent Events stream (text/event-stream, no length;
+  // `body` is its first events). The connection then carries only what
+  // Server::publish sends to this topic, until the client goes away.
+  std::string stream_topic;
 };
 
 class Server;
@@ -80,6 +84,13 @@ class Server {
   // Binds and starts the thread. Returns false with `error` set.
   bool start(const net::Address& addr, std::string* error);
   void stop();
+  // From any thread: `events` (whole SSE events, each ending "\n\n") to
+  // every stream of `topic`. A stream whose client reads slower than it is
+  // fed (over kMaxStreamBacklog unsent) is closed; the page reconnects.
+  void publish(std::string topic, std::string events);
+  // Streams open now (any thread).
+  size_t streams() const { return streams_.load(std::memory_order_relaxed); }
+  static constexpr size_t kMaxStreamBacklog = 1 << 20;
   uint16_t port() const { return port_; }
   net::EventLoop& loop() { return loop_; }
 
@@ -100,6 +111,7 @@ class Server {
   uint64_t next_conn_id_ = 1;
   std::thread thread_;
   std::atomic<std::thread::id> loop_thread_{};  // answers made there are sent at once
+  std::atomic<size_t> streams_{0};
   uint16_t port_ = 0;
 };
 

@@ -169,8 +169,21 @@ std::string samples_json(const std::vector<Sample>& samples, int64_t interval_ms
   json::append_uint(out, capacity);
   out += ",\"samples\":[";
   for (size_t i = 0; i < samples.size(); ++i) {
-    const Sample& s = samples[i];
     if (i > 0) out += ',';
+    append_sample(out, samples[i]);
+  }
+  out += "]}";
+  return out;
+}
+
+std::string sample_json(const Sample& s) {
+  std::string out;
+  append_sample(out, s);
+  return out;
+}
+
+void append_sample(std::string& out, const Sample& s) {
+  {
     out += "{\"t\":";
     json::append_int(out, s.unix_ms);
     out += ",\"interval_ms\":";
@@ -213,12 +226,14 @@ std::string samples_json(const std::vector<Sample>& samples, int64_t interval_ms
     out += s.cluster_link < 0 ? "null" : (s.cluster_link > 0 ? "\"up\"" : "\"down\"");
     out += '}';
   }
-  out += "]}";
-  return out;
 }
 
-Sampler::Sampler(std::function<Reading()> read, SampleRing& ring, int64_t interval_ms)
-    : read_(std::move(read)), ring_(ring), interval_ms_(std::max<int64_t>(10, interval_ms)) {}
+Sampler::Sampler(std::function<Reading()> read, SampleRing& ring, int64_t interval_ms,
+                 std::function<void(const Sample&)> on_sample)
+    : read_(std::move(read)),
+      on_sample_(std::move(on_sample)),
+      ring_(ring),
+      interval_ms_(std::max<int64_t>(10, interval_ms)) {}
 
 Sampler::~Sampler() { stop(); }
 
@@ -242,7 +257,9 @@ void Sampler::run() {
     if (cv_.wait_until(lock, next, [this] { return stop_; })) return;
     lock.unlock();
     Reading now = read_();
-    ring_.push(sample_between(before, now));
+    Sample sample = sample_between(before, now);
+    if (on_sample_) on_sample_(sample);
+    ring_.push(std::move(sample));
     before = std::move(now);
     lock.lock();
   }

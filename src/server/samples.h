@@ -77,11 +77,16 @@ class SampleRing {
 
 // {"interval_ms":..,"capacity":..,"samples":[{...},...]}
 std::string samples_json(const std::vector<Sample>& samples, int64_t interval_ms, size_t capacity);
+// One sample's object, as in that list.
+std::string sample_json(const Sample& s);
+void append_sample(std::string& out, const Sample& s);
 
-// A thread that reads every `interval` and pushes the sample into `ring`.
+// A thread that reads every `interval` and pushes the sample into `ring`
+// (after handing it to `on_sample`, e.g. the dashboard's live stream).
 class Sampler {
  public:
-  Sampler(std::function<Reading()> read, SampleRing& ring, int64_t interval_ms = 1000);
+  Sampler(std::function<Reading()> read, SampleRing& ring, int64_t interval_ms = 1000,
+          std::function<void(const Sample&)> on_sample = {});
   ~Sampler();
   void start();
   void stop();
@@ -90,6 +95,7 @@ class Sampler {
  private:
   void run();
   std::function<Reading()> read_;
+  std::function<void(const Sample&)> on_sample_;
   SampleRing& ring_;
   int64_t interval_ms_;
   std::mutex mu_;

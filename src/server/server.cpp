@@ -319,7 +319,10 @@ bool Server::start() {
 
   if (admin_) {
     // One sample per second of the node for /api/samples (the dashboard).
-    sampler_ = std::make_unique<Sampler>([this] { return reading(); }, samples_);
+    sampler_ = std::make_unique<Sampler>([this] { return reading(); }, samples_, 1000,
+                                         [this](const Sample& smp) {
+                                           admin_->publish("samples", "data: " + sample_json(smp) + "\n\n");
+                                         });
     sampler_->start();
   }
   started_ = true;
@@ -851,6 +854,12 @@ http::Response Server::handle_admin(const http::Request& req) {
   if (path == "/api/stats") return {200, kJson, stats_json(), {}};
   if (path == "/api/connections") return {200, kJson, connections_json(req), {}};
   if (path == "/api/channels") return {200, kJson, channels_json(), {}};
+  if (path == "/api/samples/stream") {
+    // Server-Sent Events: each new sample as one `data:` line.
+    http::Response r{200, "text/event-stream", "retry: 2000\n\n", {}};
+    r.stream_topic = "samples";
+    return r;
+  }
   if (path == "/api/samples") {
     int64_t since = 0;
     if (auto v = http::query_param(req.query, "since")) since = std::strtoll(v->c_str(), nullptr, 10);

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -126,6 +127,106 @@ TEST(HttpServer, GetOnlyServerRefusesPost) {
   const std::string out = exchange(s.port(), post("/x", "") + "GET /y HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_NE(out.find("HTTP/1.1 405"), std::string::npos) << out;
   EXPECT_NE(out.find("HTTP/1.1 200"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace wstrace::http
+
+namespace wstrace::http {
+namespace {
+
+int connect_to(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  return fd;
+}
+
+// Reads until `want` has arrived (or the 10 s receive timeout / EOF).
+std::string read_until(int fd, std::string& got, std::string_view want) {
+  char buf[4096];
+  while (got.find(want) == std::string::npos) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  return got;
+}
+
+bool wait_for(const std::function<bool()>& pred) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
+}
+
+TEST(HttpServer, EventStreamsGetWhatIsPublishedToTheirTopicUntilTheClientLeaves) {
+  Server server([](const Request& req) {
+    Response r{200, "text/event-stream", "retry: 1000\n\n", {}};
+    r.stream_topic = std::string(req.path);
+    return r;
+  });
+  std::string error;
+  auto addr = net::Address::parse("127.0.0.1:0", &error);
+  ASSERT_TRUE(server.start(*addr, &error)) << error;
+  int a = connect_to(server.port());
+  int b = connect_to(server.port());
+  const std::string get_a = "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /ignored HTTP/1.1\r\nHost: x\r\n\r\n";
+  const std::string get_b = "GET /b HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(::send(a, get_a.data(), get_a.size(), 0), static_cast<ssize_t>(get_a.size()));
+  ASSERT_EQ(::send(b, get_b.data(), get_b.size(), 0), static_cast<ssize_t>(get_b.size()));
+  std::string got_a, got_b;
+  read_until(a, got_a, "retry: 1000\n\n");
+  read_until(b, got_b, "retry: 1000\n\n");
+  EXPECT_EQ(got_a.rfind("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n", 0), 0u) << got_a;
+  EXPECT_EQ(got_a.find("Content-Length"), std::string::npos);
+  ASSERT_TRUE(wait_for([&] { return server.streams() == 2; }));
+  server.publish("/a", "data: one\n\n");
+  server.publish("/b", "data: for b\n\n");
+  server.publish("/a", "data: two\n\n");
+  read_until(a, got_a, "data: two\n\n");
+  read_until(b, got_b, "data: for b\n\n");
+  EXPECT_NE(got_a.find("data: one\n\ndata: two\n\n"), std::string::npos) << got_a;
+  EXPECT_EQ(got_a.find("for b"), std::string::npos);
+  EXPECT_EQ(got_a.find("HTTP/1.1", 5), std::string::npos) << "the pipelined request is not answered";
+  ::close(a);
+  EXPECT_TRUE(wait_for([&] { return server.streams() == 1; }));
+  ::close(b);
+  EXPECT_TRUE(wait_for([&] { return server.streams() == 0; }));
+  server.publish("/a", "data: nobody\n\n");
+  server.stop();
+}
+
+TEST(HttpServer, AStreamThatDoesNotReadIsClosedPastItsBacklog) {
+  Server server([](const Request&) {
+    Response r{200, "text/event-stream", "", {}};
+    r.stream_topic = "t";
+    return r;
+  });
+  std::string error;
+  auto addr = net::Address::parse("127.0.0.1:0", &error);
+  ASSERT_TRUE(server.start(*addr, &error)) << error;
+  int fd = connect_to(server.port());
+  int small = 4096;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  const std::string get = "GET /s HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(::send(fd, get.data(), get.size(), 0), static_cast<ssize_t>(get.size()));
+  ASSERT_TRUE(wait_for([&] { return server.streams() == 1; }));
+  const std::string event = "data: " + std::string(64 * 1024, 'x') + "\n\n";
+  // Far more than the kernel buffers and the backlog hold, never read.
+  EXPECT_TRUE(wait_for([&] {
+    server.publish("t", event);
+    return server.streams() == 0;
+  }));
+  ::close(fd);
+  server.stop();
 }
 
 }  // namespace
