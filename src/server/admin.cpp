@@ -1,11 +1,13 @@
 // The admin API's answers: /api/stats, /api/connections, /api/channels,
 // /api/samples (and its event stream), /api/traces, health, the dashboard.
 #include <algorithm>
+#include <charconv>
 #include <cstdlib>
 
 #include "server/gather.h"
 #include "server/server.h"
 #include "telemetry/json_writer.h"
+#include "telemetry/span_ring.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "version.h"
@@ -22,6 +24,60 @@ uint64_t metric_int(const telemetry::MetricsSnapshot& s, std::string_view name) 
                                                ? static_cast<int64_t>(p.count)
                                                : p.as_int;
   return total < 0 ? 0 : static_cast<uint64_t>(total);
+}
+
+// One /api/connections row.
+void append_connection(std::string& out, const Worker::ConnInfo& c, bool events = false) {
+  out += "{\"id\":";
+  json::append_uint(out, c.id);
+  out += ",\"peer\":";
+  json::append_string(out, c.peer);
+  out += ",\"state\":";
+  json::append_string(out, c.state);
+  if (!c.user_id.empty()) {
+    out += ",\"user_id\":";
+    json::append_string(out, c.user_id);
+  }
+  out += ",\"connected_seconds\":";
+  json::append_double(out, static_cast<double>(unix_ns() - c.opened_unix_ns) / 1e9);
+  out += ",\"subscriptions\":";
+  json::append_uint(out, c.subscriptions);
+  out += ",\"rtt_ms\":";
+  json::append_double(out, c.rtt_ms);
+  out += ",\"queued_bytes\":";
+  json::append_uint(out, c.queued_bytes);
+  out += ",\"kernel_queued_bytes\":";
+  json::append_uint(out, c.kernel_queued_bytes);
+  out += ",\"compression\":";
+  out += c.deflate ? "true" : "false";
+  out += ",\"messages_sent\":";
+  json::append_uint(out, c.stats.messages_sent);
+  out += ",\"messages_received\":";
+  json::append_uint(out, c.stats.messages_received);
+  out += ",\"bytes_sent\":";
+  json::append_uint(out, c.stats.bytes_sent);
+  out += ",\"bytes_received\":";
+  json::append_uint(out, c.stats.bytes_received);
+  out += ",\"errors\":";
+  json::append_uint(out, c.stats.errors);
+  out += ",\"messages_dropped\":";
+  json::append_uint(out, c.stats.dropped());
+  out += ",\"messages_dropped_by_reason\":{\"slow_consumer\":";
+  json::append_uint(out, c.stats.dropped_slow_consumer);
+  out += ",\"lost\":";
+  json::append_uint(out, c.stats.dropped_lost);
+  out += '}';
+  out += ",\"thread\":";
+  json::append_uint(out, c.thread);
+  out += ",\"write_calls\":";
+  json::append_uint(out, c.write_calls);
+  out += ",\"trace_id\":\"" + c.trace_id + "\",\"span_id\":\"" + c.span_id + "\",\"sampled\":";
+  out += c.sampled ? "true" : "false";
+  if (events) {
+    out += ",\"events\":";
+    telemetry::append_events_json(out, c.events);
+  }
+  out += '}';
 }
 
 }  // namespace
@@ -189,6 +245,7 @@ std::string Server::connections_json(const http::Request& req) {
   Worker::ConnFilter filter;
   if (auto v = http::query_param(req.query, "user")) filter.user = *v;
   if (auto v = http::query_param(req.query, "channel")) filter.channel = *v;
+  if (auto v = http::query_param(req.query, "peer")) filter.peer = *v;
   long thread = -1;
   if (auto v = http::query_param(req.query, "thread")) thread = std::strtol(v->c_str(), nullptr, 10);
   std::vector<Worker::ConnInfo> all;
@@ -212,53 +269,32 @@ std::string Server::connections_json(const http::Request& req) {
   for (size_t i = offset; i < all.size() && i < offset + limit; ++i) {
     const auto& c = all[i];
     if (i > offset) out += ',';
-    out += "{\"id\":";
-    json::append_uint(out, c.id);
-    out += ",\"peer\":";
-    json::append_string(out, c.peer);
-    out += ",\"state\":";
-    json::append_string(out, c.state);
-    if (!c.user_id.empty()) {
-      out += ",\"user_id\":";
-      json::append_string(out, c.user_id);
-    }
-    out += ",\"connected_seconds\":";
-    json::append_double(out, static_cast<double>(unix_ns() - c.opened_unix_ns) / 1e9);
-    out += ",\"subscriptions\":";
-    json::append_uint(out, c.subscriptions);
-    out += ",\"rtt_ms\":";
-    json::append_double(out, c.rtt_ms);
-    out += ",\"queued_bytes\":";
-    json::append_uint(out, c.queued_bytes);
-    out += ",\"kernel_queued_bytes\":";
-    json::append_uint(out, c.kernel_queued_bytes);
-    out += ",\"compression\":";
-    out += c.deflate ? "true" : "false";
-    out += ",\"messages_sent\":";
-    json::append_uint(out, c.stats.messages_sent);
-    out += ",\"messages_received\":";
-    json::append_uint(out, c.stats.messages_received);
-    out += ",\"bytes_sent\":";
-    json::append_uint(out, c.stats.bytes_sent);
-    out += ",\"bytes_received\":";
-    json::append_uint(out, c.stats.bytes_received);
-    out += ",\"errors\":";
-    json::append_uint(out, c.stats.errors);
-    out += ",\"messages_dropped\":";
-    json::append_uint(out, c.stats.dropped());
-    out += ",\"messages_dropped_by_reason\":{\"slow_consumer\":";
-    json::append_uint(out, c.stats.dropped_slow_consumer);
-    out += ",\"lost\":";
-    json::append_uint(out, c.stats.dropped_lost);
-    out += '}';
-    out += ",\"thread\":";
-    json::append_uint(out, c.thread);
-    out += ",\"write_calls\":";
-    json::append_uint(out, c.write_calls);
-    out += '}';
+    append_connection(out, c);
   }
   out += "]}";
   return out;
+}
+
+// /api/connections/<id>: one connection with its span's events so far.
+http::Response Server::connection_json(uint64_t id) {
+  Worker::ConnFilter filter;
+  filter.id = id;
+  filter.events = true;
+  auto parts = gather<std::vector<Worker::ConnInfo>>([filter](Worker& w) {
+    std::vector<Worker::ConnInfo> mine;
+    w.collect_connections(mine, filter);
+    return mine;
+  });
+  for (const auto& part : parts.results) {
+    if (part.empty()) continue;
+    std::string out = "{\"connection\":";
+    append_connection(out, part.front(), true);
+    out += '}';
+    return {200, "application/json", std::move(out), {}};
+  }
+  std::string why = parts.missing.empty() ? "no open connection has this id"
+                                          : "no answering thread has it (some did not answer)";
+  return {404, "application/json", "{\"error\":\"" + why + "\"}", {}};
 }
 
 std::string Server::channels_json() {
@@ -343,6 +379,15 @@ http::Response Server::handle_admin(const http::Request& req) {
     return {200, "text/plain; version=0.0.4; charset=utf-8", node_->telemetry->prometheus_text(), {}};
   }
   if (path == "/api/stats") return {200, kJson, stats_json(), {}};
+  if (path.rfind("/api/connections/", 0) == 0) {
+    const std::string_view rest = path.substr(std::string_view("/api/connections/").size());
+    uint64_t id = 0;
+    auto [p, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), id);
+    if (ec != std::errc() || p != rest.data() + rest.size() || id == 0) {
+      return {400, kJson, "{\"error\":\"the connection id must be a positive integer\"}", {}};
+    }
+    return connection_json(id);
+  }
   if (path == "/api/connections") return {200, kJson, connections_json(req), {}};
   if (path == "/api/channels") return {200, kJson, channels_json(), {}};
   if (path == "/api/samples/stream") {

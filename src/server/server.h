@@ -45,6 +45,7 @@ class Server {
   // The node's cumulative metrics and gauges now, for the sampler.
   Reading reading();
   std::string connections_json(const http::Request& req);
+  http::Response connection_json(uint64_t id);
   std::string channels_json();
   // Runs fn(worker) on every worker's thread and collects the answers that
   // came within a bound (a worker answers within one loop iteration); the

@@ -336,6 +336,7 @@ void Worker::collect_connections(std::vector<ConnInfo>& out, const ConnFilter& f
   static constexpr const char* kStates[] = {"handshake", "open", "closing", "draining", "dead"};
   pool_.for_each([&](const Connection* c) {
     if (c->state == ConnState::Dead) return;
+    if (filter.id != 0 && c->id != filter.id) return;
     if (!filter.user.empty() && (c->extra == nullptr || c->extra->user_id != filter.user)) return;
     if (!filter.channel.empty() &&
         registry_.membership(*c, filter.channel) == nullptr) {
@@ -344,6 +345,11 @@ void Worker::collect_connections(std::vector<ConnInfo>& out, const ConnFilter& f
     ConnInfo info;
     info.id = c->id;
     info.peer = c->peer.to_string();
+    if (!filter.peer.empty() && info.peer.find(filter.peer) == std::string::npos) return;
+    info.trace_id = c->span.trace_id.hex();
+    info.span_id = c->span.span_id.hex();
+    info.sampled = c->span_sampled();
+    if (filter.events && c->extra) info.events = c->extra->events;
     info.state = kStates[static_cast<int>(c->state)];
     if (c->extra) info.user_id = c->extra->user_id;
     info.opened_unix_ns = c->span.start_unix_ns;

@@ -94,15 +94,21 @@ class Worker {
     bool deflate;
     unsigned thread;       // the worker's index
     uint32_t write_calls;  // send/sendmsg calls made for the connection
+    std::string trace_id, span_id;  // of the connection span (hex)
+    bool sampled = false;           // the connection span will be exported
+    std::vector<telemetry::Event> events;  // its events so far (ConnFilter::events only)
   };
   // /api/connections filters: a user, a channel the connection is
-  // subscribed to (empty: any).
+  // subscribed to, a part of the peer address, one id (empty / 0: any).
   struct ConnFilter {
     std::string user;
     std::string channel;
+    std::string peer;
+    uint64_t id = 0;
+    bool events = false;  // copy the span events
   };
   // Runs on the worker thread (post it there).
-  void collect_connections(std::vector<ConnInfo>& out, const ConnFilter& filter = {}) const;
+  void collect_connections(std::vector<ConnInfo>& out, const ConnFilter& filter) const;
   void collect_channels(std::vector<std::pair<std::string, size_t>>& out) const;
   // Adds this worker's per-channel counts (with --channel-metrics).
   void channel_sample(ChannelMetrics::Sample& out) const;

@@ -69,6 +69,23 @@ void append_attributes(std::string& out, const Attributes& attrs) {
 
 }  // namespace
 
+void append_attributes_json(std::string& out, const Attributes& attrs) { append_attributes(out, attrs); }
+
+void append_events_json(std::string& out, const std::vector<Event>& events) {
+  out.push_back('[');
+  for (size_t i = 0; i < events.size(); ++i) {
+    const Event& e = events[i];
+    out += i ? ",{\"name\":" : "{\"name\":";
+    json::append_string(out, e.name.view());
+    out += ",\"time_unix_nano\":";
+    json::append_uint(out, e.time_unix_ns);
+    out += ",\"attributes\":";
+    append_attributes(out, e.attributes);
+    out.push_back('}');
+  }
+  out.push_back(']');
+}
+
 std::string render_spans_json(const std::vector<SpanPtr>& spans) {
   std::string out = "{\"spans\":[";
   bool first = true;
@@ -107,18 +124,9 @@ std::string render_spans_json(const std::vector<SpanPtr>& spans) {
     }
     out += "},\"attributes\":";
     append_attributes(out, s.attributes);
-    out += ",\"events\":[";
-    for (size_t i = 0; i < s.events.size(); ++i) {
-      const Event& e = s.events[i];
-      out += i ? ",{\"name\":" : "{\"name\":";
-      json::append_string(out, e.name.view());
-      out += ",\"time_unix_nano\":";
-      json::append_uint(out, e.time_unix_ns);
-      out += ",\"attributes\":";
-      append_attributes(out, e.attributes);
-      out.push_back('}');
-    }
-    out += "],\"links\":[";
+    out += ",\"events\":";
+    append_events_json(out, s.events);
+    out += ",\"links\":[";
     for (size_t i = 0; i < s.links.size(); ++i) {
       const Link& l = s.links[i];
       out += i ? ",{" : "{";

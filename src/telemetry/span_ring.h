@@ -45,6 +45,9 @@ class SpanRing {
 // {"spans":[{...}, ...]} with ids in lowercase hex, times as unix ns
 // integers, duration_ms, kind/status as strings, attributes as an object.
 std::string render_spans_json(const std::vector<SpanPtr>& spans);
+// {"key":value,...} and [{"name","time_unix_nano","attributes"},...], as in those spans.
+void append_attributes_json(std::string& out, const Attributes& attrs);
+void append_events_json(std::string& out, const std::vector<Event>& events);
 
 // For the admin API: `trace_id` is a hex filter ("" = all traces; an invalid
 // id yields no spans), `limit` 0 = the whole ring.
