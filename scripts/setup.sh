@@ -4,7 +4,7 @@
 set -euo pipefail
 
 BUILD_PKGS=(build-essential cmake ninja-build pkg-config libssl-dev zlib1g-dev libsimdjson-dev
-            libhiredis-dev libcli11-dev libtomlplusplus-dev libcurl4-openssl-dev)
+            libhiredis-dev libcli11-dev libtomlplusplus-dev libcurl4-openssl-dev libjs-chart.js)
 # What the README's "Try it" uses against a running server.
 TRY_PKGS=(python3 python3-websockets curl)
 TEST_PKGS=(libgtest-dev libbenchmark-dev python3 python3-websockets redis-server prometheus

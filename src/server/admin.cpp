@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstdlib>
 
+#include "dashboard/assets.h"
 #include "server/gather.h"
 #include "server/server.h"
 #include "telemetry/json_writer.h"
@@ -408,18 +409,11 @@ http::Response Server::handle_admin(const http::Request& req) {
     std::string trace_id = http::query_param(req.query, "trace_id").value_or("");
     return {200, kJson, node_->telemetry->recent_spans_json(trace_id, limit), {}};
   }
-  if (path == "/") {
-    std::string body =
-        "<!doctype html><html><head><meta charset=utf-8><title>wstrace</title></head><body>"
-        "<h1>wstrace " WSTRACE_VERSION "</h1><p>The dashboard is not built yet. Endpoints:</p><ul>"
-        "<li><a href=/metrics>/metrics</a> Prometheus</li>"
-        "<li><a href=/api/stats>/api/stats</a></li>"
-        "<li><a href=/api/connections>/api/connections</a>?limit=&amp;offset=</li>"
-        "<li><a href=/api/channels>/api/channels</a></li>"
-        "<li><a href=/api/traces>/api/traces</a>?trace_id=&amp;limit=</li>"
-        "<li><a href=/healthz>/healthz</a>, <a href=/readyz>/readyz</a></li></ul></body></html>";
-    return {200, "text/html; charset=utf-8", body, {}};
+  // The dashboard: its page, script, style and Chart.js, from the binary.
+  if (auto a = dashboard::asset(path)) {
+    return {200, std::string(a->content_type), std::string(a->body), "Cache-Control: no-cache\r\n"};
   }
+
   return {404, "text/plain; charset=utf-8", "not found\n", {}};
 }
 
