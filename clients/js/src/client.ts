@@ -82,6 +82,9 @@ interface Pending {
 }
 
 const OPEN = 1;
+/** A clock that wall-clock changes do not move. */
+const now = (): number =>
+  typeof performance !== 'undefined' && typeof performance.now === 'function' ? performance.now() : Date.now();
 /** Subscribe errors that pass: retried on the same connection instead of ending the subscription. */
 const TRANSIENT = new Set(['unavailable', 'rate_limited']);
 /** A connection that lived this long resets the backoff. */
@@ -103,7 +106,10 @@ export class Client extends Emitter<ClientEvents> {
   private tokenUsed = false;
   private openedAt = 0;
   private lastRx = 0;
-  private pinged = false;
+  private pingSentAt = 0;   // 0: no Ping outstanding
+  private rxSinceOpen = false;
+  private tokenSent = false;
+  private retryTimers = new Set<ReturnType<typeof setTimeout>>();
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private liveTimer: ReturnType<typeof setInterval> | undefined;
   /** Connections opened so far (1 + reconnects). */
@@ -197,15 +203,19 @@ export class Client extends Emitter<ClientEvents> {
   close(code = 1000, reason = ''): void {
     if (this._state === 'closed') return;
     const ws = this.ws;
+    this.ws = undefined;
     this.teardown(new WstraceError('closed', 'the client was closed'));
-    if (ws) {
-      try {
-        ws.close(code, reason);
-      } catch {
-        /* already closing */
-      }
-    }
-    this.setState('closed', { code, reason });
+    if (ws) closeSocket(ws, code, reason);
+    this.finish({ code, reason });
+  }
+
+  /** For good: subscriptions end (a pending `ready` rejects with `closed`), then the state. */
+  private finish(info: StateInfo): void {
+    this._state = 'closed';
+    const subs = [...this.subs.values()];
+    this.subs.clear();
+    for (const sub of subs) sub._end(new WstraceError('closed', 'the client was closed'));
+    this.emit('state', 'closed', info);
   }
 
   // --- connection -------------------------------------------------------
@@ -216,20 +226,22 @@ export class Client extends Emitter<ClientEvents> {
   }
 
   private isOpen(): boolean {
-    return this._state === 'connected' && this.ws !== undefined && this.ws.readyState === OPEN;
+    return (this._state === 'connected' || this._state === 'connecting') && this.ws !== undefined &&
+      this.ws.readyState === OPEN;
   }
 
   private async connect(): Promise<void> {
     this.reconnectTimer = undefined;
     if (this._state === 'closed') return;
     this.setState('connecting', { attempt: this.backoff.attempts });
+    if (this.closed()) return;  // a listener closed it
     let token = this.token;
     if (this.opts.getToken && (token === undefined || this.tokenUsed)) {
       try {
         token = await this.opts.getToken();
       } catch (e) {
         if (this.closed()) return;
-        this.scheduleReconnect({ code: 1006, reason: `getToken failed: ${(e as Error)?.message ?? e}` });
+        this.retryOrEnd({ code: 1006, reason: `getToken failed: ${(e as Error)?.message ?? e}` });
         return;
       }
       if (this.closed()) return;
@@ -242,13 +254,14 @@ export class Client extends Emitter<ClientEvents> {
     try {
       ws = new this.WS(url);
     } catch (e) {
-      this.scheduleReconnect({ code: 1006, reason: String((e as Error)?.message ?? e) });
+      this.retryOrEnd({ code: 1006, reason: String((e as Error)?.message ?? e) });
       return;
     }
     this.ws = ws;
     this.connects++;
+    this.tokenSent = Boolean(token);
     ws.onopen = () => {
-      if (this.ws === ws) this.opened();
+      if (this.ws === ws && !this.closed()) this.opened();
     };
     ws.onmessage = (ev) => {
       if (this.ws === ws) this.frame(ev.data);
@@ -261,18 +274,20 @@ export class Client extends Emitter<ClientEvents> {
     };
     if (typeof ws.on === 'function') {
       ws.on('ping', () => {
-        this.lastRx = Date.now();
+        if (this.ws === ws) this.heard();
       });
     }
   }
 
   private opened(): void {
-    this.openedAt = Date.now();
+    this.openedAt = now();
     this.lastRx = this.openedAt;
-    this.pinged = false;
-    this.setState('connected', {});
+    this.pingSentAt = 0;
+    this.rxSinceOpen = false;
     const every = Math.max(20, Math.min(this.pingInterval(), this.pongTimeout()) / 4);
     this.liveTimer = setInterval(() => this.checkLiveness(), every);
+    // Sent before 'connected' is announced: a listener that subscribes then
+    // sends its own Subscribe once, not a second one from here.
     for (const sub of this.subs.values()) {
       if (sub.state === 'subscribing') this.sendSubscribe(sub);
     }
@@ -282,6 +297,12 @@ export class Client extends Emitter<ClientEvents> {
       const p = this.pending.get(id);
       if (p) this.send(p.frame);
     }
+    this.setState('connected', {});
+  }
+
+  private heard(): void {
+    this.lastRx = now();
+    this.pingSentAt = 0;
   }
 
   private pingInterval(): number {
@@ -293,40 +314,53 @@ export class Client extends Emitter<ClientEvents> {
   }
 
   private checkLiveness(): void {
-    const quiet = Date.now() - this.lastRx;
-    if (quiet >= this.pingInterval() + this.pongTimeout()) {
+    const t = now();
+    if (this.pingSentAt === 0) {
+      // Quiet for a while: ask. Only an unanswered Ping drops the link, so a
+      // late timer (a throttled background tab) never drops a healthy one.
+      if (t - this.lastRx >= this.pingInterval()) {
+        this.pingSentAt = t;
+        this.send({ type: 'Ping' });
+      }
+      return;
+    }
+    if (t - this.pingSentAt >= this.pongTimeout()) {
       // A dead link may never deliver a close event: give up on it now.
       const ws = this.ws;
       this.ws = undefined;
-      try {
-        ws?.close(4000, 'no heartbeat');
-      } catch {
-        /* ignore */
-      }
-      this.dropped(1006, `no frame from the server for ${quiet} ms`);
-    } else if (quiet >= this.pingInterval() && !this.pinged) {
-      this.pinged = true;
-      this.send({ type: 'Ping' });
+      if (ws) closeSocket(ws, 4000, 'no heartbeat');
+      this.dropped(1006, `no frame from the server for ${Math.round(t - this.lastRx)} ms`);
     }
   }
 
   private dropped(code: number, reason: string): void {
     this.ws = undefined;
-    if (this._state === 'closed') return;
-    if (this.openedAt && Date.now() - this.openedAt >= STABLE_MS) this.backoff.reset();
+    if (this.closed()) return;
+    if (this.openedAt && now() - this.openedAt >= STABLE_MS) this.backoff.reset();
     this.openedAt = 0;
     this.teardown(new WstraceError('disconnected', `the connection ended (${code}${reason ? ` ${reason}` : ''}) before the answer`), true);
-    // A static token the server refused will not get better.
-    if (this.opts.reconnect === false || (code === 1008 && !this.opts.getToken)) {
-      this.setState('closed', { code, reason });
+    if (this.closed()) return;  // a subscription's listener closed the client
+    // A static token refused at the door (1008 before anything else came)
+    // will not get better; a 1008 later (an error budget spent) is retried.
+    if (code === 1008 && this.tokenSent && !this.rxSinceOpen && !this.opts.getToken) {
+      this.finish({ code, reason });
       return;
     }
-    this.scheduleReconnect({ code, reason });
+    this.retryOrEnd({ code, reason });
+  }
+
+  private retryOrEnd(info: StateInfo): void {
+    if (this.opts.reconnect === false) {
+      this.finish(info);
+      return;
+    }
+    this.scheduleReconnect(info);
   }
 
   private scheduleReconnect(info: StateInfo): void {
     const delay = this.backoff.next();
     this.setState('disconnected', { ...info, reconnectIn: delay, attempt: this.backoff.attempts });
+    if (this.closed()) return;
     this.reconnectTimer = setTimeout(() => void this.connect(), delay);
   }
 
@@ -336,6 +370,8 @@ export class Client extends Emitter<ClientEvents> {
     this.liveTimer = undefined;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
+    for (const t of this.retryTimers) clearTimeout(t);
+    this.retryTimers.clear();
     this.subIds.clear();
     for (const sub of this.subs.values()) sub._disconnected();
     const waiting = new Set(keepQueued ? this.queued : []);
@@ -349,6 +385,7 @@ export class Client extends Emitter<ClientEvents> {
   }
 
   private setState(s: State, info: StateInfo = {}): void {
+    if (this.closed()) return;
     this._state = s;
     this.emit('state', s, info);
   }
@@ -371,6 +408,8 @@ export class Client extends Emitter<ClientEvents> {
       const timeout = this.opts.timeout ?? 10000;
       const timer = setTimeout(() => {
         this.pending.delete(id);
+        const q = this.queued.indexOf(id);
+        if (q >= 0) this.queued.splice(q, 1);
         reject(new WstraceError('timeout', `no answer to ${frame.type} within ${timeout} ms`));
       }, timeout);
       this.pending.set(id, { resolve, reject, timer, frame });
@@ -390,11 +429,13 @@ export class Client extends Emitter<ClientEvents> {
     this.emit('error', e);
     const ws = this.ws;
     const delay = 500 + Math.round((this.opts.random ?? Math.random)() * 1000);
-    setTimeout(() => {
+    const timer = setTimeout(() => {
+      this.retryTimers.delete(timer);
       if (this.ws === ws && this.isOpen() && sub.state === 'subscribing' && this.subs.get(sub.channel) === sub) {
         this.sendSubscribe(sub);
       }
     }, delay);
+    this.retryTimers.add(timer);
   }
 
   private leave(sub: Subscription): Promise<void> {
@@ -412,8 +453,8 @@ export class Client extends Emitter<ClientEvents> {
   }
 
   private frame(data: unknown): void {
-    this.lastRx = Date.now();
-    this.pinged = false;
+    this.heard();
+    this.rxSinceOpen = true;
     let m: Record<string, unknown>;
     try {
       m = JSON.parse(typeof data === 'string' ? data : String(data));
@@ -491,4 +532,18 @@ export class Client extends Emitter<ClientEvents> {
       (e: WstraceError) => this.emit('error', e),
     );
   }
+}
+
+/** Browsers refuse codes other than 1000 and 3000-4999 (and long reasons): then close plainly. */
+function closeSocket(ws: WebSocketLike, code: number, reason: string): void {
+  try {
+    ws.close(code, reason);
+  } catch {
+    try {
+      ws.close();
+    } catch {
+      /* already closed */
+    }
+  }
+  ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
 }

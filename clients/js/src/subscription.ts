@@ -138,6 +138,15 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     for (const m of early) this._message(m);
   }
 
+  /** @internal the client closed for good. */
+  _end(e: WstraceError): void {
+    if (this._state === 'unsubscribed' || this._state === 'failed') return;
+    this.early = [];
+    this.setState('unsubscribed');
+    this.settle?.reject(e);
+    this.settle = undefined;
+  }
+
   /** @internal the server's Error answer to the Subscribe: the subscription is over. */
   _refused(e: WstraceError): void {
     if (this._state !== 'subscribing') return;

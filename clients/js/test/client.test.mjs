@@ -310,3 +310,67 @@ test('a subscription refused for a passing reason (unavailable) is tried again, 
   assert.equal((await sub.ready).epoch, 'E');
   client.close();
 });
+
+test('close() from a state listener is final: no socket comes back to life, no timer runs on', async () => {
+  const client = new Client(URL, { ...fast });
+  client.on('state', (s) => { if (s === 'connecting' && client.connects >= 1) client.close(); });
+  const ws = await socketNumber(1);
+  ws.open();
+  ws.drop(1006);
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(client.state, 'closed');
+  assert.equal(FakeSocket.instances.length, 1, 'no socket after close()');
+  // Closing on 'connected': the liveness timer does not keep running.
+  FakeSocket.reset();
+  const c2 = new Client(URL, { ...fast, pingInterval: 10, pongTimeout: 10 });
+  c2.on('state', (s) => { if (s === 'connected') c2.close(); });
+  const w2 = await socketNumber(1);
+  w2.open();
+  await new Promise((r) => setTimeout(r, 60));
+  assert.equal(c2.state, 'closed');
+  assert.deepEqual(w2.sent, [], 'no Ping from a closed client');
+});
+
+test('close() rejects a pending ready; a Subscribe made in a connected listener is sent once', async () => {
+  const client = new Client(URL, { ...fast });
+  const early = client.subscribe('a', () => {});
+  let late;
+  client.on('state', (s) => { if (s === 'connected' && !late) late = client.subscribe('b', () => {}); });
+  const ws = await socketNumber(1);
+  ws.open();
+  assert.equal(ws.sent.filter((f) => f.type === 'Subscribe' && f.channel === 'b').length, 1);
+  assert.equal(ws.sent.filter((f) => f.type === 'Subscribe' && f.channel === 'a').length, 1);
+  client.close();
+  await assert.rejects(early.ready, (e) => e.code === 'closed');
+  await assert.rejects(late.ready, (e) => e.code === 'closed');
+  assert.equal(early.state, 'unsubscribed');
+});
+
+test('a late liveness check sends its Ping first and drops only when that Ping goes unanswered', async () => {
+  const { client, ws } = await connected({ pingInterval: 40, pongTimeout: 1000 });
+  // Quiet far past pingInterval + pongTimeout would be, as a throttled timer sees it.
+  const ping = await ws.nextSent((x) => x.type === 'Ping', 2000);
+  assert.ok(ping);
+  ws.push({ type: 'Pong' });
+  await new Promise((r) => setTimeout(r, 120));
+  assert.equal(FakeSocket.instances.length, 1, 'an answered Ping keeps the link');
+  client.close();
+});
+
+test('1008 after the connection worked (an error budget spent) is retried; a browser-refused close code still closes', async () => {
+  const { client, ws } = await connected({ token: 't' });
+  ws.push({ type: 'Error', code: 'invalid_json', message: 'x' });
+  ws.drop(1008, 'too many errors');
+  const ws2 = await socketNumber(2);
+  assert.notEqual(client.state, 'closed');
+  ws2.open();
+  // A browser's close() throws for 1001: the client falls back to a plain close.
+  ws2.close = function close(code) {
+    if (code !== undefined && code !== 1000 && (code < 3000 || code > 4999)) throw new DOMException('InvalidAccessError');
+    this.closedWith = { code, reason: undefined };
+    this.readyState = 3;
+  };
+  client.close(1001, 'going away');
+  assert.equal(ws2.readyState, 3);
+  assert.equal(client.state, 'closed');
+});
