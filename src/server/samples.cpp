@@ -237,7 +237,12 @@ Sampler::Sampler(std::function<Reading()> read, SampleRing& ring, int64_t interv
 
 Sampler::~Sampler() { stop(); }
 
-void Sampler::start() { thread_ = std::thread([this] { run(); }); }
+void Sampler::start() {
+  // The first reading now, on the caller's thread: whatever happens once
+  // start() returned (the server announces itself after) is in a sample.
+  before_ = read_();
+  thread_ = std::thread([this] { run(); });
+}
 
 void Sampler::stop() {
   {
@@ -249,7 +254,7 @@ void Sampler::stop() {
 }
 
 void Sampler::run() {
-  Reading before = read_();
+  Reading before = std::move(before_);
   auto next = std::chrono::steady_clock::now();
   std::unique_lock lock(mu_);
   for (;;) {

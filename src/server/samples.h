@@ -97,6 +97,7 @@ class Sampler {
   std::function<Reading()> read_;
   std::function<void(const Sample&)> on_sample_;
   SampleRing& ring_;
+  Reading before_;  // the first reading, taken by start()
   int64_t interval_ms_;
   std::mutex mu_;
   std::condition_variable cv_;

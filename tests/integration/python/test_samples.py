@@ -6,7 +6,6 @@ end, and ?since= returning only newer samples."""
 
 import asyncio
 import json
-import time
 import unittest
 
 import websockets
@@ -38,13 +37,32 @@ class Samples(AsyncTestCase):
                 # Quiet from here: wait for a sample that ends after the
                 # workload, then everything counted so far is in the samples.
                 before = srv.stats()
-                after_ms = int(time.time() * 1000)
+                # A worker adds some counts to the metrics a moment after
+                # the fact (a connection's handshake bytes, for one): wait,
+                # bounded, for a sample after which the totals of the
+                # samples and of /api/stats agree.
+                last = {}
 
-                def sample_after():
+                def agree():
                     j = samples(srv)
-                    return j if j["samples"] and j["samples"][-1]["t"] > after_ms + 50 else None
-                got = wait_until(sample_after, what="a sample after the workload")
-                stats = srv.stats()
+                    st = srv.stats()
+                    ss = j["samples"]
+                    last.update(samples=j, stats=st)
+                    return (j, st) if ss and all(
+                        sum(x[k] for x in ss) == st[group][total]
+                        for k, group, total in (("messages_in", "messages", "received_total"),
+                                                ("messages_out", "messages", "sent_total"),
+                                                ("bytes_in", "bytes", "received_total"),
+                                                ("bytes_out", "bytes", "sent_total"))) else None
+                try:
+                    got, stats = wait_until(agree, what="the samples to add up to /api/stats")
+                except AssertionError:
+                    ss = last["samples"]["samples"]
+                    self.fail(f"samples sum to in={sum(x['messages_in'] for x in ss)} "
+                              f"out={sum(x['messages_out'] for x in ss)} "
+                              f"bytes_in={sum(x['bytes_in'] for x in ss)} "
+                              f"bytes_out={sum(x['bytes_out'] for x in ss)}; stats: "
+                              f"{last['stats']['messages']} {last['stats']['bytes']}")
                 self.assertEqual(stats["messages"], before["messages"], "the server was quiet")
                 ss = got["samples"]
                 self.assertEqual(got["interval_ms"], 1000)
