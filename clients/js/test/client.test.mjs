@@ -347,12 +347,15 @@ test('close() rejects a pending ready; a Subscribe made in a connected listener 
 });
 
 test('a late liveness check sends its Ping first and drops only when that Ping goes unanswered', async () => {
-  const { client, ws } = await connected({ pingInterval: 40, pongTimeout: 1000 });
-  // Quiet far past pingInterval + pongTimeout would be, as a throttled timer sees it.
+  const { client, ws } = await connected({ pingInterval: 40, pongTimeout: 40 });
+  // Hold the event loop far past pingInterval + pongTimeout, as a throttled
+  // background tab's timers would: the first check that runs must ask, not drop.
+  const until = Date.now() + 200;
+  while (Date.now() < until) { /* busy */ }
   const ping = await ws.nextSent((x) => x.type === 'Ping', 2000);
-  assert.ok(ping);
+  assert.deepEqual(ping, { type: 'Ping' });
+  assert.equal(ws.closedWith, undefined, 'not dropped before its Ping was answered or timed out');
   ws.push({ type: 'Pong' });
-  await new Promise((r) => setTimeout(r, 120));
   assert.equal(FakeSocket.instances.length, 1, 'an answered Ping keeps the link');
   client.close();
 });

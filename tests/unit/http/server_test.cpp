@@ -21,8 +21,8 @@
 namespace wstrace::http {
 namespace {
 
-// Sends `req`, closes the write side, reads until the server closes.
-std::string exchange(uint16_t port, const std::string& req) {
+// A loopback TCP connection to `port` with a 10 s receive timeout.
+int connect_to(uint16_t port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -31,6 +31,12 @@ std::string exchange(uint16_t port, const std::string& req) {
   timeval tv{10, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  return fd;
+}
+
+// Sends `req`, closes the write side, reads until the server closes.
+std::string exchange(uint16_t port, const std::string& req) {
+  int fd = connect_to(port);
   EXPECT_EQ(::send(fd, req.data(), req.size(), 0), static_cast<ssize_t>(req.size()));
   ::shutdown(fd, SHUT_WR);
   std::string out;
@@ -135,17 +141,6 @@ TEST(HttpServer, GetOnlyServerRefusesPost) {
 namespace wstrace::http {
 namespace {
 
-int connect_to(uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{10, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  return fd;
-}
 
 // Reads until `want` has arrived (or the 10 s receive timeout / EOF).
 std::string read_until(int fd, std::string& got, std::string_view want) {
