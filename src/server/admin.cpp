@@ -9,6 +9,7 @@
 #include "server/server.h"
 #include "telemetry/json_writer.h"
 #include "telemetry/span_ring.h"
+#include "telemetry/trace_context.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "version.h"
@@ -351,6 +352,61 @@ std::string Server::channels_json() {
   }
   out += "]}";
   return out;
+}
+
+void Server::admin_request(const http::Request& req, http::Responder done) {
+  // With --redis, one trace's spans come from every node that holds some
+  // (local=1: this node's only).
+  if (control_ && req.path == "/api/traces") {
+    const std::string trace_id = http::query_param(req.query, "trace_id").value_or("");
+    if (telemetry::TraceId::from_hex(trace_id) && http::query_param(req.query, "local") != "1") {
+      cluster_spans(trace_id, std::move(done));
+      return;
+    }
+  }
+  done.send(handle_admin(req));
+}
+
+// {"spans":[every node's spans],"nodes":[ids that answered],"missing":n};
+// the link down: this node's spans and "missing":null with the reason.
+void Server::cluster_spans(const std::string& trace_id, http::Responder done) {
+  constexpr uint64_t kAnswerTimeoutNs = 2'000'000'000ull;
+  auto responder = std::make_shared<http::Responder>(std::move(done));
+  Node* node = node_.get();
+  auto answer = [responder, node, trace_id](std::vector<NodeAnswer>&& answers, long missing) {
+    std::string out;
+    if (missing < 0) {
+      out = node->telemetry->recent_spans_json(trace_id, ClusterControl::kMaxSpansPerNode);
+      out.pop_back();
+      out += ",\"nodes\":[";
+      json::append_string(out, node->cfg.node_id);
+      out += "],\"missing\":null,\"error\":\"the cluster link is down: this node's spans only\"}";
+      responder->send({200, "application/json", std::move(out), {}});
+      return;
+    }
+    std::sort(answers.begin(), answers.end(),
+              [](const NodeAnswer& a, const NodeAnswer& b) { return a.node_id < b.node_id; });
+    out = "{\"spans\":[";
+    bool first = true;
+    for (const NodeAnswer& a : answers) {
+      if (a.spans.size() <= 2) continue;  // "[]"
+      if (!first) out.push_back(',');
+      first = false;
+      out.append(a.spans, 1, a.spans.size() - 2);
+    }
+    out += "],\"nodes\":[";
+    for (size_t i = 0; i < answers.size(); ++i) {
+      if (i) out.push_back(',');
+      json::append_string(out, answers[i].node_id);
+    }
+    out += "],\"missing\":";
+    json::append_uint(out, static_cast<uint64_t>(missing));
+    out.push_back('}');
+    responder->send({200, "application/json", std::move(out), {}});
+  };
+  const uint64_t id = control_->request_spans(trace_id, std::move(answer));
+  ClusterControl* control = control_.get();
+  admin_->loop().add_timer(kAnswerTimeoutNs, 0, [control, id] { control->expire(id); });
 }
 
 http::Response Server::handle_admin(const http::Request& req) {

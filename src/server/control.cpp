@@ -6,13 +6,17 @@
 
 #include "protocol/json_writer.h"
 #include "server/worker.h"
+#include "telemetry/telemetry.h"
 #include "util/log.h"
 
 namespace wstrace::server {
 namespace {
 
 // The wire: a request is "<method>\n<id>\n<asking node>\n<JSON body>", an
-// answer "<id>\n<JSON>" on the asking node's reply channel.
+// answer "<id>\n<JSON>" on the asking node's reply channel. The spans
+// request (method "spans") has the trace id for its body.
+constexpr std::string_view kSpansMethod = "spans";
+
 bool split(std::string_view s, size_t parts, std::vector<std::string_view>& out) {
   out.clear();
   for (size_t i = 0; i + 1 < parts; ++i) {
@@ -39,7 +43,12 @@ std::string encode_answer(const NodeAnswer& a) {
     const std::string n = "," + std::to_string(a.channels[i].second) + "]";
     b.append(n.data(), n.size());
   }
-  b.append("]}", 2);
+  b.append("]", 1);
+  if (!a.spans.empty()) {
+    b.append(",\"spans\":", 9);
+    b.append(a.spans.data(), a.spans.size());
+  }
+  b.append("}", 1);
   return std::string(reinterpret_cast<const char*>(b.data()), b.size());
 }
 
@@ -67,6 +76,8 @@ bool decode_answer(std::string_view json, NodeAnswer& a) {
     }
     a.channels.emplace_back(std::string(name), n);
   }
+  simdjson::dom::array spans;
+  if (obj["spans"].get_array().get(spans) == simdjson::SUCCESS) a.spans = simdjson::minify(spans);
   return true;
 }
 
@@ -132,13 +143,21 @@ void ClusterControl::attach() {
 }
 
 uint64_t ClusterControl::request(protocol::ApiMethod method, std::string_view body, Done done) {
+  return send(protocol::api_method_name(method), body, std::move(done));
+}
+
+uint64_t ClusterControl::request_spans(std::string_view trace_id_hex, Done done) {
+  return send(kSpansMethod, trace_id_hex, std::move(done));
+}
+
+uint64_t ClusterControl::send(std::string_view method, std::string_view body, Done done) {
   uint64_t id;
   {
     std::lock_guard lock(mu_);
     id = next_id_++;
     asks_[id].done = std::move(done);
   }
-  std::string payload(protocol::api_method_name(method));
+  std::string payload(method);
   payload += '\n' + std::to_string(id) + '\n' + node_.cfg.node_id + '\n';
   payload.append(body);
   bridge_.control_request(std::move(payload), [this, id](long receivers) {
@@ -183,6 +202,20 @@ void ClusterControl::on_request(std::string payload) {
   protocol::ApiMethod method{};
   protocol::ApiRequest r;
   protocol::ApiError err;
+  if (split(payload, 4, parts) && parts[0] == kSpansMethod) {
+    // This node's spans of the trace: {"spans":[...]} minus its wrapper.
+    NodeAnswer a;
+    a.node_id = node_.cfg.node_id;
+    const int64_t conns = node_.websockets.load(std::memory_order_relaxed);
+    a.connections = conns > 0 ? static_cast<uint64_t>(conns) : 0;
+    std::string doc = node_.telemetry->recent_spans_json(parts[3], kMaxSpansPerNode);
+    constexpr std::string_view kHead = "{\"spans\":";
+    if (doc.size() > kHead.size() + 1 && doc.compare(0, kHead.size(), kHead) == 0) {
+      a.spans = doc.substr(kHead.size(), doc.size() - kHead.size() - 1);
+    }
+    bridge_.control_reply(std::string(parts[2]), std::string(parts[1]) + "\n" + encode_answer(a));
+    return;
+  }
   if (!split(payload, 4, parts) || !protocol::api_method_from_path(parts[0], method) ||
       !protocol::parse_api_request(method, parts[3], protocol::ApiLimits{}, r, err)) {
     WS_LOG(Warn, "malformed control request from the cluster ignored",

@@ -3,7 +3,8 @@
 // node of the cluster through the bridge's control plane: the node that got
 // the HTTP request PUBLISHes it, every node (itself included) does its part
 // and answers, and the asker merges the answers (or says which are missing
-// after a bound).
+// after a bound). The admin port's trace page asks the same way for every
+// node's spans of one trace.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +28,7 @@ struct NodeAnswer {
   uint64_t count = 0;        // connections disconnected / (un)subscribed
   uint64_t connections = 0;  // open WebSocket connections
   std::vector<std::pair<std::string, uint64_t>> channels;  // channel -> local subscribers
+  std::string spans;  // a spans request: this node's spans of the trace, a JSON array
 };
 
 // Runs `r` on every worker of this node; `done` (on the last worker's
@@ -47,6 +49,10 @@ class ClusterControl {
   // Asks every node; `body` is the request's JSON body (validated already).
   // Returns the request's id, for expire().
   uint64_t request(protocol::ApiMethod method, std::string_view body, Done done);
+  // Asks every node for the spans of one trace it still holds (at most
+  // kMaxSpansPerNode each; `trace_id_hex` validated already).
+  uint64_t request_spans(std::string_view trace_id_hex, Done done);
+  static constexpr size_t kMaxSpansPerNode = 512;
   // The bound passed: answers `done` with what came (no-op if done already).
   void expire(uint64_t id);
 
@@ -56,6 +62,7 @@ class ClusterControl {
     long expected = -1;  // nodes the PUBLISH reached, once known
     std::vector<NodeAnswer> answers;
   };
+  uint64_t send(std::string_view method, std::string_view body, Done done);
   void on_request(std::string payload);  // bridge thread
   void on_reply(std::string payload);    // bridge thread
   // Under mu_: finishes `id` when every answer came; returns what to call.

@@ -268,7 +268,11 @@ bool Server::start() {
       close_all();
       return false;
     }
-    admin_ = std::make_unique<http::Server>([this](const http::Request& r) { return handle_admin(r); });
+    admin_ = std::make_unique<http::Server>(
+        [this](const http::Request& r, std::string_view, http::Responder done) {
+          admin_request(r, std::move(done));
+        },
+        http::Server::Options{});
     if (!admin_->start(*admin_addr, &error)) {
       if (error.find(strerror(EADDRINUSE)) != std::string::npos) {
         WS_LOG(Error, "cannot listen: another process already listens on the --admin port",

@@ -40,7 +40,11 @@ class Server {
   const Config& config() const { return cfg_; }
 
  private:
+  // On the admin thread: answers `req`, at once or (a trace across the
+  // cluster) when the other nodes have answered.
+  void admin_request(const http::Request& req, http::Responder done);
   http::Response handle_admin(const http::Request& req);
+  void cluster_spans(const std::string& trace_id, http::Responder done);
   std::string stats_json();
   // The node's cumulative metrics and gauges now, for the sampler.
   Reading reading();

@@ -86,7 +86,7 @@ void append_events_json(std::string& out, const std::vector<Event>& events) {
   out.push_back(']');
 }
 
-std::string render_spans_json(const std::vector<SpanPtr>& spans) {
+std::string render_spans_json(const std::vector<SpanPtr>& spans, std::string_view node) {
   std::string out = "{\"spans\":[";
   bool first = true;
   for (const auto& sp : spans) {
@@ -96,6 +96,10 @@ std::string render_spans_json(const std::vector<SpanPtr>& spans) {
     }
     first = false;
     out += "{\"trace_id\":\"" + s.trace_id.hex() + "\",\"span_id\":\"" + s.span_id.hex() + "\"";
+    if (!node.empty()) {
+      out += ",\"node\":";
+      json::append_string(out, node);
+    }
     out += ",\"parent_span_id\":";
     if (s.parent_span_id.valid()) {
       out += "\"" + s.parent_span_id.hex() + "\"";
@@ -142,7 +146,7 @@ std::string render_spans_json(const std::vector<SpanPtr>& spans) {
 }
 
 std::string render_recent_spans_json(const SpanRing& ring, std::string_view trace_id_hex,
-                                     size_t limit) {
+                                     size_t limit, std::string_view node) {
   std::optional<TraceId> filter;
   if (!trace_id_hex.empty()) {
     filter = TraceId::from_hex(trace_id_hex);
@@ -150,7 +154,7 @@ std::string render_recent_spans_json(const SpanRing& ring, std::string_view trac
       return "{\"spans\":[]}";
     }
   }
-  return render_spans_json(ring.recent(filter, limit ? limit : SIZE_MAX));
+  return render_spans_json(ring.recent(filter, limit ? limit : SIZE_MAX), node);
 }
 
 }  // namespace wstrace::telemetry

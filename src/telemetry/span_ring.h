@@ -43,8 +43,9 @@ class SpanRing {
 };
 
 // {"spans":[{...}, ...]} with ids in lowercase hex, times as unix ns
-// integers, duration_ms, kind/status as strings, attributes as an object.
-std::string render_spans_json(const std::vector<SpanPtr>& spans);
+// integers, duration_ms, kind/status as strings, attributes as an object;
+// with `node`, each span also says which node recorded it ("node":"<id>").
+std::string render_spans_json(const std::vector<SpanPtr>& spans, std::string_view node = {});
 // {"key":value,...} and [{"name","time_unix_nano","attributes"},...], as in those spans.
 void append_attributes_json(std::string& out, const Attributes& attrs);
 void append_events_json(std::string& out, const std::vector<Event>& events);
@@ -52,6 +53,6 @@ void append_events_json(std::string& out, const std::vector<Event>& events);
 // For the admin API: `trace_id` is a hex filter ("" = all traces; an invalid
 // id yields no spans), `limit` 0 = the whole ring.
 std::string render_recent_spans_json(const SpanRing& ring, std::string_view trace_id_hex,
-                                     size_t limit);
+                                     size_t limit, std::string_view node = {});
 
 }  // namespace wstrace::telemetry

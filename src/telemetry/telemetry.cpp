@@ -196,7 +196,7 @@ std::string Telemetry::prometheus_text() const {
 }
 
 std::string Telemetry::recent_spans_json(std::string_view trace_id_hex, size_t limit) const {
-  return render_recent_spans_json(ring_, trace_id_hex, limit);
+  return render_recent_spans_json(ring_, trace_id_hex, limit, options_.node_id);
 }
 
 }  // namespace wstrace::telemetry

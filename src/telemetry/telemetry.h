@@ -61,6 +61,7 @@ class Telemetry {
 
   // For the admin API.
   std::string prometheus_text() const;
+  // Each span names this node (`node_id`) when it has one.
   std::string recent_spans_json(std::string_view trace_id_hex = {}, size_t limit = 0) const;
 
  private:

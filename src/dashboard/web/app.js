@@ -338,7 +338,7 @@ async function showTrace(id) {
   const data = await api(`/api/traces?trace_id=${encodeURIComponent(id)}&limit=10000`);
   const spans = data.spans;
   if (!spans.length) {
-    view().replaceChildren(el('h2', {}, `Trace ${id}`), el('p', {}, 'No span of this trace is in this node\'s buffer (yet, or any more).'));
+    view().replaceChildren(el('h2', {}, `Trace ${id}`), el('p', {}, `No span of this trace is in the span buffer of ${data.nodes ? 'any node that answered' : 'this node'} (yet, or any more).`));
     return;
   }
   const byId = new Map(spans.map((s) => [s.span_id, s]));
@@ -361,6 +361,8 @@ async function showTrace(id) {
   const t0 = Math.min(...spans.map((s) => s.start_unix_nano));
   const t1 = Math.max(...spans.map((s) => s.end_unix_nano));
   const total = Math.max(1, t1 - t0);
+  // With --redis the server asks every node of the cluster for its spans.
+  const clustered = Array.isArray(data.nodes);
   const rows = order.map(([s, depth]) => {
     const left = ((s.start_unix_nano - t0) / total) * 100;
     const width = Math.max(0.2, ((s.end_unix_nano - s.start_unix_nano) / total) * 100);
@@ -370,14 +372,18 @@ async function showTrace(id) {
       s.events.length ? el('div', {}, el('strong', {}, 'events'), el('pre', {}, s.events.map((e) => `+${((e.time_unix_nano - t0) / 1e6).toFixed(3)} ms ${e.name} ${JSON.stringify(e.attributes)}`).join('\n'))) : null,
       s.links.length ? el('div', {}, el('strong', {}, 'links'), s.links.map((l) => el('div', {}, el('a', { href: `#/traces/${l.trace_id}` }, `${l.trace_id}/${l.span_id}`)))) : null);
     const row = el('div', { class: 'span-row', 'data-span-id': s.span_id, onclick: () => { detail.hidden = !detail.hidden; } },
-      el('div', { class: 'span-name', style: `padding-left:${0.5 + depth * 1.1}rem`, title: s.name }, s.name),
+      el('div', { class: 'span-name', style: `padding-left:${0.5 + depth * 1.1}rem`, title: `${s.name} on ${s.node || 'this node'}` },
+        s.name, clustered ? el('span', { class: 'span-node' }, s.node) : null),
       el('div', { class: 'span-track' }, el('div', { class: `span-bar kind-${s.kind} status-${s.status.code}`, style: `left:${left}%;width:${width}%` })),
       el('div', { class: 'span-dur' }, fmt.ms(s.duration_ms)), detail);
     return row;
   });
   view().replaceChildren(
     el('h2', {}, `Trace ${id} `, el('span', { class: 'muted' }, `${spans.length} spans, ${fmt.ms(total / 1e6)}`)),
-    el('p', { class: 'muted' }, 'Spans this node recorded. In a cluster, the fan-out spans of other nodes are in their own dashboards (same trace id) and together in your OTLP backend.'),
+    el('p', { class: 'muted', id: 'trace-nodes' }, clustered
+      ? (data.error ? `${data.error}; the other nodes' spans are in your OTLP backend.`
+        : `Spans from ${data.nodes.length} node${data.nodes.length === 1 ? '' : 's'} (${data.nodes.join(', ')})${data.missing ? `; ${data.missing} did not answer within 2 s` : ''}.`)
+      : 'Spans this node recorded (it runs alone).'),
     el('div', { class: 'waterfall', id: 'waterfall' }, rows),
   );
 }

@@ -4,6 +4,9 @@ offset it answered; disconnect, subscribe and unsubscribe reach a user's
 connections on every node (control plane over Redis), info lists every node
 with its connections and channels merges them; a node killed with SIGKILL
 is reported missing instead of hanging the answer; Redis down: 503.
+The admin port's /api/traces?trace_id= (the dashboard's waterfall) gathers
+one trace's spans from every node, each span naming its node; local=1 and a
+link that is down give this node's spans only.
 """
 
 import asyncio
@@ -15,7 +18,8 @@ import unittest
 
 import jwt
 
-from cluster_support import RedisServer, node, recv_json, wait_link, wait_until, ws_connect
+from cluster_support import (RedisServer, node, publish, recv_json, subscribe_all, wait_link,
+                             wait_redis_matches, wait_until, ws_connect)
 from wstrace_harness import AsyncTestCase, api_call, subscribe
 
 SECRET = "cluster-api-secret"
@@ -121,6 +125,52 @@ class ClusterApi(AsyncTestCase):
         self.assertEqual((status, r["error"]["code"]), (503, "unavailable"))
         status, r = await asyncio.to_thread(api, a, "publish", {"channel": "x", "content": "y"})
         self.assertEqual((status, r["error"]["code"]), (503, "unavailable"))
+
+    async def test_a_trace_gathers_every_nodes_spans(self):
+        redis, (a, b, c) = self.start_cluster()
+        subs = [await self.user(b, "x"), await self.user(c, "y")]
+        pub = await self.user(a, "p")
+        await asyncio.gather(*(subscribe_all(ws, ["traced"]) for ws in subs))
+        wait_redis_matches(redis, [(a, set()), (b, {"traced"}), (c, {"traced"})])
+        trace_id = os.urandom(16).hex()
+        await publish(pub, "traced", "m", traceparent=f"00-{trace_id}-{os.urandom(8).hex()}-01")
+        for ws in subs:
+            self.assertEqual((await recv_json(ws))["content"], "m")
+
+        def traces(srv, query=""):
+            status, body = srv.admin_get(f"/api/traces?trace_id={trace_id}{query}")
+            self.assertEqual(status, 200, body)
+            return json.loads(body)
+
+        def fanouts_on_b_and_c():
+            doc = traces(a)
+            nodes = {s["node"] for s in doc["spans"] if s["name"] == "websocket.fanout"}
+            return doc if {"n2", "n3"} <= nodes else None
+
+        doc = wait_until(fanouts_on_b_and_c, what="the fan-out spans of n2 and n3 in n1's answer")
+        self.assertEqual((doc["nodes"], doc["missing"]), (["n1", "n2", "n3"], 0))
+        spans = doc["spans"]
+        self.assertTrue(all(s["trace_id"] == trace_id for s in spans), spans)
+        broadcast = [s for s in spans if s["name"] == "websocket.broadcast"]
+        self.assertEqual([s["node"] for s in broadcast], ["n1"])
+        for s in spans:
+            if s["name"] == "websocket.fanout" and s["node"] != "n1":
+                self.assertEqual(s["parent_span_id"], broadcast[0]["span_id"])
+        # Asked on another node: the same spans. local=1: that node's own.
+        wait_until(lambda: {s["span_id"] for s in traces(c)["spans"]} ==
+                   {s["span_id"] for s in spans}, what="n3 to answer the same spans")
+        local = traces(c, "&local=1")
+        self.assertNotIn("nodes", local)
+        self.assertTrue(local["spans"] and all(s["node"] == "n3" for s in local["spans"]), local)
+        # The link down: this node's spans, and why no other node's.
+        redis.kill9()
+        wait_link(a, up=False)
+        doc = traces(a)
+        self.assertEqual((doc["nodes"], doc["missing"]), (["n1"], None))
+        self.assertIn("cluster link is down", doc["error"])
+        self.assertTrue(doc["spans"] and all(s["node"] == "n1" for s in doc["spans"]), doc)
+        for ws in subs + [pub]:
+            await ws.close()
 
     async def _ping(self, ws):
         await ws.send('{"type":"Ping"}')

@@ -361,3 +361,33 @@ export function rawExchange(port, bytes, ms = IO_TIMEOUT) {
     s.on('error', reject);
   }), ms, 'the server to answer and close');
 }
+
+// A loopback port free now (for a server that must come back on the same one).
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+// A Debian redis-server on a free loopback port, without persistence,
+// killed with the file's other children: { url, proc }.
+export async function startRedis() {
+  const port = await freePort();
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
+    '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(proc);
+  proc.on('exit', () => children.delete(proc));
+  const ready = new Promise((resolve, reject) => {
+    proc.stdout.on('data', (d) => { if (/Ready to accept connections/.test(String(d))) resolve(); });
+    proc.on('exit', (code) => reject(new Error(`redis-server exited ${code}`)));
+  });
+  await withTimeout(ready, IO_TIMEOUT, 'redis-server to start');
+  return { url: `redis://127.0.0.1:${port}`, proc };
+}
+
+export const haveRedis = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].some(existsSync);

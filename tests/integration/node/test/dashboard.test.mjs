@@ -3,14 +3,16 @@
 // page loads with no console error, the overview's totals match
 // /api/stats, a known trace renders one waterfall bar per span, the
 // connections filter finds a user and opens its page, the channels page
-// lists the room. Screenshots go to $WSTRACE_ARTIFACTS when it is set.
+// lists the room; in a two-node cluster over a real redis-server, one
+// node's waterfall shows the other node's fan-out span under its own
+// broadcast. Screenshots go to $WSTRACE_ARTIFACTS when it is set.
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
 import { chromium } from 'playwright-core';
-import { Client, IO_TIMEOUT, startServer, test, withTimeout } from '../lib/harness.mjs';
+import { Client, IO_TIMEOUT, haveRedis, startRedis, startServer, test, withTimeout } from '../lib/harness.mjs';
 
 const CHROMIUM = process.env.WSTRACE_CHROMIUM || '/usr/bin/chromium';
 const artifacts = process.env.WSTRACE_ARTIFACTS;
@@ -58,12 +60,12 @@ after(async () => {
   if (srv) await srv.stop();
 });
 
-async function open(path, errors) {
+async function open(path, errors, port = srv.adminPort) {
   const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   page.setDefaultTimeout(IO_TIMEOUT);
   page.on('pageerror', (e) => errors.push(e.message));
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
-  await page.goto(`http://127.0.0.1:${srv.adminPort}/${path}`);
+  await page.goto(`http://127.0.0.1:${port}/${path}`);
   return page;
 }
 
@@ -149,3 +151,53 @@ test('the connections filter finds a user and opens the connection with its trac
   await page.close();
   assert.deepEqual(errors, []);
 });
+
+test('in a cluster, the waterfall shows the other nodes\' fan-out spans of a broadcast',
+  { skip: !haveRedis && 'redis-server is not installed' }, async () => {
+    const redis = await startRedis();
+    const common = ['--redis', redis.url, '--redis-prefix', `dash${process.pid}`, '--heartbeat-interval', '0'];
+    const n1 = await startServer([...common, '--node-id', 'n1']);
+    const n2 = await startServer([...common, '--node-id', 'n2']);
+    const sub = await Client.connect(n2.url());
+    const pub = await Client.connect(n1.url());
+    try {
+      assert.equal((await sub.request({ type: 'Subscribe', channel: 'feed', id: 1 })).type, 'Subscribed');
+      await n1.waitStats((s) => s.cluster.link_up, 'n1 linked');
+      await n2.waitStats((s) => s.cluster.link_up && s.cluster.redis_subscriptions >= 1, 'n2 subscribed in Redis');
+      const traceId = 'c1a5c1a5c1a5c1a5c1a5c1a5c1a5c1a5';
+      pub.send({ type: 'Message', channel: 'feed', content: 'x', traceparent: `00-${traceId}-00f067aa0ba902b7-01` });
+      let m;
+      do m = await sub.json(IO_TIMEOUT, 'the message on n2'); while (m.type !== 'Message');
+      // n2's fan-out span is in n1's answer once n2 has ended it.
+      const deadline = Date.now() + IO_TIMEOUT;
+      let doc;
+      for (;;) {
+        doc = JSON.parse((await n1.adminGet(`/api/traces?trace_id=${traceId}`)).body);
+        if (doc.spans.some((s) => s.node === 'n2' && s.name === 'websocket.fanout')) break;
+        assert.ok(Date.now() < deadline, `n2's fan-out span in n1's answer: ${JSON.stringify(doc)}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const errors = [];
+      const page = await open(`#/traces/${traceId}`, errors, n1.adminPort);
+      await page.waitForSelector('body[data-ready="trace"]');
+      assert.match(await page.textContent('#trace-nodes'), /from 2 nodes \(n1, n2\)/);
+      const rows = await page.$$eval('#waterfall [data-span-id]', (rs) => rs.map((r) => ({
+        id: r.dataset.spanId, name: r.querySelector('.span-name').firstChild.textContent,
+        node: r.querySelector('.span-node')?.textContent, indent: parseFloat(r.querySelector('.span-name').style.paddingLeft),
+      })));
+      assert.deepEqual(rows.map((r) => r.id).sort(), doc.spans.map((s) => s.span_id).sort());
+      const broadcast = rows.findIndex((r) => r.name === 'websocket.broadcast' && r.node === 'n1');
+      const remote = rows.findIndex((r) => r.name === 'websocket.fanout' && r.node === 'n2');
+      assert.ok(broadcast >= 0 && remote > broadcast, JSON.stringify(rows));
+      assert.ok(rows[remote].indent > rows[broadcast].indent, 'n2\'s fan-out nested under n1\'s broadcast');
+      await shot(page, 'trace-cluster');
+      await page.close();
+      assert.deepEqual(errors, []);
+    } finally {
+      await sub.close().catch(() => {});
+      await pub.close().catch(() => {});
+      await n2.stop();
+      await n1.stop();
+      redis.proc.kill('SIGKILL');
+    }
+  });

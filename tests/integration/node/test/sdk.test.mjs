@@ -5,15 +5,13 @@
 // message exactly once, in order; when history cannot reach back, a `gap`
 // event names exactly the positions lost.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
 import WebSocket from 'ws';
-import { IO_TIMEOUT, WstraceServer, startServer, test, withTimeout } from '../lib/harness.mjs';
+import { IO_TIMEOUT, WstraceServer, freePort, haveRedis, startRedis, startServer, test, withTimeout } from '../lib/harness.mjs';
 
 const SDK = new URL('../../../../clients/js/dist/index.js', import.meta.url);
 assert.ok(existsSync(SDK), 'clients/js is not built: run scripts/setup.sh --test (or npm ci && npm run build in clients/js)');
@@ -219,30 +217,6 @@ test("the server's Refresh is answered with getToken's token and the connection 
 
 // --- a cluster node restarted ------------------------------------------
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
-async function startRedis() {
-  const port = await freePort();
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
-    '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const ready = new Promise((resolve, reject) => {
-    proc.stdout.on('data', (d) => { if (/Ready to accept connections/.test(String(d))) resolve(); });
-    proc.on('exit', (code) => reject(new Error(`redis-server exited ${code}`)));
-  });
-  await withTimeout(ready, IO_TIMEOUT, 'redis-server to start');
-  return { url: `redis://127.0.0.1:${port}`, proc };
-}
-
-const haveRedis = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].some(existsSync);
 
 test('a cluster node killed and restarted under its subscriber: every message once, in order, from Redis history',
   { skip: !haveRedis && 'redis-server is not installed' }, async () => {
