@@ -15,6 +15,7 @@
 #include "protocol/protocol.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/thread_name.h"
 
 namespace wstrace::cluster {
 namespace {
@@ -63,6 +64,7 @@ Bridge::~Bridge() {
 void Bridge::start(telemetry::Shard& shard) {
   shard_ = &shard;
   thread_ = std::thread([this] {
+    name_this_thread("ws-redis");
     connect(*sub_);
     connect(*pub_);
     const uint64_t every = std::max<uint64_t>(opts_.presence_ttl_ns / 3, 100'000'000ull);

@@ -7,6 +7,7 @@ std::string_view reason_phrase(int status) {
     case 101: return "Switching Protocols";
     case 200: return "OK";
     case 204: return "No Content";
+    case 304: return "Not Modified";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 403: return "Forbidden";
@@ -29,10 +30,15 @@ std::string make_response(int status, std::string_view content_type, std::string
   out += std::to_string(status);
   out += ' ';
   out += reason_phrase(status);
-  out += "\r\nContent-Type: ";
-  out += content_type;
-  out += "\r\nContent-Length: ";
-  out += std::to_string(body.size());
+  if (status == 304) {
+    // No body, and no length: a 304's headers describe the 200 it stands for.
+    body = {};
+  } else {
+    out += "\r\nContent-Type: ";
+    out += content_type;
+    out += "\r\nContent-Length: ";
+    out += std::to_string(body.size());
+  }
   out += keep_alive ? "\r\nConnection: keep-alive\r\n" : "\r\nConnection: close\r\n";
   out += extra_headers;
   out += "\r\n";

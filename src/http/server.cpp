@@ -11,6 +11,7 @@
 
 #include "http/response.h"
 #include "util/log.h"
+#include "util/thread_name.h"
 
 namespace wstrace::http {
 namespace {
@@ -340,6 +341,7 @@ bool Server::start(const net::Address& addr, std::string* error) {
                  conns_.end());
   });
   thread_ = std::thread([this] {
+    name_this_thread(options_.thread_name);
     loop_thread_.store(std::this_thread::get_id(), std::memory_order_relaxed);
     loop_.run();
   });

@@ -73,6 +73,7 @@ class Server {
     // The server's own refusals (400, 405, 413, 431, 501) as
     // {"error":{"code":..,"message":..}} instead of plain text.
     bool json_errors = false;
+    const char* thread_name = "ws-http";  // what top -H shows for its thread
   };
 
   explicit Server(Handler handler);

@@ -1,6 +1,7 @@
 // The admin API's answers: /api/stats, /api/connections, /api/channels,
 // /api/samples (and its event stream), /api/traces, health, the dashboard.
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstdlib>
 
@@ -26,6 +27,30 @@ uint64_t metric_int(const telemetry::MetricsSnapshot& s, std::string_view name) 
                                                ? static_cast<int64_t>(p.count)
                                                : p.as_int;
   return total < 0 ? 0 : static_cast<uint64_t>(total);
+}
+
+// Whether Accept-Encoding lists gzip (or *) with a q above 0.
+bool accepts_gzip(const http::Request& req) {
+  std::string v;
+  if (!req.header_joined("Accept-Encoding", v)) return false;
+  for (char& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::string_view rest = v;
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    std::string_view item = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    const size_t semi = item.find(';');
+    std::string_view coding = item.substr(0, semi);
+    while (!coding.empty() && coding.front() == ' ') coding.remove_prefix(1);
+    while (!coding.empty() && coding.back() == ' ') coding.remove_suffix(1);
+    if (coding != "gzip" && coding != "*") continue;
+    if (semi == std::string_view::npos) return true;
+    const std::string_view params = item.substr(semi + 1);
+    const size_t q = params.find("q=");
+    if (q == std::string_view::npos) return true;
+    return std::strtod(std::string(params.substr(q + 2)).c_str(), nullptr) > 0;
+  }
+  return false;
 }
 
 // One /api/connections row.
@@ -467,7 +492,18 @@ http::Response Server::handle_admin(const http::Request& req) {
   }
   // The dashboard: its page, script, style and Chart.js, from the binary.
   if (auto a = dashboard::asset(path)) {
-    return {200, std::string(a->content_type), std::string(a->body), "Cache-Control: no-cache\r\n"};
+    // Revalidated on every load (no-cache) against the content's ETag: a
+    // reload of an unchanged binary's page is a few 304s.
+    std::string headers = "Cache-Control: no-cache\r\nETag: " + std::string(a->etag) +
+                          "\r\nVary: Accept-Encoding\r\n";
+    if (auto inm = req.header("If-None-Match"); inm && inm->find(a->etag) != std::string_view::npos) {
+      return {304, std::string(a->content_type), {}, std::move(headers)};
+    }
+    if (accepts_gzip(req)) {
+      return {200, std::string(a->content_type), std::string(a->gzip),
+              headers + "Content-Encoding: gzip\r\n"};
+    }
+    return {200, std::string(a->content_type), std::string(a->body), std::move(headers)};
   }
 
   return {404, "text/plain; charset=utf-8", "not found\n", {}};

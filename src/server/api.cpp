@@ -66,7 +66,7 @@ Api::Api(Node& node, const Config& cfg, ClusterControl* control)
       control_(control),
       http_([this](const http::Request& req, std::string_view body,
                    http::Responder done) { handle(req, body, std::move(done)); },
-            http::Server::Options{true, cfg.api_max_body, 16 * 1024, 1024, 4096, true}),
+            http::Server::Options{true, cfg.api_max_body, 16 * 1024, 1024, 4096, true, "ws-api"}),
       tracer_(node.telemetry->tracer()) {
   set_key(cfg.api_key);
   outbox_.resize(node.workers.size());

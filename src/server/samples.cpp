@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "telemetry/json_writer.h"
+#include "util/thread_name.h"
 
 namespace wstrace::server {
 namespace {
@@ -241,7 +242,10 @@ void Sampler::start() {
   // The first reading now, on the caller's thread: whatever happens once
   // start() returned (the server announces itself after) is in a sample.
   before_ = read_();
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    name_this_thread("ws-sampler");
+    run();
+  });
 }
 
 void Sampler::stop() {

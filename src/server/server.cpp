@@ -272,7 +272,7 @@ bool Server::start() {
         [this](const http::Request& r, std::string_view, http::Responder done) {
           admin_request(r, std::move(done));
         },
-        http::Server::Options{});
+        http::Server::Options{.thread_name = "ws-admin"});
     if (!admin_->start(*admin_addr, &error)) {
       if (error.find(strerror(EADDRINUSE)) != std::string::npos) {
         WS_LOG(Error, "cannot listen: another process already listens on the --admin port",

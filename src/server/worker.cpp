@@ -18,6 +18,7 @@
 #include "server/tracing.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/thread_name.h"
 
 namespace wstrace::server {
 namespace {
@@ -114,6 +115,7 @@ void Worker::start() {
   streams_.set_rules(rules_);
   last_turn_ns_.store(mono_ns(), std::memory_order_relaxed);
   thread_ = std::thread([this] {
+    name_this_thread("ws-worker-" + std::to_string(index_));
     t_worker = this;
     set_thread_shard(&shard_);
     loop_.run();

@@ -5,6 +5,7 @@
 
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/thread_name.h"
 
 namespace wstrace::telemetry {
 
@@ -32,7 +33,10 @@ BatchSpanProcessor::~BatchSpanProcessor() { shutdown(mono_ns() + 1'000'000'000ul
 
 void BatchSpanProcessor::start() {
   if (!thread_.joinable() && exporter_) {
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+      name_this_thread("ws-otlp-spans");
+      run();
+    });
   }
 }
 

@@ -5,6 +5,7 @@
 
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/thread_name.h"
 
 namespace wstrace::telemetry {
 
@@ -26,7 +27,10 @@ PeriodicMetricReader::~PeriodicMetricReader() { shutdown(mono_ns() + 1'000'000'0
 
 void PeriodicMetricReader::start() {
   if (!thread_.joinable() && exporter_) {
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+      name_this_thread("ws-otlp-metrics");
+      run();
+    });
   }
 }
 

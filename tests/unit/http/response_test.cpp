@@ -32,5 +32,10 @@ TEST(HttpResponse, ReasonPhrases) {
   EXPECT_EQ(reason_phrase(299), "Unknown");
 }
 
+TEST(HttpResponse, NotModifiedHasNoBodyAndNoLength) {
+  const std::string r = make_response(304, "text/html", "ignored", "ETag: \"x\"\r\n", true);
+  EXPECT_EQ(r, "HTTP/1.1 304 Not Modified\r\nConnection: keep-alive\r\nETag: \"x\"\r\n\r\n");
+}
+
 }  // namespace
 }  // namespace wstrace::http

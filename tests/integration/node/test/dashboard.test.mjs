@@ -9,7 +9,9 @@
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
+import http from 'node:http';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { after, before } from 'node:test';
 import { chromium } from 'playwright-core';
 import { Client, IO_TIMEOUT, haveRedis, startRedis, startServer, test, withTimeout } from '../lib/harness.mjs';
@@ -201,3 +203,47 @@ test('in a cluster, the waterfall shows the other nodes\' fan-out spans of a bro
       redis.proc.kill('SIGKILL');
     }
   });
+
+function get(port, path, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
+    });
+    req.setTimeout(IO_TIMEOUT, () => req.destroy(new Error(`GET ${path} timed out`)));
+    req.on('error', reject);
+  });
+}
+
+test('the page\'s files come gzip-compressed to a browser and revalidate with 304', async () => {
+  const port = srv.adminPort;
+  for (const path of ['/', '/app.js', '/style.css', '/chart.js']) {
+    const plain = await get(port, path);
+    assert.equal(plain.status, 200);
+    assert.equal(plain.headers['content-encoding'], undefined, path);
+    const gz = await get(port, path, { 'accept-encoding': 'gzip, deflate, br' });
+    assert.equal(gz.headers['content-encoding'], 'gzip', path);
+    assert.equal(gz.headers.vary, 'Accept-Encoding');
+    assert.deepEqual(gunzipSync(gz.body), plain.body, path);
+    assert.equal(gz.headers.etag, plain.headers.etag);
+    const again = await get(port, path, { 'if-none-match': plain.headers.etag, 'accept-encoding': 'gzip' });
+    assert.equal(again.status, 304, path);
+    assert.equal(again.body.length, 0);
+    const refused = await get(port, path, { 'accept-encoding': 'gzip;q=0, identity' });
+    assert.equal(refused.headers['content-encoding'], undefined, path);
+  }
+  // What Chromium loads: the page's weight on the wire, and on a reload.
+  const errors = [];
+  const page = await open('', errors);
+  await page.waitForSelector('body[data-ready="overview"]');
+  const weight = () => page.evaluate(() => performance.getEntriesByType('navigation').concat(
+    performance.getEntriesByType('resource').filter((r) => !r.name.includes('/api/')))
+    .reduce((a, r) => ({ wire: a.wire + r.encodedBodySize, decoded: a.decoded + r.decodedBodySize }), { wire: 0, decoded: 0 }));
+  const first = await weight();
+  assert.ok(first.wire < first.decoded / 2, JSON.stringify(first));
+  console.log(`# dashboard page weight: ${(first.wire / 1024).toFixed(1)} KB on the wire (gzip), ` +
+    `${(first.decoded / 1024).toFixed(1)} KB uncompressed`);
+  await page.close();
+  assert.deepEqual(errors, []);
+});
