@@ -26,6 +26,7 @@ fi
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWSTRACE_TESTS=ON >/dev/null
 ninja -C build
 (cd build && ctest --output-on-failure --no-tests=error -j "$jobs" --timeout 600)
+echo "test: browser screenshots in build/artifacts/"
 
 if [[ "${FUZZ_SECONDS:-10}" != "0" && -x fuzz/run.sh ]]; then
   fuzz/run.sh "${FUZZ_SECONDS:-10}"
